@@ -1,0 +1,35 @@
+# vidra: `make demo` runs the main job on embedded defaults; `make test` runs every test.
+# Both create .venv on first use (torch first, pinned, then vidra with its extras).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= decord,torchcodec,postgres,dev
+
+.PHONY: setup demo test check bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+demo: setup
+	$(BIN)/vidra demo
+
+test: setup
+	bash infra/scripts/run_tests.sh
+
+check: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python bench/decode.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""vidra: long-video question answering by a team of agents that learn from their own record.
+
+The public API is re-exported here; ``__all__`` is pinned by a test so changes show in review.
+"""
+
+from vidra.config import Settings
+from vidra.errors import (
+    BackendUnavailable,
+    ConfigError,
+    DecodeTimeout,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    NoVideoStream,
+    SchemaVersionError,
+    StorageError,
+    VideoError,
+    VideoNotFound,
+    VideoTooLarge,
+    VideoUnreadable,
+    VidraError,
+)
+from vidra.video import VideoInfo, get_decoder, open_reader, probe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailable",
+    "ConfigError",
+    "DecodeTimeout",
+    "IllegalTransition",
+    "InvalidInput",
+    "NoVideoStream",
+    "NotFound",
+    "SchemaVersionError",
+    "Settings",
+    "StorageError",
+    "VideoError",
+    "VideoInfo",
+    "VideoNotFound",
+    "VideoTooLarge",
+    "VideoUnreadable",
+    "VidraError",
+    "__version__",
+    "get_decoder",
+    "open_reader",
+    "probe",
+]

@@ -1,0 +1,3 @@
+from vidra.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""`Settings`: the one configuration object (pydantic-settings, env prefix ``VIDRA_``).
+
+Nested sections use ``__`` in environment variables, e.g. ``VIDRA_VIDEO__BACKEND=decord``.
+Backends are chosen by short names; this module never imports a backend.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "VideoSettings", "default_data_dir"]
+
+
+def default_data_dir() -> Path:
+    """Where vidra keeps its database, caches and runs.
+
+    ``$XDG_DATA_HOME/vidra`` when set, else ``~/.local/share/vidra``; always absolute.
+    """
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser().absolute() / "vidra"
+
+
+class VideoSettings(BaseModel):
+    """How videos are decoded and cached."""
+
+    backend: Literal["pyav", "decord", "torchcodec"] = Field(
+        "pyav", description="decoder short name"
+    )
+    device: str = Field("cpu", description="'cpu' or 'cuda' (torchcodec NVDEC)")
+    max_pixels: int = Field(
+        1920 * 1080,
+        gt=0,
+        description="frames with more pixels are downscaled (aspect kept) to fit under this cap",
+    )
+    decode_timeout_s: float = Field(120.0, gt=0, description="deadline of one decode call")
+    cache_bytes: int = Field(512 * 1024 * 1024, ge=0, description="in-memory frame cache budget")
+    cache_dir: Path | None = Field(None, description="optional on-disk frame cache directory")
+
+
+class Settings(BaseSettings):
+    """All of vidra's configuration; every field can be set as ``VIDRA_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIDRA_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="vidra's home")
+    video: VideoSettings = Field(default_factory=VideoSettings)  # type: ignore[arg-type]

@@ -1,0 +1,109 @@
+"""The vidra exception tree: every error a user can cause or fix is a `VidraError`.
+
+Messages name the cause and the fix. Third-party exceptions are wrapped at the
+boundary with ``raise ... from exc``; anything that is not a `VidraError` is a bug.
+
+    VidraError
+    ├── ConfigError                 bad settings or arguments (fix the value named)
+    │   └── InvalidInput            bad user input: question, options, indices, budgets
+    ├── BackendUnavailable          an optional dependency is missing (pip install 'vidra[extra]')
+    ├── NotFound                    an id, file or record that does not exist
+    ├── VideoError                  a video file that cannot be used
+    │   ├── VideoNotFound           missing path, a directory, or unreadable (also a NotFound)
+    │   ├── VideoUnreadable         not a media file, truncated, or corrupt beyond repair
+    │   ├── NoVideoStream           a media file without a decodable video stream
+    │   ├── VideoTooLarge           over the configured pixel cap and downscaling disabled
+    │   └── DecodeTimeout           a decode ran past its deadline
+    └── StorageError                the trajectory store refused or failed an operation
+        ├── IllegalTransition       a job status change that the state machine forbids
+        └── SchemaVersionError      the database is at a revision this vidra does not know
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "BackendUnavailable",
+    "ConfigError",
+    "DecodeTimeout",
+    "IllegalTransition",
+    "InvalidInput",
+    "NoVideoStream",
+    "NotFound",
+    "SchemaVersionError",
+    "StorageError",
+    "VideoError",
+    "VideoNotFound",
+    "VideoTooLarge",
+    "VideoUnreadable",
+    "VidraError",
+]
+
+
+class VidraError(Exception):
+    """Base of every error vidra raises on purpose."""
+
+
+class ConfigError(VidraError):
+    """A setting or argument has a value vidra cannot use."""
+
+
+class InvalidInput(ConfigError):
+    """User input (question, options, indices, budgets) is invalid."""
+
+
+class BackendUnavailable(VidraError):
+    """An optional backend's dependency is not installed."""
+
+    def __init__(self, backend: str, extra: str, cause: str = "") -> None:
+        hint = f"pip install 'vidra[{extra}]'"
+        detail = f" ({cause})" if cause else ""
+        super().__init__(f"backend {backend!r} is not available{detail}; fix: {hint}")
+        self.backend = backend
+        self.extra = extra
+
+
+class NotFound(VidraError):
+    """Something referred to by id or path does not exist."""
+
+
+class VideoError(VidraError):
+    """A video file cannot be probed or decoded."""
+
+    def __init__(self, path: str | Path, cause: str) -> None:
+        super().__init__(f"{path}: {cause}")
+        self.path = str(path)
+        self.cause = cause
+
+
+class VideoNotFound(VideoError, NotFound):
+    """The path does not exist, is a directory, or cannot be read."""
+
+
+class VideoUnreadable(VideoError):
+    """The file is not a media file, or is truncated or corrupt."""
+
+
+class NoVideoStream(VideoError):
+    """The file has no decodable video stream (audio-only, unsupported codec)."""
+
+
+class VideoTooLarge(VideoError):
+    """The video's frames exceed the configured pixel cap."""
+
+
+class DecodeTimeout(VideoError):
+    """Decoding did not finish before its deadline."""
+
+
+class StorageError(VidraError):
+    """The trajectory store refused or failed an operation."""
+
+
+class IllegalTransition(StorageError):
+    """A job status transition that the job state machine does not allow."""
+
+
+class SchemaVersionError(StorageError):
+    """The database schema is at a revision this version of vidra does not know."""

@@ -1,0 +1,66 @@
+"""The ``decord`` engine: decord's VideoReader, resized during decode, in sorted chunks.
+
+decord picks its own seek strategy. decord 0.6 mis-sizes frames of files with a display
+rotation, so those files are decoded by the PyAV engine instead (logged once per call).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from vidra.errors import VideoUnreadable
+from vidra.video.decoders import Deadline, DecodeStats, require_cpu
+from vidra.video.info import VideoInfo
+from vidra.video.pyav_engine import PyAVEngine
+
+__all__ = ["DecordEngine"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 8
+
+
+class DecordEngine:
+    """Decode with decord on the CPU."""
+
+    name = "decord"
+    applies_rotation = False
+
+    def __init__(self, device: str = "cpu") -> None:
+        require_cpu(self.name, device)
+
+    def decode(
+        self,
+        info: VideoInfo,
+        times: Sequence[float],
+        size: tuple[int, int],
+        deadline: Deadline,
+        stats: DecodeStats,
+    ) -> list[np.ndarray]:
+        import decord
+
+        if info.rotation:
+            log.info(
+                "%s: rotated video, decoding with pyav (decord mishandles rotation)", info.path
+            )
+            return PyAVEngine().decode(info, times, size, deadline, stats)
+        w, h = size
+        try:
+            reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=w, height=h)
+            starts = reader.get_frame_timestamp(np.arange(len(reader)))[:, 0] - info.start_time
+            eps = min(1e-3, 0.25 / max(info.fps, info.nominal_fps))
+            indices = [
+                max(0, int(np.searchsorted(starts, t + eps, side="right")) - 1) for t in times
+            ]
+            out: list[np.ndarray] = []
+            for start in range(0, len(indices), _CHUNK):
+                deadline.check()
+                chunk = indices[start : start + _CHUNK]
+                batch = reader.get_batch(chunk).asnumpy()
+                out.extend(np.ascontiguousarray(f) for f in batch)
+        except decord.DECORDError as exc:
+            raise VideoUnreadable(info.path, f"decord failed to decode ({exc})") from exc
+        return out

@@ -1,0 +1,161 @@
+"""The default engine: PyAV with keyframe-aware forward decoding.
+
+Targets are grouped by the keyframe a seek would land on; each group costs at most one
+seek, groups are visited in order, and a group inside the GOP already being decoded
+continues forward instead of seeking, so no GOP is decoded twice in one call.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from vidra.errors import VideoUnreadable
+from vidra.video.decoders import Deadline, DecodeStats, require_cpu
+from vidra.video.info import VideoInfo, open_container
+
+__all__ = ["PyAVEngine"]
+
+
+class PyAVEngine:
+    """Decode with PyAV (FFmpeg) on the CPU."""
+
+    name = "pyav"
+    applies_rotation = False
+
+    def __init__(self, device: str = "cpu") -> None:
+        require_cpu(self.name, device)
+
+    def decode(
+        self,
+        info: VideoInfo,
+        times: Sequence[float],
+        size: tuple[int, int],
+        deadline: Deadline,
+        stats: DecodeStats,
+    ) -> list[np.ndarray]:
+        import av
+
+        with open_container(info.path) as container:
+            stream = container.streams[info.stream_index]
+            stream.thread_type = "AUTO"
+            run = _Run(container, stream, info, size, deadline, stats)
+            try:
+                return run.fetch(times)
+            except av.error.FFmpegError as exc:
+                raise VideoUnreadable(info.path, f"decoding failed ({exc})") from exc
+
+
+class _Run:
+    """One decode call: seek plan, forward decode, conversion of the wanted frames."""
+
+    def __init__(
+        self,
+        container: Any,
+        stream: Any,
+        info: VideoInfo,
+        size: tuple[int, int],
+        deadline: Deadline,
+        stats: DecodeStats,
+    ) -> None:
+        self.container = container
+        self.stream = stream
+        self.info = info
+        self.size = size
+        self.deadline = deadline
+        self.stats = stats
+        self.tb = float(stream.time_base)
+        # timestamps within eps of a target count as "on screen at" it (pts rounding)
+        self.eps = min(1e-3, 0.25 / max(info.fps, info.nominal_fps))
+        self.period = 1.0 / info.fps if info.constant_rate else 0.0
+        self.prev: Any = None
+        self.last_time = -float("inf")
+        self.frames: Iterator[Any] | None = None
+        entries = list(stream.index_entries) if info.indexed else []
+        first = entries[0].timestamp if entries else 0
+        # keyframe times in seconds from the first frame (index timestamps are dts)
+        self.keys = [(e.timestamp - first) * self.tb for e in entries if e.is_keyframe]
+
+    def fetch(self, times: Sequence[float]) -> list[np.ndarray]:
+        out: dict[float, np.ndarray] = {}
+        for key_time, group in self._groups(times):
+            if self.frames is None or (key_time is not None and key_time > self.last_time):
+                self._seek(key_time)
+            self._decode_group(deque(group), out)
+        return [out[t] for t in times]
+
+    def _groups(self, times: Sequence[float]) -> list[tuple[float | None, list[float]]]:
+        if len(self.keys) <= 1:
+            return [(None, list(times))]
+        groups: dict[int, list[float]] = {}
+        for t in times:
+            k = max(0, bisect.bisect_right(self.keys, t + self.eps) - 1)
+            groups.setdefault(k, []).append(t)
+        return [(self.keys[k], g) for k, g in sorted(groups.items())]
+
+    def _seek(self, key_time: float | None) -> None:
+        if key_time is not None and key_time > 0:
+            target = round((key_time + self.info.start_time) / self.tb)
+            self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            self.stats.seeks += 1
+        elif self.frames is not None:
+            return  # already decoding forward from the start
+        self.prev = None
+        self.frames = self._frame_iter()
+
+    def _frame_iter(self) -> Iterator[Any]:
+        import av
+
+        for packet in self.container.demux(self.stream):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                self.stats.corrupt_packets += 1
+                continue
+            yield from decoded
+
+    def _decode_group(self, pending: deque[float], out: dict[float, np.ndarray]) -> None:
+        """Decode forward until every pending time is answered by the frame on screen then."""
+        if self.frames is None:
+            raise RuntimeError("_seek must run before _decode_group")
+        for frame in self.frames:
+            self.deadline.check()
+            self.stats.frames_decoded += 1
+            if frame.pts is None:
+                continue
+            t = float(frame.pts * self.tb) - self.info.start_time
+            while pending and pending[0] + self.eps < t:  # shown before this frame: previous one
+                out[pending.popleft()] = self._convert(
+                    self.prev if self.prev is not None else frame
+                )
+            while pending and pending[0] + self.eps < t + self.period:  # CFR: next frame is later
+                out[pending.popleft()] = self._convert(frame)
+            self.prev = frame
+            self.last_time = t
+            if not pending:
+                return
+        self._end_of_stream(pending, out)
+
+    def _end_of_stream(self, pending: deque[float], out: dict[float, np.ndarray]) -> None:
+        if not pending:
+            return
+        # an estimated frame count may overshoot by a little: the last frame stays on screen
+        slack = 2.0 / self.info.fps if self.info.frame_count_exact else 1.0
+        if self.prev is None or pending[-1] > max(self.last_time, self.info.duration) + slack:
+            raise VideoUnreadable(
+                self.info.path,
+                f"the stream ends at {self.last_time:.3f} s but {pending[-1]:.3f} s was asked "
+                "for (truncated or corrupt file); ask for earlier frames or repair the file",
+            )
+        while pending:
+            out[pending.popleft()] = self._convert(self.prev)
+
+    def _convert(self, frame: Any) -> np.ndarray:
+        w, h = self.size
+        if (frame.width, frame.height) == (w, h):
+            return np.asarray(frame.to_ndarray(format="rgb24"))
+        return np.asarray(frame.to_ndarray(format="rgb24", width=w, height=h))
