@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "VideoSettings", "default_data_dir"]
+__all__ = ["Settings", "StorageSettings", "VideoSettings", "default_data_dir"]
 
 
 def default_data_dir() -> Path:
@@ -37,9 +37,27 @@ class VideoSettings(BaseModel):
         gt=0,
         description="frames with more pixels are downscaled (aspect kept) to fit under this cap",
     )
+    threads: int = Field(
+        1,
+        ge=0,
+        description="FFmpeg threads per decode call (0: auto). 1 is fastest for sparse "
+        "decoding on small machines (measured: bench/decode.py); raise it for 4K on many cores",
+    )
     decode_timeout_s: float = Field(120.0, gt=0, description="deadline of one decode call")
     cache_bytes: int = Field(512 * 1024 * 1024, ge=0, description="in-memory frame cache budget")
     cache_dir: Path | None = Field(None, description="optional on-disk frame cache directory")
+
+
+class StorageSettings(BaseModel):
+    """How the trajectory store behaves (the URL itself is ``Settings.database_url``)."""
+
+    auto_migrate: bool = Field(
+        True, description="create/upgrade the schema on first use (else: `vidra db upgrade`)"
+    )
+    max_text_chars: int = Field(
+        200_000, gt=0, description="prompt/completion texts longer than this are truncated"
+    )
+    pool_size: int = Field(5, gt=0, description="connection pool size (PostgreSQL)")
 
 
 class Settings(BaseSettings):
@@ -50,4 +68,16 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=default_data_dir, description="vidra's home")
-    video: VideoSettings = Field(default_factory=VideoSettings)  # type: ignore[arg-type]
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the trajectory store; default: SQLite file in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    def resolved_database_url(self) -> str:
+        """The store's URL: ``database_url`` or ``sqlite:///<data_dir>/vidra.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vidra.db').absolute()}"

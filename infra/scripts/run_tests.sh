@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Run the whole test suite: unit tests and integration tests against real servers,
-# which this script starts on 127.0.0.1 in temp directories and stops afterwards.
+# Run the whole test suite: unit tests and integration tests against real servers.
+# Starts a throwaway PostgreSQL on 127.0.0.1 in a temp directory (installing Debian's
+# postgresql if missing), points the tests at it, and stops it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${VENV:-.venv}/bin
-
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-exec "$BIN/python" -m pytest -q -p no:cacheprovider tests "$@"
+
+work=$(mktemp -d /tmp/vidra-test-XXXXXX)
+chmod 755 "$work"
+cleanup() { bash infra/scripts/pg_test_server.sh stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+VIDRA_TEST_POSTGRES_URL=$(bash infra/scripts/pg_test_server.sh start "$work/pg" "$port" | tail -n 1)
+export VIDRA_TEST_POSTGRES_URL
+echo "PostgreSQL for integration tests: $VIDRA_TEST_POSTGRES_URL"
+
+"$BIN/python" -m pytest -q -p no:cacheprovider tests "$@"

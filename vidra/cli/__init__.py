@@ -17,13 +17,14 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidra.cli import demo, video
+    from vidra.cli import db, demo, video
 
     parser = argparse.ArgumentParser(prog="vidra", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", required=True)
     video.register(sub)
     demo.register(sub)
+    db.register(sub)
     return parser
 
 

@@ -51,6 +51,10 @@ def open_reader(settings: object | None = None) -> CachedReader:
     s = settings if isinstance(settings, Settings) else Settings()
     v = s.video
     reader = get_decoder(
-        v.backend, device=v.device, max_pixels=v.max_pixels, timeout_s=v.decode_timeout_s
+        v.backend,
+        device=v.device,
+        max_pixels=v.max_pixels,
+        timeout_s=v.decode_timeout_s,
+        threads=v.threads,
     )
     return CachedReader(reader, FrameCache(v.cache_bytes, v.cache_dir))

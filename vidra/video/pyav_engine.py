@@ -27,8 +27,9 @@ class PyAVEngine:
     name = "pyav"
     applies_rotation = False
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
         require_cpu(self.name, device)
+        self.threads = threads
 
     def decode(
         self,
@@ -42,7 +43,8 @@ class PyAVEngine:
 
         with open_container(info.path) as container:
             stream = container.streams[info.stream_index]
-            stream.thread_type = "AUTO"
+            stream.thread_type = "AUTO" if self.threads != 1 else "NONE"
+            stream.codec_context.thread_count = self.threads
             run = _Run(container, stream, info, size, deadline, stats)
             try:
                 return run.fetch(times)
@@ -75,10 +77,8 @@ class _Run:
         self.prev: Any = None
         self.last_time = -float("inf")
         self.frames: Iterator[Any] | None = None
-        entries = list(stream.index_entries) if info.indexed else []
-        first = entries[0].timestamp if entries else 0
-        # keyframe times in seconds from the first frame (index timestamps are dts)
-        self.keys = [(e.timestamp - first) * self.tb for e in entries if e.is_keyframe]
+        # keyframe times in seconds from the first frame (cached per video by VideoInfo)
+        self.keys = info.keyframe_times() if info.indexed else []
 
     def fetch(self, times: Sequence[float]) -> list[np.ndarray]:
         out: dict[float, np.ndarray] = {}
@@ -108,34 +108,43 @@ class _Run:
         self.frames = self._frame_iter()
 
     def _frame_iter(self) -> Iterator[Any]:
+        """Frames in decode order; a corrupt packet is counted and skipped, not fatal."""
         import av
 
-        for packet in self.container.demux(self.stream):
+        while True:
             try:
-                decoded = packet.decode()
+                yield from self.container.decode(self.stream)
+                return
             except av.error.InvalidDataError:
-                self.stats.corrupt_packets += 1
-                continue
-            yield from decoded
+                self.stats.corrupt_packets += 1  # demuxing resumes after the bad packet
 
     def _decode_group(self, pending: deque[float], out: dict[float, np.ndarray]) -> None:
-        """Decode forward until every pending time is answered by the frame on screen then."""
+        """Decode forward until every pending time is answered by the frame on screen then.
+
+        Comparisons run on integer pts: a target ``T`` is answered by the previous frame once
+        a frame after ``T + eps`` appears, or (constant rate) by the first frame after
+        ``T + eps - period``, so no frame past the target is decoded.
+        """
         if self.frames is None:
             raise RuntimeError("_seek must run before _decode_group")
+        base = self.info.start_time
+        after = lambda t: (t + self.eps + base) / self.tb  # noqa: E731 - pts just after t
+        stats, deadline = self.stats, self.deadline
         for frame in self.frames:
-            self.deadline.check()
-            self.stats.frames_decoded += 1
-            if frame.pts is None:
+            stats.frames_decoded += 1
+            if not stats.frames_decoded & 15:
+                deadline.check()
+            pts = frame.pts
+            if pts is None:
                 continue
-            t = float(frame.pts * self.tb) - self.info.start_time
-            while pending and pending[0] + self.eps < t:  # shown before this frame: previous one
+            while pending and pts > after(pending[0]):  # shown before this frame: previous one
                 out[pending.popleft()] = self._convert(
                     self.prev if self.prev is not None else frame
                 )
-            while pending and pending[0] + self.eps < t + self.period:  # CFR: next frame is later
+            while pending and pts > after(pending[0] - self.period):  # CFR: this one is on screen
                 out[pending.popleft()] = self._convert(frame)
             self.prev = frame
-            self.last_time = t
+            self.last_time = pts * self.tb - base
             if not pending:
                 return
         self._end_of_stream(pending, out)

@@ -25,7 +25,8 @@ class TorchCodecEngine:
     name = "torchcodec"
     applies_rotation = True
 
-    def __init__(self, device: str = "cpu") -> None:
+    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
+        self.threads = threads
         if device.startswith("cuda"):
             import torch
 
@@ -56,6 +57,7 @@ class TorchCodecEngine:
                 dimension_order="NCHW",
                 device=self.device,
                 seek_mode="approximate",
+                num_ffmpeg_threads=self.threads,
             )
             eps = min(1e-3, 0.25 / max(info.fps, info.nominal_fps))
             end = (decoder.metadata.end_stream_seconds or info.duration) - eps

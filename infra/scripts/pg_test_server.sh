@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL for tests: a cluster in a temp directory, listening on 127.0.0.1 only.
+#   pg_test_server.sh start DIR PORT   -> prints the SQLAlchemy URL of database vidra_test
+#   pg_test_server.sh stop DIR
+# Installs Debian's postgresql when its binaries are missing; runs the server as the
+# 'postgres' user when invoked as root (PostgreSQL refuses to run as root).
+set -euo pipefail
+cmd=${1:?start|stop}; dir=${2:?directory}
+
+bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$d" ] && command -v pg_ctl >/dev/null; then d=$(dirname "$(command -v pg_ctl)"); fi
+  echo "$d"
+}
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+BIN=$(bindir)
+if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
+  echo "PostgreSQL not found; installing it (apt-get install -y postgresql)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
+  BIN=$(bindir)
+fi
+
+case "$cmd" in
+  start)
+    port=${3:?port}
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres "$dir"
+    as_owner "$BIN/initdb" -D "$dir/data" -A trust -U vidra --no-sync -E UTF8 >"$dir/initdb.log" 2>&1
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" \
+      start >&2
+    "$BIN/createdb" -h 127.0.0.1 -p "$port" -U vidra vidra_test
+    echo "postgresql+psycopg://vidra@127.0.0.1:$port/vidra_test"
+    ;;
+  stop)
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >&2 || true
+    rm -rf "$dir"
+    ;;
+  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+esac

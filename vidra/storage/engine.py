@@ -1,0 +1,123 @@
+"""Engines for the store: SQLite (default; WAL, foreign keys, busy timeout, IMMEDIATE writes)
+and PostgreSQL (``postgresql+psycopg://``), plus retry with backoff for lock contention.
+
+SQLite write transactions start with ``BEGIN IMMEDIATE`` so two writers never deadlock on
+a read-to-write lock upgrade; reads stay deferred so streaming never blocks writers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from vidra.errors import BackendUnavailable, ConfigError, StorageError
+
+__all__ = ["WRITE", "is_sqlite", "make_engine", "with_retry"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+WRITE = {"vidra_write": True}
+"""Execution options that mark a connection's transaction as a write (SQLite: IMMEDIATE)."""
+
+_BUSY_MS = 30_000
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, pool_size: int = 5) -> Engine:
+    """Create an engine for ``url`` with vidra's settings for that database.
+
+    Raises:
+        ConfigError: a URL SQLAlchemy cannot parse or a database other than SQLite/PostgreSQL.
+        BackendUnavailable: PostgreSQL without the ``postgres`` extra.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"database URL {url!r} is not valid; use sqlite:///path/to/vidra.db or "
+            "postgresql+psycopg://user:password@host:5432/dbname"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    if backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgresql+psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise BackendUnavailable("postgresql", "postgres", str(exc)) from exc
+        return create_engine(
+            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    raise ConfigError(f"database {backend!r} is not supported; use SQLite or PostgreSQL")
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": _BUSY_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("vidra_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return any(
+        s in text
+        for s in (
+            "database is locked",
+            "database is busy",
+            "deadlock detected",
+            "could not serialize access",
+        )
+    )
+
+
+def with_retry(fn: Callable[[], T], attempts: int = 8, base_delay: float = 0.05) -> T:
+    """Run ``fn`` (one whole transaction), retrying lock/serialization conflicts with backoff.
+
+    Raises:
+        StorageError: still conflicting after ``attempts`` tries, or another database error.
+    """
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except (OperationalError, DBAPIError) as exc:
+            if not _retryable(exc) or attempt == attempts - 1:
+                if _retryable(exc):
+                    raise StorageError(
+                        f"the database stayed locked after {attempts} tries ({exc.orig}); "
+                        "too many concurrent writers for SQLite: use PostgreSQL"
+                    ) from exc
+                raise
+            delay = base_delay * 2**attempt * (0.5 + random.random())
+            log.debug("database busy, retry %d in %.2fs", attempt + 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
