@@ -40,3 +40,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'vidra.db'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Qwen2.5-VL built once per session, exactly as `vidra model build-tiny` builds it."""
+    import torch
+
+    from vidra.models.tiny import build_tiny
+
+    torch.set_num_threads(2)
+    return build_tiny(tmp_path_factory.mktemp("models") / "tiny", size="xs", seed=0)

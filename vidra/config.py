@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "StorageSettings", "VideoSettings", "default_data_dir"]
+__all__ = ["ModelSettings", "Settings", "StorageSettings", "VideoSettings", "default_data_dir"]
 
 
 def default_data_dir() -> Path:
@@ -48,6 +48,24 @@ class VideoSettings(BaseModel):
     cache_dir: Path | None = Field(None, description="optional on-disk frame cache directory")
 
 
+class ModelSettings(BaseModel):
+    """Which vision-language model serves the agents."""
+
+    backend: Literal["hf", "vllm", "scripted"] = Field("hf", description="model backend")
+    path: str = Field(
+        "vidra-tiny",
+        description="hub id or local directory of a Qwen2.5-VL-family checkpoint, or 'vidra-tiny'",
+    )
+    device: str = Field("cpu", description="'cpu' or 'cuda' (hf); vllm always uses the GPU")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    max_frames: int = Field(64, gt=0, description="most frames one model call may carry")
+    max_pixels: int | None = Field(None, gt=0, description="per-frame pixel cap for the processor")
+    trust_remote_code: bool = Field(False, description="allow a checkpoint's own code")
+    adapters: dict[str, str] = Field(
+        default_factory=dict, description="role -> LoRA adapter directory loaded at start"
+    )
+
+
 class StorageSettings(BaseModel):
     """How the trajectory store behaves (the URL itself is ``Settings.database_url``)."""
 
@@ -75,6 +93,7 @@ class Settings(BaseSettings):
     )
     video: VideoSettings = Field(default_factory=VideoSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
 
     def resolved_database_url(self) -> str:
         """The store's URL: ``database_url`` or ``sqlite:///<data_dir>/vidra.db``."""

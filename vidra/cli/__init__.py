@@ -17,7 +17,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidra.cli import db, demo, video
+    from vidra.cli import db, demo, model, video
 
     parser = argparse.ArgumentParser(prog="vidra", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.register(sub)
     demo.register(sub)
     db.register(sub)
+    model.register(sub)
     return parser
 
 

@@ -30,11 +30,13 @@ from vidra.storage.records import (
 __all__ = ["EpisodeFilter", "iter_groups", "iter_trajectories", "trajectories"]
 
 
-def utc(dt: datetime | None) -> datetime | None:
+def utc(dt: datetime) -> datetime:
     """Aware UTC datetimes out of any backend (SQLite hands back naive UTC)."""
-    if dt is None:
-        return None
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def utc_or_none(dt: datetime | None) -> datetime | None:
+    return None if dt is None else utc(dt)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ class EpisodeFilter:
 
 
 def _bind_time(conn: Connection, t: datetime) -> datetime:
-    t = utc(t) or t
+    t = utc(t)
     return t.replace(tzinfo=None) if conn.dialect.name == "sqlite" else t
 
 
@@ -155,7 +157,7 @@ def iter_groups(
         for t in _assemble(conn, rows, f.role):
             grouped[t.episode.question_key].append(t)
         for key in keys:
-            yield Group.model_construct(question_key=key, trajectories=grouped[key])
+            yield Group(key, grouped[key])
         last = keys[-1]
 
 
@@ -171,46 +173,60 @@ def _assemble(conn: Connection, rows: Sequence[Any], role: str | None) -> list[T
         step_stmt = step_stmt.where(StepRow.role == role)
     steps: dict[str, list[StepRecord]] = defaultdict(list)
     for s in conn.execute(step_stmt.order_by(StepRow.episode_id, StepRow.step_order)):
-        steps[s.episode_id].append(_step(s._mapping))
+        steps[s.episode_id].append(_step(s))
     rewards: dict[str, list[RewardRecord]] = defaultdict(list)
     for r in conn.execute(
         select(RewardRow).where(RewardRow.episode_id.in_(ids)).order_by(RewardRow.id)
     ):
-        m = dict(r._mapping)
-        m["created_at"] = utc(m["created_at"])
-        rewards[r.episode_id].append(RewardRecord.model_construct(**m))
-    out = []
-    for r in rows:
-        m = dict(r._mapping)
-        m["created_at"] = utc(m["created_at"])
-        out.append(
-            Trajectory.model_construct(
-                episode=EpisodeRecord.model_construct(**m),
-                steps=steps.get(r.id, []),
-                rewards=rewards.get(r.id, []),
+        rewards[r.episode_id].append(
+            RewardRecord(
+                r.id, r.episode_id, r.step_order, r.name, r.value, r.source, utc(r.created_at)
             )
         )
+    out = []
+    for r in rows:
+        out.append(Trajectory(episode_record(r), steps.get(r.id, []), rewards.get(r.id, [])))
     return out
 
 
-def _step(m: Any) -> StepRecord:
-    return StepRecord.model_construct(
-        id=m["id"],
-        episode_id=m["episode_id"],
-        order=m["step_order"],
-        role=m["role"],
-        adapter_version=m["adapter_version"],
-        prompt=m["prompt"],
-        frames=[(v, int(i)) for v, i in m["frames"]],
-        completion=m["completion"],
-        token_ids=decode_ids(m["token_ids"]),
-        logprobs=decode_logprobs(m["logprobs"]),
-        parsed=m["parsed"],
-        parse_ok=m["parse_ok"],
-        truncated=m["truncated"],
-        latency_s=m["latency_s"],
-        prompt_tokens=m["prompt_tokens"],
-        completion_tokens=m["completion_tokens"],
+def episode_record(r: Any) -> EpisodeRecord:
+    """An `EpisodeRecord` from an episode row (any object with its columns as attributes)."""
+    return EpisodeRecord(
+        r.id,
+        r.job_id,
+        r.group_id,
+        r.rollout_index,
+        r.question_key,
+        r.answer,
+        r.choice,
+        r.confidence,
+        r.frames_used,
+        r.rounds,
+        r.latency_s,
+        r.thread_id,
+        r.n_steps,
+        utc(r.created_at),
+    )
+
+
+def _step(s: Any) -> StepRecord:
+    return StepRecord(
+        s.id,
+        s.episode_id,
+        s.step_order,
+        s.role,
+        s.adapter_version,
+        s.prompt,
+        list(map(tuple, s.frames)),
+        s.completion,
+        decode_ids(s.token_ids),
+        decode_logprobs(s.logprobs),
+        s.parsed,
+        s.parse_ok,
+        s.truncated,
+        s.latency_s,
+        s.prompt_tokens,
+        s.completion_tokens,
     )
 
 
@@ -219,7 +235,7 @@ def _run_record(conn: Connection, row: Any) -> TrainingRunRecord:
         select(func.count()).where(TrainingRunEpisodeRow.training_run_id == row.id)
     ).scalar()
     m = dict(row._mapping)
-    m["created_at"], m["finished_at"] = utc(m["created_at"]), utc(m["finished_at"])
+    m["created_at"], m["finished_at"] = utc(m["created_at"]), utc_or_none(m["finished_at"])
     return TrainingRunRecord.model_validate({**m, "n_episodes": int(n or 0)})
 
 

@@ -12,6 +12,7 @@ flagged ``truncated``; token ids and logprobs are never cut (they are what train
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -216,7 +217,12 @@ class EpisodeIn(_In):
         return self
 
 
-class EpisodeRecord(_Out):
+# Outbound trajectory records are frozen dataclasses: training streams millions of them,
+# and building one costs ~1 us where a pydantic model costs ~10 us.
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRecord:
     id: str
     job_id: str
     group_id: str
@@ -233,7 +239,8 @@ class EpisodeRecord(_Out):
     created_at: datetime
 
 
-class StepRecord(_Out):
+@dataclass(frozen=True, slots=True)
+class StepRecord:
     id: int
     episode_id: str
     order: int
@@ -252,7 +259,8 @@ class StepRecord(_Out):
     completion_tokens: int
 
 
-class RewardRecord(_Out):
+@dataclass(frozen=True, slots=True)
+class RewardRecord:
     id: int
     episode_id: str
     step_order: int | None
@@ -262,7 +270,8 @@ class RewardRecord(_Out):
     created_at: datetime
 
 
-class Trajectory(_Out):
+@dataclass(frozen=True, slots=True)
+class Trajectory:
     """An episode with its steps (ordered) and reward components."""
 
     episode: EpisodeRecord
@@ -281,7 +290,8 @@ class Trajectory(_Out):
         return math.fsum(w * (self.reward(k) or 0.0) for k, w in weights.items())
 
 
-class Group(_Out):
+@dataclass(frozen=True, slots=True)
+class Group:
     """All episodes of one question (same video content, question and options)."""
 
     question_key: str

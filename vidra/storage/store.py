@@ -386,7 +386,7 @@ class TrajectoryStore:
                 .where(EpisodeRow.job_id == job_id)
                 .order_by(EpisodeRow.rollout_index)
             )
-            return [EpisodeRecord.model_validate(r._mapping) for r in rows]
+            return [queries.episode_record(r) for r in rows]
 
     # training queries -----------------------------------------------------------------------
 

@@ -1,0 +1,373 @@
+"""The ``hf`` backend: transformers ``AutoModelForImageTextToText`` + the stock ``AutoProcessor``.
+
+Loads a hub id or a local path through the same code (safetensors only; remote code only
+when asked), batches requests per adapter, suppresses vision placeholder tokens while
+sampling, and returns the logprob of each sampled token under the processed (temperature,
+top-p) distribution; `score` recomputes those teacher-forced with the same processing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from vidra.errors import ConfigError, InvalidInput, NotFound
+from vidra.models.adapters import LoraSpec, adapter_version, attach_adapter, load_adapter
+from vidra.models.protocol import (
+    ChatRequest,
+    Completion,
+    ImagePart,
+    SamplingParams,
+    TextPart,
+    VideoPart,
+)
+
+__all__ = ["HFChatModel"]
+
+log = logging.getLogger(__name__)
+_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
+                  "<|video_pad|>")  # fmt: skip
+
+
+class HFChatModel:
+    """A Qwen2.5-VL-family model (or any image-text-to-text model) on CPU or GPU.
+
+    Args:
+        model: hub id or local directory.
+        device: ``"cpu"`` or ``"cuda"`` (``"cuda:1"``...).
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
+        max_frames: most frames one request may carry.
+        max_pixels: per-frame pixel cap given to the processor (None: the processor's own).
+        trust_remote_code: allow the checkpoint's own code (off unless you ask).
+        adapters: role name -> adapter directory, loaded at start.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        max_frames: int = 64,
+        max_pixels: int | None = None,
+        trust_remote_code: bool = False,
+        adapters: dict[str, str | Path] | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"dtype {dtype!r} is not supported; use float32, bfloat16 or float16")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device={device!r} but CUDA is not available; use device='cpu'")
+        self.source = str(model)
+        self.device = device
+        self.max_frames = max_frames
+        try:
+            self.processor = AutoProcessor.from_pretrained(
+                self.source, trust_remote_code=trust_remote_code
+            )
+            base: Any = AutoModelForImageTextToText.from_pretrained(
+                self.source,
+                dtype=getattr(torch, dtype),
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+            )
+        except OSError as exc:
+            raise NotFound(
+                f"cannot load model {self.source!r} ({exc}); give a local directory with "
+                "config.json and *.safetensors, or a hub id reachable from this machine"
+            ) from exc
+        if max_pixels is not None:
+            import dataclasses
+
+            for proc in (self.processor.image_processor, self.processor.video_processor):
+                low = min(proc.size.shortest_edge or max_pixels, max_pixels)
+                proc.size = dataclasses.replace(proc.size, longest_edge=max_pixels,
+                                                shortest_edge=low)
+        self.model: Any = base.to(device).eval()
+        tok = self.processor.tokenizer
+        self.tokenizer = tok
+        self.suppress = [
+            i
+            for i in tok.convert_tokens_to_ids(list(_VISION_TOKENS))
+            if i is not None and i != tok.unk_token_id
+        ]
+        self.eos_id = (
+            tok.convert_tokens_to_ids("<|im_end|>")
+            if "<|im_end|>" in tok.get_vocab()
+            else tok.eos_token_id
+        )
+        self.context = int(getattr(base.config.get_text_config(), "max_position_embeddings", 32768))
+        self._versions: dict[str, str] = {}
+        for role, path in (adapters or {}).items():
+            self.load_adapter(role, path)
+
+    # adapters -------------------------------------------------------------------------------
+
+    @property
+    def adapters(self) -> list[str]:
+        return sorted(getattr(self.model, "peft_config", {}) or {})
+
+    def add_adapter(self, role: str, spec: LoraSpec | None = None) -> str:
+        """Create a fresh adapter for ``role``; returns its version."""
+        self.model = attach_adapter(self.model, role, spec).eval()
+        return self._refresh_version(role)
+
+    def load_adapter(self, role: str, path: str | Path) -> str:
+        """Load ``role``'s adapter from ``path``; returns its version."""
+        self.model = load_adapter(self.model, role, path).to(self.device).eval()
+        return self._refresh_version(role)
+
+    def _refresh_version(self, role: str) -> str:
+        self._versions[role] = adapter_version(self.model, role)
+        return self._versions[role]
+
+    def adapter_versions(self) -> dict[str, str]:
+        """Current version of every adapter (recomputed: adapters change while training)."""
+        return {role: self._refresh_version(role) for role in self.adapters}
+
+    def _use(self, adapter: str | None) -> Any:
+        """A context manager under which the model runs with ``adapter`` (None: base)."""
+        import contextlib
+
+        if adapter is None:
+            if hasattr(self.model, "disable_adapter"):
+                return self.model.disable_adapter()
+            return contextlib.nullcontext()
+        if adapter not in self.adapters:
+            raise NotFound(
+                f"unknown adapter {adapter!r}; loaded adapters: {self.adapters or 'none'}"
+            )
+        self.model.set_adapter(adapter)
+        return contextlib.nullcontext()
+
+    # inputs ---------------------------------------------------------------------------------
+
+    def _inputs(self, requests: Sequence[ChatRequest]) -> Any:
+        """Tokenised, left-padded model inputs for a batch of requests (frames included)."""
+        from transformers.video_utils import VideoMetadata
+
+        texts: list[str] = []
+        images: list[np.ndarray] = []
+        videos: list[np.ndarray] = []
+        metas: list[Any] = []
+        for req in requests:
+            chat: list[dict[str, Any]] = []
+            frames = 0
+            for msg in req.messages:
+                if isinstance(msg.content, str):
+                    chat.append({"role": msg.role, "content": msg.content})
+                    continue
+                parts: list[dict[str, str]] = []
+                for part in msg.content:
+                    if isinstance(part, TextPart):
+                        parts.append({"type": "text", "text": part.text})
+                    elif isinstance(part, ImagePart):
+                        parts.append({"type": "image"})
+                        images.append(part.image)
+                        frames += 1
+                    elif isinstance(part, VideoPart):
+                        parts.append({"type": "video"})
+                        videos.append(part.frames)
+                        n = len(part.times)
+                        metas.append(
+                            VideoMetadata(
+                                total_num_frames=n,
+                                fps=part.sampled_fps,
+                                frames_indices=list(range(n)),
+                            )
+                        )
+                        frames += n
+                    else:
+                        raise InvalidInput(f"unknown message part {type(part).__name__}")
+                chat.append({"role": msg.role, "content": parts})
+            if frames > self.max_frames:
+                raise InvalidInput(
+                    f"a request carries {frames} frames, over max_frames="
+                    f"{self.max_frames}; select fewer frames or raise max_frames"
+                )
+            texts.append(
+                self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            )
+        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if images:
+            kwargs["images"] = images
+        if videos:
+            kwargs["videos"] = videos
+            kwargs["videos_kwargs"] = {"video_metadata": metas, "do_sample_frames": False}
+        self.tokenizer.padding_side = "left"
+        inputs = self.processor(**kwargs).to(self.device)
+        self._check_context(inputs["input_ids"].shape[1], requests)
+        return inputs
+
+    def _check_context(self, prompt_len: int, requests: Sequence[ChatRequest]) -> None:
+        longest = max(r.sampling.max_tokens for r in requests)
+        if prompt_len + longest > self.context:
+            raise InvalidInput(
+                f"prompt of {prompt_len} tokens + max_tokens {longest} exceeds the model's "
+                f"context of {self.context}; lower the number of frames, the frame pixel cap "
+                "(max_pixels) or max_tokens"
+            )
+
+    # generate and score ---------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """``n`` completions per request, in request order."""
+        if not requests:
+            return []
+        out: dict[int, list[Completion]] = {}
+        for key, idx in _batches(requests):
+            batch = [requests[i] for i in idx]
+            for i, comps in zip(idx, self._generate_batch(batch, key[0]), strict=True):
+                out[i] = [Completion(**{**c.__dict__, "request_index": i}) for c in comps]
+        return [c for i in range(len(requests)) for c in out[i]]
+
+    def _generate_batch(
+        self, batch: list[ChatRequest], adapter: str | None
+    ) -> list[list[Completion]]:
+        import torch
+
+        s = batch[0].sampling
+        inputs = self._inputs(batch)
+        prompt_len = int(inputs["input_ids"].shape[1])
+        pad = inputs["attention_mask"].sum(dim=1).tolist()
+        kwargs = _generation_kwargs(s, self.suppress, self.eos_id, self.tokenizer)
+        if s.seed is not None:
+            torch.manual_seed(s.seed)
+        t0 = time.perf_counter()
+        with torch.no_grad(), self._use(adapter):
+            gen = self.model.generate(**inputs, **kwargs)
+        latency = time.perf_counter() - t0
+        version = self._versions.get(adapter, "base") if adapter else "base"
+        seqs = gen.sequences[:, prompt_len:]
+        scores = torch.stack(gen.scores, dim=1).float()  # [batch * n, T, vocab]
+        logps = torch.log_softmax(scores, dim=-1).gather(-1, seqs[..., None])[..., 0]
+        results: list[list[Completion]] = [[] for _ in batch]
+        for row in range(seqs.shape[0]):
+            b, k = divmod(row, s.n)
+            ids, lps, reason = _trim(
+                seqs[row].tolist(), logps[row].tolist(), self.eos_id, self.tokenizer, s.stop
+            )
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            for stop in s.stop:
+                if stop in text:
+                    text = text[: text.index(stop)]
+            results[b].append(
+                Completion(
+                    text=text,
+                    token_ids=ids,
+                    logprobs=lps,
+                    finish_reason=reason,
+                    prompt_tokens=int(pad[b]),
+                    completion_tokens=len(ids),
+                    latency_s=latency,
+                    adapter=adapter,
+                    adapter_version=version,
+                    sample_index=k,
+                )
+            )
+        return results
+
+    def score(
+        self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
+    ) -> list[list[float]]:
+        """Teacher-forced logprobs of each completion's tokens, processed as when sampled."""
+        import torch
+
+        if len(requests) != len(completions):
+            raise InvalidInput(f"{len(requests)} requests but {len(completions)} completions")
+        out = []
+        for req, comp in zip(requests, completions, strict=True):
+            inputs = self._inputs([req])
+            ids = torch.tensor([comp.token_ids], device=self.device)
+            full = dict(inputs)
+            full["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
+            full["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(ids)], 1)
+            if "mm_token_type_ids" in full:
+                full["mm_token_type_ids"] = torch.cat(
+                    [inputs["mm_token_type_ids"], torch.zeros_like(ids)], dim=1
+                )
+            with torch.no_grad(), self._use(req.adapter):
+                logits = self.model(**full).logits[0, inputs["input_ids"].shape[1] - 1 : -1]
+            scores = process_logits(logits.float(), req.sampling, self.suppress)
+            lp = torch.log_softmax(scores, dim=-1).gather(-1, ids[0][:, None])[:, 0]
+            out.append(lp.tolist())
+        return out
+
+
+def process_logits(logits: Any, s: SamplingParams, suppress: list[int]) -> Any:
+    """What sampling does to next-token logits ``[T, vocab]``: suppression, temperature, top-p."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    scores = logits.clone()
+    scores[:, suppress] = -float("inf")
+    if s.temperature > 0:
+        scores = TemperatureLogitsWarper(s.temperature)(None, scores)
+        if s.top_p < 1.0:
+            scores = TopPLogitsWarper(s.top_p)(None, scores)
+    return scores
+
+
+def _generation_kwargs(
+    s: SamplingParams, suppress: list[int], eos: int, tok: Any
+) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "max_new_tokens": s.max_tokens,
+        "num_return_sequences": s.n,
+        "suppress_tokens": suppress,
+        "output_scores": True,
+        "return_dict_in_generate": True,
+        "eos_token_id": eos,
+        "pad_token_id": tok.pad_token_id,
+    }
+    if s.temperature > 0:  # top_k=0: no top-k cut, so logprobs match `process_logits`
+        kw.update(do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=0)
+    else:
+        kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    if s.stop:
+        kw.update(stop_strings=list(s.stop), tokenizer=tok)
+    return kw
+
+
+def _trim(
+    ids: list[int], lps: list[float], eos: int, tok: Any, stops: Sequence[str]
+) -> tuple[list[int], list[float], Literal["stop", "length"]]:
+    """Cut a generated row after its end token (kept: the model learns to stop)."""
+    for k, t in enumerate(ids):
+        if t == eos:
+            return ids[: k + 1], lps[: k + 1], "stop"
+        if t == tok.pad_token_id and tok.pad_token_id != eos:
+            return ids[:k], lps[:k], "stop"
+    text = tok.decode(ids, skip_special_tokens=True)
+    return ids, lps, "stop" if any(st in text for st in stops) else "length"
+
+
+def _batches(requests: Sequence[ChatRequest]) -> list[tuple[tuple[Any, ...], list[int]]]:
+    """Requests that can share one ``generate`` call: same adapter and sampling, no seed."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, r in enumerate(requests):
+        s = r.sampling
+        key = (
+            r.adapter,
+            s.temperature,
+            s.top_p,
+            s.max_tokens,
+            s.n,
+            tuple(s.stop),
+            s.seed if s.seed is None else (s.seed, i),
+        )
+        groups.setdefault(key, []).append(i)
+    return list(groups.items())
+
+
+def frames_to_parts(frames: np.ndarray, times: Sequence[float]) -> list[ImagePart]:
+    """One `ImagePart` per frame of ``[n, h, w, 3]`` uint8 with its timestamp."""
+    return [ImagePart(f, float(t)) for f, t in zip(frames, times, strict=True)]

@@ -1,0 +1,157 @@
+"""The `ChatModel` protocol every agent talks to, and its request/completion records.
+
+A request is chat messages mixing text with frames (images, or a video with its real fps
+and timestamps), an adapter name (one LoRA adapter per agent role) and sampling
+parameters. A completion carries token ids and the logprob of each sampled token under
+the sampling distribution actually used. Nothing here knows what a role means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vidra.errors import InvalidInput
+
+__all__ = [
+    "ChatModel",
+    "ChatRequest",
+    "Completion",
+    "ImagePart",
+    "Message",
+    "SamplingParams",
+    "TextPart",
+    "VideoPart",
+    "sampling_params",
+]
+
+
+def _check_frames(frames: np.ndarray, what: str) -> np.ndarray:
+    if not isinstance(frames, np.ndarray):
+        raise InvalidInput(f"{what} must be a numpy array, got {type(frames).__name__}")
+    if frames.dtype != np.uint8:
+        raise InvalidInput(f"{what} must be uint8 RGB, got dtype {frames.dtype}")
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise InvalidInput(f"{what} must have shape [n, h, w, 3], got {frames.shape}")
+    if frames.shape[0] == 0:
+        raise InvalidInput(f"{what} holds no frames; select at least one frame")
+    if min(frames.shape[1:3]) < 2:
+        raise InvalidInput(f"{what} frames of {frames.shape[2]}x{frames.shape[1]} are too small")
+    return frames
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """One frame shown as an image: ``[h, w, 3]`` uint8, with its timestamp if known."""
+
+    image: np.ndarray
+    time: float | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.image, np.ndarray):
+            raise InvalidInput(f"image must be a numpy array, got {type(self.image).__name__}")
+        _check_frames(self.image[None], "image")
+
+
+@dataclass(frozen=True)
+class VideoPart:
+    """Frames shown as one video: ``[n, h, w, 3]`` uint8, their times (s), the source fps."""
+
+    frames: np.ndarray
+    times: Sequence[float]
+    fps: float
+
+    def __post_init__(self) -> None:
+        _check_frames(self.frames, "video frames")
+        if len(self.times) != self.frames.shape[0]:
+            raise InvalidInput(f"{len(self.times)} times for {self.frames.shape[0]} video frames")
+        if not self.fps > 0:
+            raise InvalidInput(f"video fps must be positive, got {self.fps}")
+
+    @property
+    def sampled_fps(self) -> float:
+        """Frames per second of the sampled frames (what the model's time axis uses)."""
+        if len(self.times) < 2:
+            return self.fps
+        span = float(self.times[-1]) - float(self.times[0])
+        return (len(self.times) - 1) / span if span > 0 else self.fps
+
+
+Part = TextPart | ImagePart | VideoPart
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str | Sequence[Part]
+
+
+class SamplingParams(BaseModel):
+    """How to sample. ``temperature=0`` is greedy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(0.0, ge=0.0, le=10.0, allow_inf_nan=False)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1, le=32768)
+    n: int = Field(1, ge=1, le=64)
+    seed: int | None = Field(None, ge=0)
+    stop: list[str] = Field(default_factory=list, max_length=16)
+
+
+def sampling_params(**kwargs: object) -> SamplingParams:
+    """`SamplingParams` with a `VidraError` naming the bad field instead of pydantic's error."""
+    try:
+        return SamplingParams.model_validate(kwargs)
+    except ValidationError as exc:
+        bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"invalid sampling parameters: {bad}") from exc
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: Sequence[Message]
+    adapter: str | None = None  # a role's LoRA adapter; None: the base model
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled completion of one request."""
+
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]  # of each sampled token under the sampling distribution used
+    finish_reason: Literal["stop", "length"]
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    adapter: str | None
+    adapter_version: str | None
+    request_index: int = 0
+    sample_index: int = 0
+
+
+class ChatModel(Protocol):
+    """A vision-language chat model with per-role adapters."""
+
+    name: str
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        """``n`` completions per request, request by request (flat, in order)."""
+        ...
+
+    def score(
+        self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
+    ) -> list[list[float]]:
+        """Teacher-forced logprobs of each completion's tokens given its request."""
+        ...
