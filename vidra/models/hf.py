@@ -90,8 +90,9 @@ class HFChatModel:
 
             for proc in (self.processor.image_processor, self.processor.video_processor):
                 low = min(proc.size.shortest_edge or max_pixels, max_pixels)
-                proc.size = dataclasses.replace(proc.size, longest_edge=max_pixels,
-                                                shortest_edge=low)
+                proc.size = dataclasses.replace(
+                    proc.size, longest_edge=max_pixels, shortest_edge=low
+                )
         self.model: Any = base.to(device).eval()
         tok = self.processor.tokenizer
         self.tokenizer = tok

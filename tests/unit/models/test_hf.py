@@ -211,8 +211,10 @@ def test_pixel_cap_sets_tokens_per_frame(tiny_model_path: Path) -> None:
     small = HFChatModel(tiny_model_path, max_pixels=56 * 56)
     big = HFChatModel(tiny_model_path, max_pixels=224 * 224)
     big_img = np.random.default_rng(1).integers(0, 255, (360, 640, 3), dtype=np.uint8)
-    req = ChatRequest([Message("user", [ImagePart(big_img), TextPart("?")])],
-                      sampling=SamplingParams(max_tokens=1))
+    req = ChatRequest(
+        [Message("user", [ImagePart(big_img), TextPart("?")])],
+        sampling=SamplingParams(max_tokens=1),
+    )
     n_small = small.generate([req])[0].prompt_tokens
     n_big = big.generate([req])[0].prompt_tokens
     assert n_big > n_small + 20
