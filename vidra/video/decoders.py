@@ -199,8 +199,7 @@ class FrameReader:
         )
         if rotate:
             decoded = [np.ascontiguousarray(np.rot90(f, k=rotate // 90)) for f in decoded]
-        position = {t: k for k, t in enumerate(unique)}
-        out = np.stack(decoded)[[position[t] for t in seconds]]
+        out = _gather(decoded, unique, seconds)
         with self._lock:
             self.stats.calls += 1
             self.stats.frames_returned += len(seconds)
@@ -208,6 +207,17 @@ class FrameReader:
             self.stats.seeks += stats.seeks
             self.stats.corrupt_packets += stats.corrupt_packets
         return out
+
+
+def _gather(decoded: list[np.ndarray], unique: list[float], wanted: Sequence[float]) -> np.ndarray:
+    """Frames for ``wanted`` (any order, repeats) from frames of sorted ``unique``: one copy."""
+    if len(wanted) == len(unique) and all(a == b for a, b in zip(wanted, unique, strict=True)):
+        return np.stack(decoded)
+    position = {t: k for k, t in enumerate(unique)}
+    out = np.empty((len(wanted), *decoded[0].shape), np.uint8)
+    for k, t in enumerate(wanted):
+        out[k] = decoded[position[t]]
+    return out
 
 
 def check_indices(info: VideoInfo, indices: Sequence[int]) -> list[int]:
