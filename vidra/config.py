@@ -13,7 +13,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ModelSettings", "Settings", "StorageSettings", "VideoSettings", "default_data_dir"]
+__all__ = [
+    "AgentSettings",
+    "ModelSettings",
+    "RunnerSettings",
+    "Settings",
+    "StorageSettings",
+    "VideoSettings",
+    "default_data_dir",
+]
 
 
 def default_data_dir() -> Path:
@@ -66,6 +74,33 @@ class ModelSettings(BaseModel):
     )
 
 
+class AgentSettings(BaseModel):
+    """How the four agents work an episode, and its default budget."""
+
+    strategy: Literal["uniform", "shots", "coarse_to_fine", "model"] = Field(
+        "coarse_to_fine", description="frame selector strategy"
+    )
+    max_rounds: int = Field(3, gt=0, description="reason/critique rounds per episode")
+    max_frames: int = Field(32, gt=0, description="frames one episode may look at")
+    frames_per_round: int = Field(8, gt=0, description="new frames per selection round")
+    deadline_s: float = Field(600.0, gt=0, description="wall-clock budget of one episode")
+    frame_size: int = Field(112, gt=0, description="longer side (px) of frames shown to the model")
+    storyboard_size: int = Field(16, gt=0, description="thumbnails the model selector reads")
+    reasoner_samples: int = Field(1, ge=1, description=">1: self-consistency voting")
+    reflect: bool = Field(False, description="ReAgent-V-style reflection on revision rounds")
+    critic_threshold: float = Field(0.5, ge=0, le=1, description="critic score to accept")
+    max_tokens: int = Field(128, gt=0, description="completion tokens per agent call")
+    rollout_temperature: float = Field(1.0, gt=0, description="sampling temperature when G > 1")
+
+
+class RunnerSettings(BaseModel):
+    """Where episodes run."""
+
+    executor: Literal["local", "ray"] = Field("local", description="thread pool or Ray tasks")
+    workers: int = Field(2, gt=0, description="concurrent jobs (local) / model actors (ray)")
+    ray_address: str | None = Field(None, description="Ray cluster address; None: local Ray")
+
+
 class StorageSettings(BaseModel):
     """How the trajectory store behaves (the URL itself is ``Settings.database_url``)."""
 
@@ -94,6 +129,8 @@ class Settings(BaseSettings):
     video: VideoSettings = Field(default_factory=VideoSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    agents: AgentSettings = Field(default_factory=AgentSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
 
     def resolved_database_url(self) -> str:
         """The store's URL: ``database_url`` or ``sqlite:///<data_dir>/vidra.db``."""

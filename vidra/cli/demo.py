@@ -1,7 +1,9 @@
-"""``vidra demo``: the main job on embedded defaults.
+"""``vidra demo``: the main job on embedded defaults, offline.
 
-Until the question-answering pipeline lands this shows the video layer end to end:
-generate a long synthetic video, probe it, write a storyboard and sampled frames.
+Generates a long synthetic video with a question set, asks questions with the four agents
+on the tiny model (the packaged ``vidra-tiny`` when present, else a tiny Qwen2.5-VL built
+here), stores the trajectories in the default SQLite store, and prints each answer with
+its trajectory id and where to look.
 """
 
 from __future__ import annotations
@@ -19,14 +21,33 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the offline demo on embedded defaults")
     p.add_argument("--out", default="demo_out", help="output directory (default ./demo_out)")
     p.add_argument("--minutes", type=float, default=30.0, help="length of the generated video")
+    p.add_argument("--questions", type=int, default=3, help="questions to ask")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from PIL import Image
+def _tiny_model(settings: Any) -> str:
+    from vidra.errors import NotFound
+    from vidra.models import resolve_model_path
+    from vidra.models.tiny import build_tiny
 
-    from vidra.video import make_storyboard, open_reader, uniform_indices
+    try:
+        return resolve_model_path(settings.model.path)
+    except NotFound:
+        path = settings.data_dir / "models" / "tiny-xs"
+        if not (path / "config.json").is_file():
+            print(f"building a tiny Qwen2.5-VL at {path} (vidra-tiny is not packaged yet)")
+            build_tiny(path, size="xs")
+        return str(path)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from vidra.api import Client
+    from vidra.cli.ask import print_trajectory
+    from vidra.config import Settings
+    from vidra.video import make_storyboard
     from vidra.video.synthetic import (
         WorldSpec,
         generate_questions,
@@ -35,6 +56,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         write_questions,
     )
 
+    torch.set_num_threads(2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -48,29 +70,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{len(questions)} questions) in {time.perf_counter() - t0:.1f} s"
     )
 
-    reader = open_reader()
-    info = reader.probe(video)
-    print(
-        json.dumps(
-            {
-                k: getattr(info, k)
-                for k in ("duration", "fps", "frame_count", "width", "height", "codec", "pix_fmt")
-            },
-            indent=2,
+    settings = Settings()
+    settings.model.path = _tiny_model(settings)
+    with Client(settings) as client:
+        info = client.reader.probe(video)
+        print(
+            json.dumps(
+                {
+                    k: getattr(info, k)
+                    for k in ("duration", "fps", "frame_count", "width", "height", "codec")
+                }
+            )
         )
-    )
-    t1 = time.perf_counter()
-    board = make_storyboard(reader, video, n=16)
-    print(f"storyboard: {board.save(out / 'storyboard.png')} ({time.perf_counter() - t1:.2f} s)")
-    t2 = time.perf_counter()
-    indices = uniform_indices(info.frame_count, 8)
-    frames = reader.frames(video, indices, size=160)
-    for i, frame in zip(indices, frames, strict=True):
-        Image.fromarray(frame).save(out / f"frame_{i:07d}.png")
-    print(
-        f"sampled {len(indices)} frames at {[round(info.time_of(i), 1) for i in indices]} s "
-        f"into {out}/ ({time.perf_counter() - t2:.2f} s)"
-    )
-    q = questions[0]
-    print(f"example question ({q.kind}): {q.text} options={q.options} answer={q.answer!r}")
+        board = make_storyboard(client.reader, video, n=16)
+        print(f"storyboard: {board.save(out / 'storyboard.png')}")
+        picked = questions[:: max(1, len(questions) // args.questions)][: args.questions]
+        for q in picked:
+            print(f"\nQ ({q.kind}): {q.text}\n   options: {q.options}   truth: {q.answer!r}")
+            job = client.submit(video, q.text, options=q.options, answer=q.answer)
+            for event in job.events():
+                if event["type"] == "step":
+                    print(f"   · {event['node']:<13} {event['summary']}")
+            answer = job.result()
+            print(
+                f"   answer: {answer.text!r} (confidence {answer.confidence or 0:.2f}); "
+                f"rewards {answer.rewards}; trajectory id {answer.episode_id}"
+            )
+        print()
+        print_trajectory(client.episode(answer.episode_id))
+        print(
+            f"\nstore: {settings.resolved_database_url()}\n"
+            f"look at any trajectory with: vidra show <trajectory id>;  jobs: vidra jobs"
+        )
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     return 0

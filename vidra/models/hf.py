@@ -9,6 +9,7 @@ top-p) distribution; `score` recomputes those teacher-forced with the same proce
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,7 @@ class HFChatModel:
         )
         self.context = int(getattr(base.config.get_text_config(), "max_position_embeddings", 32768))
         self._versions: dict[str, str] = {}
+        self._lock = threading.RLock()  # adapters are global model state: one call at a time
         for role, path in (adapters or {}).items():
             self.load_adapter(role, path)
 
@@ -224,6 +226,10 @@ class HFChatModel:
         """``n`` completions per request, in request order."""
         if not requests:
             return []
+        with self._lock:
+            return self._generate(requests)
+
+    def _generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         out: dict[int, list[Completion]] = {}
         for key, idx in _batches(requests):
             batch = [requests[i] for i in idx]
@@ -281,10 +287,16 @@ class HFChatModel:
         self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
     ) -> list[list[float]]:
         """Teacher-forced logprobs of each completion's tokens, processed as when sampled."""
-        import torch
-
         if len(requests) != len(completions):
             raise InvalidInput(f"{len(requests)} requests but {len(completions)} completions")
+        with self._lock:
+            return self._score(requests, completions)
+
+    def _score(
+        self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
+    ) -> list[list[float]]:
+        import torch
+
         out = []
         for req, comp in zip(requests, completions, strict=True):
             inputs = self._inputs([req])

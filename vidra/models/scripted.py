@@ -37,6 +37,13 @@ class ScriptedChatModel:
         self._cursor: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    @property
+    def adapters(self) -> list[str]:
+        """Roles with their own script (they are asked with their adapter name)."""
+        return (
+            sorted(k for k in self.script if k != "base") if isinstance(self.script, dict) else []
+        )
+
     def _next(self, req: ChatRequest) -> str:
         if callable(self.script):
             return self.script(req)

@@ -1,0 +1,73 @@
+import pytest
+
+from vidra.agents.parsing import extract_json, match_option, parse_time, parse_times
+from vidra.agents.schemas import parse_answer, parse_critique, parse_plan, parse_selection
+
+OPTS = ["red circle", "blue square", "green triangle"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"answer": "B"}',
+        'Sure! Here it is:\n```json\n{"answer": "B"}\n```\nHope that helps.',
+        "The answer: {'answer': 'B'} and more text {not json}",
+        '{"answer": "B",}',
+        'prefix {"x": {"answer": "nested"}} {"answer": "B"}',
+    ],
+)
+def test_extract_json_from_messy_text(text: str) -> None:
+    data = extract_json(text)
+    assert data is not None and ("answer" in data or "x" in data)
+
+
+def test_extract_json_none() -> None:
+    assert extract_json("no json here") is None
+    assert extract_json("{broken: ") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "index"),
+    [
+        ("B", 1),
+        ("(b)", 1),
+        ("option C", 2),
+        ("C.", 2),
+        (0, 0),
+        ("Blue Square", 1),
+        ("I think it is the green triangle.", 2),
+        ("red circle or blue square", None),
+        ("Z", None),
+        (7, None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_match_option(value: object, index: int | None) -> None:
+    assert match_option(value, OPTS) == index
+
+
+def test_times() -> None:
+    assert parse_time("12.5s") == 12.5
+    assert parse_time("1:02.5") == 62.5
+    assert parse_time("1:00:03") == 3603
+    assert parse_time(-1) is None and parse_time("soon") is None
+    assert parse_times(["1s", "x", 3]) == [1.0, 3.0]
+
+
+def test_schema_parsers() -> None:
+    a = parse_answer('{"answer": "b", "confidence": "0.8", "evidence": ["0:12", 30]}', OPTS)
+    assert (a.answer, a.choice, a.confidence, a.evidence) == ("blue square", 1, 0.8, [12.0, 30.0])
+    with pytest.raises(ValueError, match="one of the options"):
+        parse_answer('{"answer": "purple"}', OPTS)
+    assert parse_answer('{"answer": "two"}', None).answer == "two"
+    c = parse_critique('{"score": 1.7, "accept": "yes", "feedback": "ok"}')
+    assert c.score == 1.0 and c.accept
+    with pytest.raises(ValueError, match="score"):
+        parse_critique('{"accept": true}')
+    p = parse_plan('{"look_for": "x", "hints": [["0:10", "0:20"], [5]], "frame_budget": "12"}')
+    assert p.hints == [(10.0, 20.0)] and p.frame_budget == 12
+    s = parse_selection('{"segments": [[10, 20], [900, 950]], "times": [5, 700]}', 600.0)
+    assert s.segments == [(10.0, 20.0)] and s.times == [5.0]
+    with pytest.raises(ValueError, match="inside the video"):
+        parse_selection('{"times": [999]}', 600.0)

@@ -1,0 +1,103 @@
+"""The critic: rule checks plus a model critique; decides accept or revise, with feedback.
+
+Rules: the answer is among the options; every evidence time lies within half a second of a
+frame that was seen; the answer agrees with the previous round's (a flip is reported to the
+model critic but does not block acceptance by itself).
+The model scores the answer against the frames it cites. Accept when the rules pass and
+the score reaches ``threshold``. Fallback (unusable critique): score 0.5, accept iff rules pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vidra.agents.base import call_agent
+from vidra.agents.context import VideoFacts
+from vidra.agents.prompts import CRITIC, options_block
+from vidra.agents.schemas import Answer, Critique, parse_critique
+from vidra.models.protocol import ChatModel, ImagePart, Message, SamplingParams, TextPart
+
+__all__ = ["Verdict", "check_rules", "critique"]
+
+
+@dataclass
+class Verdict:
+    accept: bool
+    score: float
+    feedback: str
+    rule_failures: list[str]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    fallback: bool = False
+
+
+def check_rules(
+    answer: Answer,
+    options: Sequence[str] | None,
+    seen_times: Sequence[float],
+    previous: Answer | None,
+) -> list[str]:
+    """Names of the rules the answer breaks (empty: all pass)."""
+    failures = []
+    if options is not None and answer.answer not in options:
+        failures.append("answer is not one of the options")
+    if not answer.answer:
+        failures.append("answer is empty")
+    seen = np.asarray(sorted(seen_times)) if seen_times else np.zeros(0)
+    for t in answer.evidence:
+        if seen.size == 0 or np.min(np.abs(seen - t)) > 0.5:
+            failures.append(f"evidence at {t:.1f}s was never seen")
+            break
+    if previous is not None and previous.answer != answer.answer:
+        failures.append(f"answer changed from {previous.answer!r}")
+    return failures
+
+
+def critique(
+    model: ChatModel,
+    facts: VideoFacts,
+    question: str,
+    options: Sequence[str] | None,
+    answer: Answer,
+    frames: np.ndarray,
+    times: Sequence[float],
+    seen_times: Sequence[float],
+    previous: Answer | None,
+    sampling: SamplingParams,
+    threshold: float = 0.5,
+) -> Verdict:
+    """Judge ``answer``; ``frames``/``times`` are the frames it cites (or the latest seen)."""
+    failures = check_rules(answer, options, seen_times, previous)
+    parts: list[Any] = []
+    for frame, t in zip(frames, times, strict=True):
+        parts += [TextPart(f"t={t:.1f}s "), ImagePart(frame, float(t))]
+    parts.append(
+        TextPart(
+            CRITIC.render(
+                question=question,
+                options=options_block(options),
+                answer=answer.answer,
+                confidence=answer.confidence,
+                evidence=[round(t, 1) for t in answer.evidence] or "none",
+                rules="; ".join(failures) or "all passed",
+            )
+        )
+    )
+    refs = [(facts.video_id, facts.index_at(t)) for t in times]
+    result = call_agent(
+        model,
+        "critic",
+        [Message("user", parts)],
+        parse_critique,
+        lambda: Critique(score=0.5, accept=not failures),
+        sampling,
+        refs,
+    )
+    c = result.value
+    blocking = [f for f in failures if not f.startswith("answer changed")]
+    accept = c.accept and not blocking and c.score >= threshold
+    feedback = c.feedback or "; ".join(failures)
+    return Verdict(accept, c.score, feedback, failures, result.steps, result.fallback)

@@ -1,0 +1,129 @@
+"""Pydantic output schemas of the four agents and their tolerant parsers.
+
+Each ``parse_*`` takes raw model text and returns a schema instance or raises
+``ValueError`` saying what was wrong (shown to the model in the repair turn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from vidra.agents.parsing import extract_json, match_option, parse_time, parse_times
+
+__all__ = ["Answer", "Critique", "Plan", "Selection", "parse_answer", "parse_critique",
+           "parse_plan", "parse_selection"]  # fmt: skip
+
+
+class Plan(BaseModel):
+    """What to look for, and where."""
+
+    look_for: str = ""
+    sub_questions: list[str] = Field(default_factory=list)
+    hints: list[tuple[float, float]] = Field(default_factory=list, description="time spans (s)")
+    frame_budget: int | None = Field(None, ge=1)
+
+
+class Selection(BaseModel):
+    """Which times to look at: single times and/or segments, in seconds."""
+
+    times: list[float] = Field(default_factory=list)
+    segments: list[tuple[float, float]] = Field(default_factory=list)
+
+
+class Answer(BaseModel):
+    answer: str
+    choice: int | None = None
+    confidence: float = Field(0.0, ge=0.0, le=1.0)
+    evidence: list[float] = Field(default_factory=list, description="times (s) that show it")
+
+
+class Critique(BaseModel):
+    score: float = Field(ge=0.0, le=1.0)
+    accept: bool
+    feedback: str = ""
+
+
+def _obj(text: str) -> dict[str, Any]:
+    data = extract_json(text)
+    if data is None:
+        raise ValueError("no JSON object found")
+    return data
+
+
+def _spans(value: Any) -> list[tuple[float, float]]:
+    out = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, list | tuple) and len(item) == 2:
+            a, b = parse_time(item[0]), parse_time(item[1])
+            if a is not None and b is not None:
+                out.append((min(a, b), max(a, b)))
+    return out
+
+
+def parse_plan(text: str) -> Plan:
+    data = _obj(text)
+    try:
+        return Plan(
+            look_for=str(data.get("look_for", data.get("target", ""))),
+            sub_questions=[str(q) for q in data.get("sub_questions", []) if q][:8],
+            hints=_spans(data.get("hints", data.get("temporal_hints", []))),
+            frame_budget=int(data["frame_budget"])
+            if str(data.get("frame_budget", "")).isdigit()
+            else None,
+        )
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise ValueError(f"plan fields are invalid: {exc}") from exc
+
+
+def parse_selection(text: str, duration: float) -> Selection:
+    data = _obj(text)
+    times = [t for t in parse_times(data.get("times", data.get("frames", []))) if t <= duration]
+    segments = [(a, min(b, duration)) for a, b in _spans(data.get("segments", [])) if a < duration]
+    if not times and not segments:
+        raise ValueError(
+            "give 'times' (seconds) or 'segments' ([start, end] in seconds) "
+            f"inside the video (0 to {duration:.0f} s)"
+        )
+    return Selection(times=times, segments=segments)
+
+
+def parse_answer(text: str, options: Sequence[str] | None) -> Answer:
+    data = _obj(text)
+    raw = data.get("choice", data.get("answer"))
+    choice = match_option(raw, options) if options else None
+    if options and choice is None:
+        choice = match_option(data.get("answer"), options)
+    if options and choice is None:
+        raise ValueError(f"the answer must be one of the options {list(options)} (or its letter)")
+    answer = options[choice] if options and choice is not None else str(data.get("answer", ""))
+    if not answer:
+        raise ValueError("'answer' is empty")
+    try:
+        confidence = float(data.get("confidence", 0.5))
+    except (TypeError, ValueError):
+        confidence = 0.5
+    return Answer(
+        answer=answer,
+        choice=choice,
+        confidence=max(0.0, min(1.0, confidence)),
+        evidence=parse_times(data.get("evidence", []))[:16],
+    )
+
+
+def parse_critique(text: str) -> Critique:
+    data = _obj(text)
+    try:
+        score = float(data.get("score"))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError("'score' must be a number in [0, 1]") from exc
+    accept = data.get("accept", data.get("decision"))
+    if isinstance(accept, str):
+        accept = accept.strip().lower() in ("accept", "yes", "true", "ok")
+    if not isinstance(accept, bool):
+        accept = score >= 0.5
+    return Critique(
+        score=max(0.0, min(1.0, score)), accept=accept, feedback=str(data.get("feedback", ""))[:500]
+    )

@@ -1,0 +1,167 @@
+"""The frame selector: which frames to look at next, by a named strategy.
+
+Strategies: ``uniform``; ``shots`` (one frame per detected shot); ``coarse_to_fine``
+(a coarse uniform overview, then denser frames around the evidence, hints or critic
+feedback); ``model`` (the VLM reads a timestamped keyframe storyboard and names segments
+or times, FrameThinker-style). Every strategy respects the budget, never returns a frame
+already seen, and ``model`` falls back to ``uniform`` when its answer is unusable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidra.agents.base import call_agent
+from vidra.agents.context import VideoFacts
+from vidra.agents.prompts import SELECTOR
+from vidra.agents.schemas import Plan, Selection, parse_selection
+from vidra.errors import ConfigError
+from vidra.models.protocol import ChatModel, ImagePart, Message, SamplingParams, TextPart
+from vidra.video.sampling import uniform_segment_indices
+
+__all__ = ["STRATEGIES", "SelectRequest", "SelectResult", "select_frames"]
+
+
+@dataclass
+class SelectRequest:
+    """Everything a strategy may use. ``n`` is how many new frames this round may add."""
+
+    facts: VideoFacts
+    question: str
+    plan: Plan
+    seen: set[int]
+    n: int
+    round: int
+    model: ChatModel
+    reader: Any  # a frame reader (``thumbnails``, ``frames``)
+    sampling: SamplingParams
+    evidence: list[float] = field(default_factory=list)
+    feedback: str = ""
+    storyboard_size: int = 16
+
+
+@dataclass
+class SelectResult:
+    indices: list[int]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    fallback: bool = False
+
+
+def _fill(candidates: Sequence[int], req: SelectRequest) -> list[int]:
+    """Distinct, unseen candidates in order, topped up uniformly, at most ``req.n``, sorted."""
+    out: list[int] = []
+    for i in candidates:
+        if 0 <= i < req.facts.frame_count and i not in req.seen and i not in out:
+            out.append(i)
+            if len(out) == req.n:
+                return sorted(out)
+    k = 1
+    while len(out) < req.n and len(req.seen) + len(out) < req.facts.frame_count and k < 64:
+        for i in uniform_segment_indices(0, req.facts.frame_count, req.n * k):
+            if i not in req.seen and i not in out:
+                out.append(i)
+                if len(out) == req.n:
+                    break
+        k *= 2
+    return sorted(out)
+
+
+def _uniform(req: SelectRequest) -> SelectResult:
+    return SelectResult(_fill([], req))
+
+
+def _shots(req: SelectRequest) -> SelectResult:
+    from vidra.video.shots import detect_shots
+
+    shots = detect_shots(req.reader, req.facts.path)
+    mids = [(s.start_index + s.end_index) // 2 for s in shots]
+    quarters = [s.start_index + (s.end_index - s.start_index) // q for s in shots for q in (4, 1)]
+    order = (
+        mids
+        if len(mids) <= req.n
+        else [mids[i] for i in uniform_segment_indices(0, len(mids), req.n)]
+    )
+    return SelectResult(_fill([*order, *quarters], req))
+
+
+def _around(times: Sequence[float], width: float, req: SelectRequest) -> list[int]:
+    """Indices spread densely inside windows of ``width`` seconds around ``times``."""
+    per = max(1, req.n // max(1, len(times)))
+    out: list[int] = []
+    for t in times:
+        a = req.facts.index_at(max(0.0, t - width / 2))
+        b = req.facts.index_at(min(req.facts.duration, t + width / 2)) + 1
+        out.extend(uniform_segment_indices(a, b, per))
+    return out
+
+
+def _coarse_to_fine(req: SelectRequest) -> SelectResult:
+    if req.round == 0 and not req.plan.hints:
+        return SelectResult(_fill([], req))
+    focus = list(req.evidence) or [(a + b) / 2 for a, b in req.plan.hints]
+    width = max(4.0, req.facts.duration / max(8, len(req.seen) + req.n))
+    return SelectResult(_fill(_around(focus, width, req), req))
+
+
+def _model(req: SelectRequest) -> SelectResult:
+    thumbs, times = req.reader.thumbnails(req.facts.path, req.storyboard_size, size=112)
+    parts: list[Any] = []
+    for frame, t in zip(thumbs, times, strict=True):
+        parts += [TextPart(f"t={t:.1f}s "), ImagePart(frame, t)]
+    seen = ", ".join(f"{req.facts.time_of(i):.1f}s" for i in sorted(req.seen)[:24]) or "nothing"
+    feedback = f"Critic feedback: {req.feedback}\n" if req.feedback else ""
+    parts.append(
+        TextPart(
+            SELECTOR.render(
+                duration=req.facts.duration,
+                question=req.question,
+                look_for=req.plan.look_for or req.question,
+                feedback=feedback,
+                seen=seen,
+                n=req.n,
+            )
+        )
+    )
+    refs = [(req.facts.video_id, req.facts.index_at(t)) for t in times]
+    result = call_agent(
+        req.model,
+        "selector",
+        [Message("user", parts)],
+        lambda text: parse_selection(text, req.facts.duration),
+        lambda: Selection(),
+        req.sampling,
+        refs,
+    )
+    sel = result.value
+    candidates = [req.facts.index_at(t) for t in sel.times]
+    if sel.segments:
+        per = max(1, (req.n - len(candidates)) // len(sel.segments))
+        for a, b in sel.segments:
+            candidates += uniform_segment_indices(
+                req.facts.index_at(a), req.facts.index_at(b) + 1, per
+            )
+    picked = [i for i in candidates if i not in req.seen]
+    if not picked:  # unusable or only repeats: uniform fallback
+        return SelectResult(_fill([], req), result.steps, True)
+    return SelectResult(_fill(picked, req), result.steps, result.fallback)
+
+
+STRATEGIES: dict[str, Callable[[SelectRequest], SelectResult]] = {
+    "uniform": _uniform,
+    "shots": _shots,
+    "coarse_to_fine": _coarse_to_fine,
+    "model": _model,
+}
+
+
+def select_frames(strategy: str, req: SelectRequest) -> SelectResult:
+    """Run the named strategy. Raises `ConfigError` for an unknown name."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"unknown selector strategy {strategy!r}; choose from {sorted(STRATEGIES)}"
+        )
+    if req.n <= 0:
+        return SelectResult([])
+    return STRATEGIES[strategy](req)

@@ -1,0 +1,48 @@
+"""What graph nodes receive through LangGraph's runtime context (never through globals)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidra.errors import VidraError
+from vidra.models.protocol import ChatModel, SamplingParams
+
+__all__ = ["Deps", "JobCancelled"]
+
+
+class JobCancelled(VidraError):
+    """The job was cancelled while an episode was running."""
+
+
+@dataclass
+class Deps:
+    """Run-scoped dependencies of an episode graph.
+
+    Attributes:
+        model: the chat model serving all four roles (one adapter per role).
+        reader: a (cached) frame reader.
+        strategy: frame selector strategy name.
+        sampling: sampling parameters for every agent call.
+        reasoner_samples: >1 turns on self-consistency voting.
+        reflect: ReAgent-V-style reflection when the critic asks for a revision.
+        critic_threshold: the critic's score needed to accept.
+        frame_size: longer side (px) of frames given to the model.
+        cancel: set to stop the episode at the next node.
+    """
+
+    model: ChatModel
+    reader: Any
+    strategy: str = "coarse_to_fine"
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    reasoner_samples: int = 1
+    reflect: bool = False
+    critic_threshold: float = 0.5
+    frame_size: int = 112
+    storyboard_size: int = 16
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise JobCancelled("the job was cancelled")
