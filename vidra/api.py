@@ -122,7 +122,8 @@ class Client:
 
     Args:
         settings: configuration (default: from ``VIDRA_*`` environment variables).
-        model: a ready `ChatModel` (default: loaded from ``settings.model`` on first use).
+        model: a ready `ChatModel` (default: loaded from ``settings.model`` on first use;
+            with ``executor="ray"`` it is shipped to the model actor).
         resume: re-enqueue queued and running jobs found in the store at start.
     """
 
@@ -158,6 +159,10 @@ class Client:
 
     @property
     def runner(self) -> Any:
+        if self._runner is None and self.settings.runner.executor == "ray":
+            from vidra.graph.ray_runner import RayJobRunner
+
+            self._runner = RayJobRunner(self.store, self.settings, self._model)
         if self._runner is None:
             from vidra.graph.checkpoint import open_checkpointer
             from vidra.graph.runner import JobRunner
@@ -331,7 +336,8 @@ class Client:
     def close(self, wait: bool = True) -> None:
         if self._runner is not None:
             self._runner.shutdown(wait=wait)
-            self._checkpointer_cm.__exit__(None, None, None)
+            if self._checkpointer_cm is not None:
+                self._checkpointer_cm.__exit__(None, None, None)
             self._runner = None
         self.store.close()
 

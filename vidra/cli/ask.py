@@ -107,11 +107,13 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def print_trajectory(t: Any) -> None:
     """A trajectory as a readable table: one row per step, then the rewards."""
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
     e = t.episode
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(
         f"episode {e.id}  job {e.job_id}  rollout {e.rollout_index}  "
         f"rounds {e.rounds}  frames {e.frames_used}  {e.latency_s:.1f} s",

@@ -37,6 +37,15 @@ class ScriptedChatModel:
         self._cursor: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, object]:  # picklable (e.g. shipped to a Ray actor)
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def adapters(self) -> list[str]:
         """Roles with their own script (they are asked with their adapter name)."""

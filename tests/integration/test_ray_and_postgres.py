@@ -1,0 +1,136 @@
+"""The same flows on real infrastructure: Ray tasks with a model actor, and PostgreSQL as
+the store and the LangGraph checkpointer (servers started by .ci/run or the fixtures)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.unit.graph.scripts import Team
+from vidra.api import Client
+from vidra.config import Settings
+from vidra.video.synthetic import WorldSpec, make_world, render_world
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = ["planner", "reasoner", "critic", "reasoner", "critic", "reasoner", "critic"]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    world = make_world(WorldSpec(duration=120, fps=4, width=160, height=90, seed=1))
+    return render_world(world, tmp_path_factory.mktemp("integ") / "w.mp4", gop_s=4)
+
+
+def _run_team_job(client: Client, video: Path, rollouts: int = 2) -> str:
+    job = client.submit(
+        video,
+        "Which is first?",
+        options=["red", "blue"],
+        answer="red",
+        rollouts=rollouts,
+        budget={"max_rounds": 3, "frames_per_round": 4},
+    )
+    job.result(timeout=300)
+    assert job.status() == "done"
+    eps = client.store.episodes_of_job(job.id)
+    assert sorted(e.rollout_index for e in eps) == list(range(rollouts))
+    for e in eps:
+        t = client.episode(e.id)
+        assert [s.role for s in t.steps] == EXPECTED
+        assert {r.name for r in t.rewards} >= {"accuracy", "format", "frame_cost", "critic"}
+    return job.id
+
+
+def test_ray_executor_runs_episodes_as_tasks(video: Path, tmp_path: Path) -> None:
+    import ray
+
+    settings = Settings()
+    settings.runner.executor = "ray"
+    client = Client(settings, model=Team())
+    try:
+        _run_team_job(client, video, rollouts=3)
+        assert ray.is_initialized()
+    finally:
+        client.close()
+        ray.shutdown()
+
+
+def test_ray_executor_with_the_tiny_model(video: Path, tiny_model_path: Path) -> None:
+    import ray
+
+    settings = Settings()
+    settings.runner.executor = "ray"
+    settings.model.path = str(tiny_model_path)
+    settings.agents.max_tokens = 16
+    client = Client(settings)
+    try:
+        job = client.submit(
+            video,
+            "Which is first?",
+            options=["red", "blue"],
+            answer="red",
+            rollouts=2,
+            budget={"max_frames": 8, "max_rounds": 1},
+        )
+        job.result(timeout=600)
+        t = client.episode(client.store.episodes_of_job(job.id)[0].id)
+        assert t.steps and all(s.token_ids and s.logprobs for s in t.steps)
+    finally:
+        client.close()
+        ray.shutdown()
+
+
+def test_postgres_store_and_checkpointer(video: Path, pg_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("VIDRA_DATABASE_URL", pg_url)
+    with Client(model=Team()) as client:
+        assert client.store.engine.dialect.name == "postgresql"
+        _run_team_job(client, video)
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+from vidra.api import Client
+from tests.unit.graph.scripts import Team
+client = Client(model=Team(Path(sys.argv[2]), latency_s=0.4))
+job = client.submit(sys.argv[1], "Which is first?", options=["red", "blue"], answer="red",
+                    rollouts=2, budget={"max_rounds": 3, "frames_per_round": 4})
+print(job.id, flush=True)
+job.result(timeout=300)
+"""
+
+
+def test_postgres_crash_resume(video: Path, pg_url: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("VIDRA_DATABASE_URL", pg_url)
+    log = tmp_path / "calls.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(video), str(log)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "VIDRA_DATABASE_URL": pg_url},
+    )
+    assert proc.stdout is not None
+    job_id = proc.stdout.readline().strip()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) >= len(EXPECTED) + 3:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    with Client(model=Team(), resume=True) as client:
+        job = client.job(job_id)
+        job.result(timeout=120)
+        eps = client.store.episodes_of_job(job_id)
+        assert sorted(e.rollout_index for e in eps) == [0, 1]
+        for e in eps:
+            assert [s.role for s in client.episode(e.id).steps] == EXPECTED

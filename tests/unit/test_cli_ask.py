@@ -1,0 +1,76 @@
+"""``vidra ask / jobs / show / resume`` on the tiny model, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vidra.video.synthetic import write_counter_video
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "v.mp4"
+    write_counter_video(path, 80, fps=8, width=96, height=64)
+    return path
+
+
+def _vidra(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vidra", *args], capture_output=True, text=True, timeout=600, env=env
+    )
+
+
+def test_ask_show_jobs_resume(video: Path, tiny_model_path: Path, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "VIDRA_DATA_DIR": str(tmp_path),
+        "VIDRA_AGENTS__MAX_TOKENS": "16",
+        "VIDRA_AGENTS__MAX_FRAMES": "4",
+        "VIDRA_AGENTS__MAX_ROUNDS": "1",
+        "VIDRA_MODEL__PATH": str(tiny_model_path),
+        "OMP_NUM_THREADS": "2",
+    }
+    out = _vidra(
+        "ask",
+        str(video),
+        "Which number is shown?",
+        "--option",
+        "one",
+        "--option",
+        "two",
+        "--answer",
+        "two",
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "planner" in out.stderr or "plan" in out.stderr  # live progress on stderr
+    episode = next(
+        line.split()[1] for line in out.stdout.splitlines() if line.startswith("episode")
+    )
+    assert "rewards:" in out.stdout
+    shown = _vidra("show", episode, env=env)
+    assert shown.returncode == 0 and "reasoner" in shown.stdout and "accuracy" in shown.stdout
+    listed = _vidra("jobs", env=env)
+    assert listed.returncode == 0 and "done" in listed.stdout
+    as_json = _vidra(
+        "ask", str(video), "Which?", "--option", "a", "--option", "b", "--json", env=env
+    )
+    assert json.loads(as_json.stdout)["text"] in ("a", "b")
+    assert _vidra("resume", env=env).stdout.strip() == "nothing to resume"
+
+
+def test_ask_bad_input_is_one_line_exit_2(video: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "VIDRA_DATA_DIR": str(tmp_path)}
+    out = _vidra("ask", str(video), "q", "--option", "only", env=env)
+    assert out.returncode == 2 and "at least 2 options" in out.stderr
+    assert "Traceback" not in out.stderr
+    missing = _vidra("ask", str(tmp_path / "nope.mp4"), "q", env=env)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    shown = _vidra("show", "nope", env=env)
+    assert shown.returncode == 2 and "does not exist" in shown.stderr
