@@ -134,8 +134,8 @@ class RayJobRunner:
                 kwargs["_temp_dir"] = tempfile.mkdtemp(prefix="vidra-ray-")
                 kwargs["num_cpus"] = max(2, os.cpu_count() or 2)
             ray.init(**kwargs)
-        actor_cls = ray.remote(num_cpus=0)(_ModelServer)
-        self.actor = actor_cls.remote(self._settings_json, model)
+        actor_cls: Any = ray.remote(num_cpus=0)(_ModelServer)
+        self.actor: Any = actor_cls.remote(self._settings_json, model)
         self.adapters = ray.get(self.actor.adapters.remote())
         self.task = ray.remote(num_cpus=0.5)(_episode_task)
         self.pool = ThreadPoolExecutor(
