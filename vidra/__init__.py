@@ -3,6 +3,7 @@
 The public API is re-exported here; ``__all__`` is pinned by a test so changes show in review.
 """
 
+from vidra.api import Answer, Client, Job
 from vidra.config import Settings
 from vidra.errors import (
     BackendUnavailable,
@@ -25,11 +26,14 @@ from vidra.video import VideoInfo, get_decoder, open_reader, probe
 __version__ = "0.1.0"
 
 __all__ = [
+    "Answer",
     "BackendUnavailable",
+    "Client",
     "ConfigError",
     "DecodeTimeout",
     "IllegalTransition",
     "InvalidInput",
+    "Job",
     "NoVideoStream",
     "NotFound",
     "SchemaVersionError",

@@ -3,11 +3,14 @@
 import vidra
 
 EXPECTED = [
+    "Answer",
     "BackendUnavailable",
+    "Client",
     "ConfigError",
     "DecodeTimeout",
     "IllegalTransition",
     "InvalidInput",
+    "Job",
     "NoVideoStream",
     "NotFound",
     "SchemaVersionError",

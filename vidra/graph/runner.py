@@ -46,13 +46,22 @@ def run_episode(
 ) -> str:
     """Run (or resume) one rollout of ``job`` and record it; returns the episode id."""
     config = {"configurable": {"thread_id": thread_id(job.id, rollout)}}
-    snapshot = graph.get_state(config) if checkpointer is not None else None
+    if checkpointer is None:
+        raise VidraError("run_episode needs a checkpointer (resume reads the episode state)")
+    snapshot = graph.get_state(config)
     started = time.perf_counter()
-    if snapshot is not None and snapshot.values and snapshot.values.get("final") is not None:
-        inp: Any = None  # finished before a crash, not yet recorded
-    elif snapshot is not None and snapshot.values:
-        inp = None  # resume from the last checkpoint
-        emit({"type": "resumed", "rollout": rollout, "next": list(snapshot.next)})
+    values = snapshot.values if snapshot is not None else None
+    if values and values.get("final") is None and not snapshot.next:
+        # a checkpoint that neither finished nor has work left cannot be trusted: start over
+        log.warning(
+            "rollout %s of job %s: stale checkpoint, restarting the episode", rollout, job.id
+        )
+        checkpointer.delete_thread(thread_id(job.id, rollout))
+        values = None
+    if values:
+        inp: Any = None  # resume from the last checkpoint (or record a finished episode)
+        if snapshot.next:
+            emit({"type": "resumed", "rollout": rollout, "next": list(snapshot.next)})
     else:
         budget = Budget(
             max_rounds=int(job.budget["max_rounds"]),
@@ -70,8 +79,11 @@ def run_episode(
             now=time.time(),
             **video_facts,
         )
-    if inp is not None or (snapshot is not None and snapshot.next):
-        for update in graph.stream(inp, config, context=deps, stream_mode="updates"):
+    if inp is not None or snapshot.next:
+        # durability="sync": each step's checkpoint is on disk before the next step starts
+        for update in graph.stream(
+            inp, config, context=deps, stream_mode="updates", durability="sync"
+        ):
             for node, change in update.items():
                 emit(
                     {
@@ -81,9 +93,12 @@ def run_episode(
                         "summary": _summary(node, change or {}),
                     }
                 )
-    state = graph.get_state(config).values if checkpointer is not None else None
-    if state is None:  # no checkpointer: run again without one is not possible; use last
-        raise VidraError("run_episode needs a checkpointer to read the final state")
+    state = graph.get_state(config).values
+    if state.get("final") is None:
+        raise VidraError(
+            f"rollout {rollout} of job {job.id} ended without a final answer; "
+            "it was not recorded (run `vidra resume` to retry)"
+        )
     final = state["final"] or {}
     episode = EpisodeIn(
         job_id=job.id,
