@@ -171,18 +171,16 @@ class RayJobRunner:
     def _run_job(self, job_id: str) -> None:
         import ray
 
+        from vidra.graph.runner import begin_job
+
         emit: Callable[[dict[str, Any]], None] = self.events(job_id).put
         try:
-            job = self.store.get_job(job_id)
-            if job.status == "queued":
-                job = self.store.set_job_status(job_id, "running")
-            if job.status != "running":
+            started = begin_job(self.store, job_id)
+            if started is None:
                 return
-            done = {e.rollout_index for e in self.store.episodes_of_job(job_id)}
             refs = [
                 self.task.remote(self._settings_json, job_id, r, self.actor, self.adapters)
-                for r in range(job.rollouts)
-                if r not in done
+                for r in started[1]
             ]
             with self._lock:
                 self.refs[job_id] = refs

@@ -24,7 +24,7 @@ from vidra.graph.graph import build_graph
 from vidra.graph.state import Budget, initial_state
 from vidra.storage import EpisodeIn, JobRecord, TrajectoryStore
 
-__all__ = ["JobRunner", "run_episode"]
+__all__ = ["JobRunner", "begin_job", "run_episode"]
 
 log = logging.getLogger(__name__)
 DONE = {"type": "job_done"}
@@ -134,6 +134,17 @@ def run_episode(
     return episode_id
 
 
+def begin_job(store: TrajectoryStore, job_id: str) -> tuple[JobRecord, list[int]] | None:
+    """Mark a queued job running; return it with the rollouts still to run (None: not runnable)."""
+    job = store.get_job(job_id)
+    if job.status == "queued":
+        job = store.set_job_status(job_id, "running")
+    if job.status != "running":
+        return None
+    done = {e.rollout_index for e in store.episodes_of_job(job_id)}
+    return job, [r for r in range(job.rollouts) if r not in done]
+
+
 def _summary(node: str, change: dict[str, Any]) -> str:
     if node == "plan" and change.get("plan"):
         return f"look for {change['plan'].get('look_for', '')!r}"
@@ -200,16 +211,12 @@ class JobRunner:
     def _run_job(self, job_id: str) -> None:
         emit = self.events(job_id).put
         try:
-            job = self.store.get_job(job_id)
-            if job.status == "queued":
-                job = self.store.set_job_status(job_id, "running")
-            if job.status != "running":
+            started = begin_job(self.store, job_id)
+            if started is None:
                 return
-            done = {e.rollout_index for e in self.store.episodes_of_job(job_id)}
+            job, pending = started
             facts = self.video_facts(job)
-            for rollout in range(job.rollouts):
-                if rollout in done:
-                    continue
+            for rollout in pending:
                 deps = self.make_deps(job, rollout)
                 deps.cancel = self.cancels[job_id]
                 run_episode(

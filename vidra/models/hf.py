@@ -19,14 +19,7 @@ import numpy as np
 
 from vidra.errors import ConfigError, InvalidInput, NotFound
 from vidra.models.adapters import LoraSpec, adapter_version, attach_adapter, load_adapter
-from vidra.models.protocol import (
-    ChatRequest,
-    Completion,
-    ImagePart,
-    SamplingParams,
-    TextPart,
-    VideoPart,
-)
+from vidra.models.protocol import ChatRequest, Completion, SamplingParams, chat_input
 
 __all__ = ["HFChatModel"]
 
@@ -163,40 +156,17 @@ class HFChatModel:
         videos: list[np.ndarray] = []
         metas: list[Any] = []
         for req in requests:
-            chat: list[dict[str, Any]] = []
-            frames = 0
-            for msg in req.messages:
-                if isinstance(msg.content, str):
-                    chat.append({"role": msg.role, "content": msg.content})
-                    continue
-                parts: list[dict[str, str]] = []
-                for part in msg.content:
-                    if isinstance(part, TextPart):
-                        parts.append({"type": "text", "text": part.text})
-                    elif isinstance(part, ImagePart):
-                        parts.append({"type": "image"})
-                        images.append(part.image)
-                        frames += 1
-                    elif isinstance(part, VideoPart):
-                        parts.append({"type": "video"})
-                        videos.append(part.frames)
-                        n = len(part.times)
-                        metas.append(
-                            VideoMetadata(
-                                total_num_frames=n,
-                                fps=part.sampled_fps,
-                                frames_indices=list(range(n)),
-                            )
-                        )
-                        frames += n
-                    else:
-                        raise InvalidInput(f"unknown message part {type(part).__name__}")
-                chat.append({"role": msg.role, "content": parts})
-            if frames > self.max_frames:
-                raise InvalidInput(
-                    f"a request carries {frames} frames, over max_frames="
-                    f"{self.max_frames}; select fewer frames or raise max_frames"
+            split = chat_input(req.messages, self.max_frames)
+            images += split.images
+            for part in split.videos:
+                n = len(part.times)
+                videos.append(part.frames)
+                metas.append(
+                    VideoMetadata(
+                        total_num_frames=n, fps=part.sampled_fps, frames_indices=list(range(n))
+                    )
                 )
+            chat = split.chat
             texts.append(
                 self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
             )
@@ -379,8 +349,3 @@ def _batches(requests: Sequence[ChatRequest]) -> list[tuple[tuple[Any, ...], lis
         )
         groups.setdefault(key, []).append(i)
     return list(groups.items())
-
-
-def frames_to_parts(frames: np.ndarray, times: Sequence[float]) -> list[ImagePart]:
-    """One `ImagePart` per frame of ``[n, h, w, 3]`` uint8 with its timestamp."""
-    return [ImagePart(f, float(t)) for f, t in zip(frames, times, strict=True)]

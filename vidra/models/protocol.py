@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vidra.errors import InvalidInput
 
 __all__ = [
+    "ChatInput",
     "ChatModel",
     "ChatRequest",
     "Completion",
@@ -26,6 +27,7 @@ __all__ = [
     "SamplingParams",
     "TextPart",
     "VideoPart",
+    "chat_input",
     "sampling_params",
 ]
 
@@ -139,6 +141,47 @@ class Completion:
     adapter_version: str | None
     request_index: int = 0
     sample_index: int = 0
+
+
+@dataclass
+class ChatInput:
+    """A request's messages split the way chat templates want them: text-only chat turns
+    with image/video placeholders, plus the images and videos in placeholder order."""
+
+    chat: list[dict[str, object]]
+    images: list[np.ndarray]
+    videos: list[VideoPart]
+    frames: int
+
+
+def chat_input(messages: Sequence[Message], max_frames: int) -> ChatInput:
+    """Split ``messages`` for a chat template; `InvalidInput` over ``max_frames`` frames."""
+    out = ChatInput([], [], [], 0)
+    for msg in messages:
+        if isinstance(msg.content, str):
+            out.chat.append({"role": msg.role, "content": msg.content})
+            continue
+        parts: list[dict[str, str]] = []
+        for part in msg.content:
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+            elif isinstance(part, ImagePart):
+                parts.append({"type": "image"})
+                out.images.append(part.image)
+                out.frames += 1
+            elif isinstance(part, VideoPart):
+                parts.append({"type": "video"})
+                out.videos.append(part)
+                out.frames += len(part.times)
+            else:
+                raise InvalidInput(f"unknown message part {type(part).__name__}")
+        out.chat.append({"role": msg.role, "content": parts})
+    if out.frames > max_frames:
+        raise InvalidInput(
+            f"a request carries {out.frames} frames, over max_frames={max_frames}; "
+            "select fewer frames or raise max_frames"
+        )
+    return out
 
 
 class ChatModel(Protocol):

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidra.errors import BackendUnavailable, InvalidInput, NotFound
-from vidra.models.protocol import ChatRequest, Completion, ImagePart, TextPart, VideoPart
+from vidra.errors import BackendUnavailable, NotFound
+from vidra.models.protocol import ChatRequest, Completion, chat_input
 
 __all__ = ["VLLMChatModel"]
 
@@ -83,36 +83,20 @@ class VLLMChatModel:
         return LoRARequest(adapter, idx, path)
 
     def _prompt(self, req: ChatRequest) -> dict[str, Any]:
-        chat: list[dict[str, Any]] = []
-        images: list[Any] = []
-        videos: list[Any] = []
-        frames = 0
-        for msg in req.messages:
-            if isinstance(msg.content, str):
-                chat.append({"role": msg.role, "content": msg.content})
-                continue
-            parts: list[dict[str, str]] = []
-            for part in msg.content:
-                if isinstance(part, TextPart):
-                    parts.append({"type": "text", "text": part.text})
-                elif isinstance(part, ImagePart):
-                    parts.append({"type": "image"})
-                    images.append(part.image)
-                    frames += 1
-                elif isinstance(part, VideoPart):
-                    parts.append({"type": "video"})
-                    n = len(part.times)
-                    meta = {
-                        "fps": part.sampled_fps,
-                        "total_num_frames": n,
-                        "frames_indices": list(range(n)),
-                        "do_sample_frames": False,
-                    }
-                    videos.append((part.frames, meta))
-                    frames += n
-            chat.append({"role": msg.role, "content": parts})
-        if frames > self.max_frames:
-            raise InvalidInput(f"{frames} frames exceed max_frames={self.max_frames}")
+        split = chat_input(req.messages, self.max_frames)
+        chat, images = split.chat, split.images
+        videos = [
+            (
+                v.frames,
+                {
+                    "fps": v.sampled_fps,
+                    "total_num_frames": len(v.times),
+                    "frames_indices": list(range(len(v.times))),
+                    "do_sample_frames": False,
+                },
+            )
+            for v in split.videos
+        ]
         text = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
         mm: dict[str, Any] = {}
         if images:
