@@ -51,6 +51,9 @@ class VideoSettings(BaseModel):
         description="FFmpeg threads per decode call (0: auto). 1 is fastest for sparse "
         "decoding on small machines (measured: bench/decode.py); raise it for 4K on many cores",
     )
+    workers: int = Field(
+        2, ge=1, description="runs of GOPs one decode call may decode in parallel (pyav)"
+    )
     decode_timeout_s: float = Field(120.0, gt=0, description="deadline of one decode call")
     cache_bytes: int = Field(512 * 1024 * 1024, ge=0, description="in-memory frame cache budget")
     cache_dir: Path | None = Field(None, description="optional on-disk frame cache directory")

@@ -56,5 +56,6 @@ def open_reader(settings: object | None = None) -> CachedReader:
         max_pixels=v.max_pixels,
         timeout_s=v.decode_timeout_s,
         threads=v.threads,
+        workers=v.workers,
     )
     return CachedReader(reader, FrameCache(v.cache_bytes, v.cache_dir))

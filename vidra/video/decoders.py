@@ -258,10 +258,12 @@ def get_decoder(
     max_pixels: int = 1920 * 1080,
     timeout_s: float = 120.0,
     threads: int = 1,
+    workers: int = 2,
 ) -> FrameReader:
     """A `FrameReader` over the engine named ``name`` (``pyav``, ``decord``, ``torchcodec``).
 
-    ``threads`` is FFmpeg's thread count per decode (0: FFmpeg decides).
+    ``threads`` is FFmpeg's thread count per decode (0: FFmpeg decides); ``workers`` is how
+    many runs of GOPs one call may decode in parallel (pyav).
 
     Raises:
         ConfigError: unknown name, or a device the engine cannot use.
@@ -276,5 +278,5 @@ def get_decoder(
         raise BackendUnavailable(name, name if name != "pyav" else "video", str(exc)) from exc
     module_name, cls_name = target.split(":")
     engine_cls = getattr(importlib.import_module(module_name), cls_name)
-    engine: Engine = engine_cls(device=device, threads=threads)
+    engine: Engine = engine_cls(device=device, threads=threads, workers=workers)
     return FrameReader(engine, max_pixels=max_pixels, timeout_s=timeout_s)

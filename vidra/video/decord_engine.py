@@ -29,9 +29,10 @@ class DecordEngine:
     name = "decord"
     applies_rotation = False
 
-    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
+    def __init__(self, device: str = "cpu", threads: int = 1, workers: int = 1) -> None:
         require_cpu(self.name, device)
         self.threads = threads  # decord chooses its own threading; kept for the pyav fallback
+        self.workers = workers
 
     def decode(
         self,
@@ -47,7 +48,9 @@ class DecordEngine:
             log.info(
                 "%s: rotated video, decoding with pyav (decord mishandles rotation)", info.path
             )
-            return PyAVEngine(threads=self.threads).decode(info, times, size, deadline, stats)
+            return PyAVEngine(threads=self.threads, workers=self.workers).decode(
+                info, times, size, deadline, stats
+            )
         w, h = size
         try:
             reader = decord.VideoReader(info.path, ctx=decord.cpu(0), width=w, height=h)

@@ -25,8 +25,8 @@ class TorchCodecEngine:
     name = "torchcodec"
     applies_rotation = True
 
-    def __init__(self, device: str = "cpu", threads: int = 1) -> None:
-        self.threads = threads
+    def __init__(self, device: str = "cpu", threads: int = 1, workers: int = 1) -> None:
+        self.threads = threads  # ``workers`` is unused: torchcodec batches internally
         if device.startswith("cuda"):
             import torch
 
