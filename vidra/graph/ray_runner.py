@@ -171,6 +171,7 @@ class RayJobRunner:
     def _run_job(self, job_id: str) -> None:
         import ray
 
+        from vidra.graph.deps import JobCancelled
         from vidra.graph.runner import begin_job
 
         emit: Callable[[dict[str, Any]], None] = self.events(job_id).put
@@ -178,6 +179,8 @@ class RayJobRunner:
             started = begin_job(self.store, job_id)
             if started is None:
                 return
+            if job_id in self.cancelled:
+                raise JobCancelled("the job was cancelled")
             refs = [
                 self.task.remote(self._settings_json, job_id, r, self.actor, self.adapters)
                 for r in started[1]
@@ -186,6 +189,8 @@ class RayJobRunner:
                 self.refs[job_id] = refs
             for ref in refs:
                 emit({"type": "episode", "episode_id": ray.get(ref)})
+                if job_id in self.cancelled:
+                    raise JobCancelled("the job was cancelled")
             self.store.set_job_status(job_id, "done")
         except Exception as exc:
             cancelled = job_id in self.cancelled

@@ -4,9 +4,11 @@ Inbound records validate everything a writer can get wrong (NaN rewards, mismatc
 token/logprob lengths, duplicate step orders); outbound records are built from trusted
 rows without re-validation.
 
-Text rule: ``prompt`` and ``completion`` longer than ``max_text_chars`` (setting, default
+Text rules: ``prompt`` and ``completion`` longer than ``max_text_chars`` (setting, default
 200,000) are cut to that length plus the marker ``"…[truncated N chars]"`` and the step is
 flagged ``truncated``; token ids and logprobs are never cut (they are what training uses).
+NUL characters (which PostgreSQL text cannot hold) are stored as U+FFFD in every text field;
+the token ids still say exactly what the model produced.
 """
 
 from __future__ import annotations
@@ -61,6 +63,15 @@ def invalid_input(exc: ValidationError, what: str) -> InvalidInput:
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return v.replace("\x00", "\ufffd")
+        if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            return [x.replace("\x00", "\ufffd") for x in v]
+        return v
 
 
 class _Out(BaseModel):

@@ -1,4 +1,8 @@
-"""The exact episode flow with the scripted model: revise rounds, budgets, deadline, garbage."""
+"""The exact episode flow with the scripted model: revise rounds, budgets, deadline, garbage.
+
+``make_client`` is local threads + SQLite here; tests/integration re-runs these same tests on
+Ray and on PostgreSQL by overriding that fixture.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from vidra.api import Client
 from vidra.models import ChatRequest
 from vidra.models.scripted import ScriptedChatModel
 from vidra.video.synthetic import Question
@@ -34,7 +37,7 @@ def answer_json(letter: str, conf: float = 0.9) -> str:
     return f'Here: {{"answer": "{letter}", "confidence": {conf}, "evidence": []}}'
 
 
-def test_critic_triggered_revise_round_then_accept(world_video) -> None:  # type: ignore[no-untyped-def]
+def test_critic_triggered_revise_round_then_accept(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
     right = "AB"[q.answer_index]
     critic_calls: list[int] = []
@@ -49,7 +52,7 @@ def test_critic_triggered_revise_round_then_accept(world_video) -> None:  # type
             return '{"score": 0.2, "accept": false, "feedback": "look at the second half"}'
         return '{"score": 0.95, "accept": true}'
 
-    with Client(model=role_model(script)) as client:
+    with make_client(role_model(script)) as client:
         job = client.submit(path, q.text, options=q.options, answer=q.answer)
         ans = job.result(timeout=120)
         t = client.episode(ans.episode_id)
@@ -64,7 +67,7 @@ def test_critic_triggered_revise_round_then_accept(world_video) -> None:  # type
     assert job.status() == "done"
 
 
-def test_budget_exhaustion_finalizes(world_video) -> None:  # type: ignore[no-untyped-def]
+def test_budget_exhaustion_finalizes(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
 
     def script(req: ChatRequest) -> str:
@@ -74,7 +77,7 @@ def test_budget_exhaustion_finalizes(world_video) -> None:  # type: ignore[no-un
             "critic": '{"score": 0.1, "accept": false}',
         }[req.adapter or ""]
 
-    with Client(model=role_model(script)) as client:
+    with make_client(role_model(script)) as client:
         job = client.submit(
             path,
             q.text,
@@ -89,7 +92,7 @@ def test_budget_exhaustion_finalizes(world_video) -> None:  # type: ignore[no-un
     assert roles == ["planner", "reasoner", "critic", "reasoner", "critic"]
 
 
-def test_max_rounds_bound(world_video) -> None:  # type: ignore[no-untyped-def]
+def test_max_rounds_bound(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
 
     def script(req: ChatRequest) -> str:
@@ -99,7 +102,7 @@ def test_max_rounds_bound(world_video) -> None:  # type: ignore[no-untyped-def]
             "critic": '{"score": 0.1, "accept": false}',
         }[req.adapter or ""]
 
-    with Client(model=role_model(script)) as client:
+    with make_client(role_model(script)) as client:
         job = client.submit(
             path, q.text, options=q.options, budget={"max_rounds": 3, "frames_per_round": 4}
         )
@@ -108,10 +111,10 @@ def test_max_rounds_bound(world_video) -> None:  # type: ignore[no-untyped-def]
     assert "accuracy" not in {r.name for r in t.rewards}  # no ground truth, no accuracy
 
 
-def test_deadline_expiry(world_video) -> None:  # type: ignore[no-untyped-def]
+def test_deadline_expiry(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
     model = ScriptedChatModel(lambda r: PLAN, latency_s=0.3)
-    with Client(model=model) as client:
+    with make_client(model) as client:
         job = client.submit(
             path, q.text, options=q.options, answer=q.answer, budget={"deadline_s": 0.1}
         )
@@ -122,10 +125,10 @@ def test_deadline_expiry(world_video) -> None:  # type: ignore[no-untyped-def]
     assert [s.role for s in t.steps] == ["planner"]
 
 
-def test_garbage_at_every_step_still_completes(world_video) -> None:  # type: ignore[no-untyped-def]
+def test_garbage_at_every_step_still_completes(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
     model = role_model(lambda r: "\x00<<garbage>> }{ not json at all \ufffd")
-    with Client(model=model) as client:
+    with make_client(model) as client:
         job = client.submit(path, q.text, options=q.options, answer=q.answer, strategy="model")
         ans = job.result(timeout=120)
         t = client.episode(ans.episode_id)
@@ -138,7 +141,7 @@ def test_garbage_at_every_step_still_completes(world_video) -> None:  # type: ig
     assert t.episode.frames_used > 0  # the selector fell back to uniform frames
 
 
-def test_group_of_rollouts_shares_decoded_frames(world_video) -> None:  # type: ignore[no-untyped-def]
+def test_group_of_rollouts_shares_decoded_frames(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
 
     def script(req: ChatRequest) -> str:
@@ -148,7 +151,7 @@ def test_group_of_rollouts_shares_decoded_frames(world_video) -> None:  # type: 
             "critic": '{"score": 0.9, "accept": true}',
         }[req.adapter or ""]
 
-    with Client(model=role_model(script)) as client:
+    with make_client(role_model(script)) as client:
         job = client.submit(
             path, q.text, options=q.options, answer=q.answer, rollouts=4, strategy="uniform"
         )
@@ -162,11 +165,11 @@ def test_group_of_rollouts_shares_decoded_frames(world_video) -> None:  # type: 
         assert client.reader.stats.frames_returned == 8
 
 
-def test_cancel(world_video) -> None:  # type: ignore[no-untyped-def]
+def test_cancel(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
     model = role_model(lambda r: PLAN)
     model.latency_s = 0.5
-    with Client(model=model) as client:
+    with make_client(model) as client:
         job = client.submit(path, q.text, options=q.options, rollouts=3)
         job.cancel()
         with pytest.raises(Exception, match="cancelled"):

@@ -242,3 +242,13 @@ def test_training_runs_and_model_versions(store: TrajectoryStore) -> None:
     assert aliases == {"1": None, "2": "champion"}
     with pytest.raises(NotFound):
         store.set_alias("vidra-reasoner", "9", "champion")
+
+
+def test_nul_characters_are_stored_as_replacement_characters(store: TrajectoryStore) -> None:
+    job = make_job(store, question="What\x00 colour?")
+    ep = make_episode(job, 0).model_dump()
+    ep["steps"][0]["completion"] = "\x00garbage\x00"
+    ep["answer"] = "re\x00d"
+    got = store.get_episode(store.record_episode(ep))
+    assert got.steps[0].completion == "\ufffdgarbage\ufffd" and got.episode.answer == "re\ufffdd"
+    assert store.get_job(job).question == "What\ufffd colour?"
