@@ -1,0 +1,70 @@
+"""Dataset builders on a real store (SQLite) with hand-made episodes."""
+
+from __future__ import annotations
+
+import pytest
+
+from vidra.errors import InvalidInput
+from vidra.rl.datasets import RewardSpec, build_dpo, build_grpo, build_sft
+from vidra.storage import TrajectoryStore
+
+from ..storage.helpers import make_episode, make_job
+
+SPEC = RewardSpec({"accuracy": 1.0})
+
+
+@pytest.fixture
+def store(tmp_path):  # type: ignore[no-untyped-def]
+    s = TrajectoryStore(f"sqlite:///{tmp_path / 'v.db'}")
+    yield s
+    s.close()
+
+
+def test_grpo_groups_advantages_and_zero_variance(store: TrajectoryStore) -> None:
+    j1 = make_job(store, "a", question="Q1?")
+    j2 = make_job(store, "b", question="Q2?")
+    j3 = make_job(store, "c", question="Q3?")
+    store.record_episodes(
+        [make_episode(j1, k, accuracy=float(k < 1)) for k in range(2)]
+        + [make_episode(j2, k, accuracy=1.0) for k in range(2)]
+        + [make_episode(j3, 0)]
+    )
+    ds = build_grpo(store, SPEC, roles=["reasoner"])
+    assert ds.counts == {"groups": 2, "zero_variance": 1}  # Q3 has one rollout: no group
+    assert {s.role for s in ds.samples} == {"reasoner"}
+    advs = sorted({round(s.advantage, 4) for s in ds.samples})
+    assert advs == [-1.0, 1.0]
+    assert all(len(s.old_logprobs) == len(s.token_ids) > 0 for s in ds.samples)
+    assert len(ds.episode_ids) == 2 and ds.empty_reason is None
+    assert ds.manifest()["reward_spec"] == {"accuracy": 1.0}
+    with pytest.raises(InvalidInput, match="use >= 2"):
+        build_grpo(store, SPEC, min_rollouts=1)
+
+
+def test_empty_datasets_say_why(store: TrajectoryStore) -> None:
+    j = make_job(store)
+    store.record_episode(make_episode(j, 0, accuracy=0.0))
+    grpo = build_grpo(store, SPEC)
+    assert not grpo.samples and "no GRPO samples: 0 groups with >= 2 rollouts" in grpo.empty_reason
+    sft = build_sft(store, SPEC, threshold=1.0)
+    assert "reached the reward threshold 1.0" in (sft.empty_reason or "")
+
+
+def test_dpo_pairs_and_sft(store: TrajectoryStore) -> None:
+    j = make_job(store)
+    eps = [make_episode(j, 0, accuracy=1.0, seed=1), make_episode(j, 1, accuracy=0.0, seed=2)]
+    # same prompts for the planner in both rollouts (same question), different completions
+    dumped = [e.model_dump() for e in eps]
+    for d in dumped:
+        d["steps"][0]["prompt"] = "plan this"
+        d["steps"][0]["frames"] = []
+    store.record_episodes(dumped)
+    dpo = build_dpo(store, SPEC, margin=0.5)
+    assert len(dpo.samples) == 1 and dpo.samples[0].role == "planner"
+    assert (
+        dpo.samples[0].rejected_token_ids
+        and dpo.samples[0].rejected_token_ids != dpo.samples[0].token_ids
+    )
+    assert build_dpo(store, SPEC, margin=2.0).counts["below_margin"] == 1
+    sft = build_sft(store, SPEC, roles=["critic"], threshold=1.0)
+    assert len(sft.episode_ids) == 1 and {s.role for s in sft.samples} == {"critic"}

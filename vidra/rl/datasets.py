@@ -1,0 +1,230 @@
+"""Training datasets built from the trajectory store, per agent role.
+
+GRPO: groups of >= 2 rollouts of one question; each step of the requested roles becomes a
+sample carrying its sampling-time logprobs and its episode's group-normalised advantage;
+zero-variance groups are dropped and counted. DPO: per question, the best and the worst
+episode when their rewards differ by at least a margin; a role's steps pair up when their
+prompts (text and frames) are identical. SFT: every step of episodes whose total reward
+reaches a threshold (rejection sampling). The reward spec is recorded with each dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from vidra.errors import InvalidInput
+from vidra.rl.losses import grpo_advantages
+from vidra.rl.rewards import DEFAULT_WEIGHTS
+from vidra.storage import StepRecord, Trajectory, TrajectoryStore
+
+__all__ = ["Dataset", "RewardSpec", "Sample", "build_dpo", "build_grpo", "build_sft"]
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """Weights of the named reward components; the scalar reward is their weighted sum."""
+
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+
+    def total(self, t: Trajectory) -> float:
+        return t.total_reward(self.weights)
+
+    def to_json(self) -> str:
+        return json.dumps(self.weights, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One model call to learn from (a step), with what the algorithm needs."""
+
+    role: str
+    episode_id: str
+    step_id: int
+    question_key: str
+    prompt: str
+    frames: list[tuple[str, int]]
+    token_ids: list[int]
+    old_logprobs: list[float]
+    adapter_version: str | None
+    reward: float
+    advantage: float = 0.0
+    rejected_token_ids: list[int] | None = None  # DPO: the rejected completion
+
+
+@dataclass
+class Dataset:
+    """Samples plus their lineage and the reasons for what was left out."""
+
+    algorithm: str
+    spec: RewardSpec
+    samples: list[Sample] = field(default_factory=list)
+    episode_ids: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    filters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty_reason(self) -> str | None:
+        """Why the dataset is empty, in words a user can act on; None when it is not."""
+        if self.samples:
+            return None
+        since = self.filters.get("since") or self.filters.get("since_run") or "the beginning"
+        roles = ",".join(self.filters.get("roles") or []) or "any role"
+        if self.algorithm == "grpo":
+            return (
+                f"no GRPO samples: {self.counts.get('groups', 0)} groups with >= "
+                f"{self.filters.get('min_rollouts', 2)} rollouts since {since} "
+                f"({self.counts.get('zero_variance', 0)} dropped for equal rewards) and "
+                f"steps of {roles}; run jobs with rollouts >= 2 and ground truth"
+            )
+        if self.algorithm == "dpo":
+            return (
+                f"no DPO pairs: {self.counts.get('groups', 0)} questions since {since}, "
+                f"{self.counts.get('below_margin', 0)} below the reward margin, "
+                f"{self.counts.get('prompt_mismatch', 0)} without matching prompts"
+            )
+        return (
+            f"no SFT samples: no episode since {since} reached the reward threshold "
+            f"{self.filters.get('threshold')} ({self.counts.get('episodes', 0)} episodes seen)"
+        )
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "algorithm": self.algorithm,
+            "reward_spec": self.spec.weights,
+            "samples": len(self.samples),
+            "episodes": len(self.episode_ids),
+            "counts": self.counts,
+            "filters": {k: str(v) for k, v in self.filters.items()},
+        }
+
+
+def _sample(step: StepRecord, t: Trajectory, reward: float, advantage: float = 0.0) -> Sample:
+    return Sample(
+        step.role,
+        t.episode.id,
+        step.id,
+        t.episode.question_key,
+        step.prompt,
+        list(step.frames),
+        step.token_ids,
+        step.logprobs,
+        step.adapter_version,
+        reward,
+        advantage,
+    )
+
+
+def _filters(
+    roles: Sequence[str] | None, since: datetime | None, since_run: str | None, **more: Any
+) -> dict[str, Any]:
+    return {"roles": list(roles) if roles else None, "since": since, "since_run": since_run, **more}
+
+
+def build_grpo(
+    store: TrajectoryStore,
+    spec: RewardSpec | None = None,
+    roles: Sequence[str] | None = None,
+    since: datetime | None = None,
+    since_run: str | None = None,
+    min_rollouts: int = 2,
+    normalise_std: bool = True,
+) -> Dataset:
+    """GRPO samples: every step of ``roles`` in groups of >= ``min_rollouts`` episodes."""
+    if min_rollouts < 2:
+        raise InvalidInput(
+            f"min_rollouts={min_rollouts}: GRPO compares rollouts, use >= 2 "
+            "(or algo='sft' for single episodes)"
+        )
+    spec = spec or RewardSpec()
+    ds = Dataset("grpo", spec, filters=_filters(roles, since, since_run, min_rollouts=min_rollouts))
+    ds.counts = {"groups": 0, "zero_variance": 0}
+    for group in store.iter_groups(min_rollouts=min_rollouts, since=since, since_run=since_run):
+        ds.counts["groups"] += 1
+        rewards = [spec.total(t) for t in group.trajectories]
+        if max(rewards) - min(rewards) < 1e-9:
+            ds.counts["zero_variance"] += 1
+            continue
+        adv = grpo_advantages(rewards, [0] * len(rewards), normalise_std).tolist()
+        for t, r, a in zip(group.trajectories, rewards, adv, strict=True):
+            ds.episode_ids.append(t.episode.id)
+            ds.samples += [
+                _sample(s, t, r, a)
+                for s in t.steps
+                if (not roles or s.role in roles) and s.token_ids
+            ]
+    return ds
+
+
+def build_dpo(
+    store: TrajectoryStore,
+    spec: RewardSpec | None = None,
+    roles: Sequence[str] | None = None,
+    since: datetime | None = None,
+    since_run: str | None = None,
+    margin: float = 0.5,
+) -> Dataset:
+    """DPO pairs: best vs worst episode of a question, steps with identical prompts paired."""
+    spec = spec or RewardSpec()
+    ds = Dataset("dpo", spec, filters=_filters(roles, since, since_run, margin=margin))
+    ds.counts = {"groups": 0, "below_margin": 0, "prompt_mismatch": 0}
+    for group in store.iter_groups(min_rollouts=2, since=since, since_run=since_run):
+        ds.counts["groups"] += 1
+        ranked = sorted(group.trajectories, key=spec.total)
+        worst, best = ranked[0], ranked[-1]
+        rb, rw = spec.total(best), spec.total(worst)
+        if rb - rw < margin:
+            ds.counts["below_margin"] += 1
+            continue
+        paired = False
+        for s_best in best.steps:
+            if roles and s_best.role not in roles:
+                continue
+            match = next(
+                (
+                    s
+                    for s in worst.steps
+                    if s.role == s_best.role
+                    and s.prompt == s_best.prompt
+                    and s.frames == s_best.frames
+                    and s.token_ids != s_best.token_ids
+                ),
+                None,
+            )
+            if match is None:
+                continue
+            sample = _sample(s_best, best, rb)
+            ds.samples.append(Sample(**{**asdict(sample), "rejected_token_ids": match.token_ids}))
+            paired = True
+        if paired:
+            ds.episode_ids += [best.episode.id, worst.episode.id]
+        else:
+            ds.counts["prompt_mismatch"] += 1
+    return ds
+
+
+def build_sft(
+    store: TrajectoryStore,
+    spec: RewardSpec | None = None,
+    roles: Sequence[str] | None = None,
+    since: datetime | None = None,
+    since_run: str | None = None,
+    threshold: float = 1.0,
+) -> Dataset:
+    """SFT samples: every step of ``roles`` in episodes whose reward reaches ``threshold``."""
+    spec = spec or RewardSpec()
+    ds = Dataset("sft", spec, filters=_filters(roles, since, since_run, threshold=threshold))
+    ds.counts = {"episodes": 0}
+    for t in store.iter_trajectories(since=since, since_run=since_run):
+        ds.counts["episodes"] += 1
+        r = spec.total(t)
+        if r < threshold:
+            continue
+        ds.episode_ids.append(t.episode.id)
+        ds.samples += [
+            _sample(s, t, r) for s in t.steps if (not roles or s.role in roles) and s.token_ids
+        ]
+    return ds
