@@ -24,7 +24,7 @@ from vidra.models.protocol import (
     VideoPart,
 )
 
-__all__ = ["AgentResult", "call_agent", "render_prompt"]
+__all__ = ["AgentResult", "call_agent", "prompt_layout", "render_prompt"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -62,6 +62,36 @@ def render_prompt(messages: Sequence[Message]) -> str:
     return "\n".join(lines)
 
 
+def prompt_layout(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The prompt's structure with frames as slots into the step's frame list (in order)."""
+    out: list[dict[str, Any]] = []
+    slot = 0
+    for msg in messages:
+        if isinstance(msg.content, str):
+            out.append({"role": msg.role, "content": msg.content})
+            continue
+        parts: list[dict[str, Any]] = []
+        for part in msg.content:
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+            elif isinstance(part, ImagePart):
+                parts.append({"type": "image", "frame": slot, "time": part.time})
+                slot += 1
+            elif isinstance(part, VideoPart):
+                n = len(part.times)
+                parts.append(
+                    {
+                        "type": "video",
+                        "frames": list(range(slot, slot + n)),
+                        "times": [float(t) for t in part.times],
+                        "fps": part.fps,
+                    }
+                )
+                slot += n
+        out.append({"role": msg.role, "content": parts})
+    return out
+
+
 def _step(
     role: str,
     messages: Sequence[Message],
@@ -74,6 +104,7 @@ def _step(
         "adapter_version": comp.adapter_version,
         "prompt": render_prompt(messages),
         "frames": [list(f) for f in frames],
+        "messages": prompt_layout(messages),
         "completion": comp.text,
         "token_ids": list(comp.token_ids),
         "logprobs": list(comp.logprobs),

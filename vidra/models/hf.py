@@ -265,25 +265,30 @@ class HFChatModel:
     def _score(
         self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
     ) -> list[list[float]]:
+        return [
+            self.token_logprobs(req, comp.token_ids).tolist()
+            for req, comp in zip(requests, completions, strict=True)
+        ]
+
+    def token_logprobs(self, req: ChatRequest, token_ids: Sequence[int], grad: bool = False) -> Any:
+        """Teacher-forced logprobs ``[T]`` of ``token_ids`` after ``req``'s prompt, processed as
+        when sampled, under ``req.adapter`` (None: the base model, adapters off).
+        With ``grad=True`` the result carries gradients to the active adapter (training)."""
         import torch
 
-        out = []
-        for req, comp in zip(requests, completions, strict=True):
-            inputs = self._inputs([req])
-            ids = torch.tensor([comp.token_ids], device=self.device)
-            full = dict(inputs)
-            full["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
-            full["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(ids)], 1)
-            if "mm_token_type_ids" in full:
-                full["mm_token_type_ids"] = torch.cat(
-                    [inputs["mm_token_type_ids"], torch.zeros_like(ids)], dim=1
-                )
-            with torch.no_grad(), self._use(req.adapter):
-                logits = self.model(**full).logits[0, inputs["input_ids"].shape[1] - 1 : -1]
+        inputs = self._inputs([req])
+        ids = torch.tensor([list(token_ids)], device=self.device)
+        full = dict(inputs)
+        full["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
+        full["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(ids)], 1)
+        if "mm_token_type_ids" in full:
+            full["mm_token_type_ids"] = torch.cat(
+                [inputs["mm_token_type_ids"], torch.zeros_like(ids)], dim=1
+            )
+        with torch.set_grad_enabled(grad), self._use(req.adapter):
+            logits = self.model(**full).logits[0, inputs["input_ids"].shape[1] - 1 : -1]
             scores = process_logits(logits.float(), req.sampling, self.suppress)
-            lp = torch.log_softmax(scores, dim=-1).gather(-1, ids[0][:, None])[:, 0]
-            out.append(lp.tolist())
-        return out
+            return torch.log_softmax(scores, dim=-1).gather(-1, ids[0][:, None])[:, 0]
 
 
 def process_logits(logits: Any, s: SamplingParams, suppress: list[int]) -> Any:

@@ -52,6 +52,7 @@ class Sample:
     adapter_version: str | None
     reward: float
     advantage: float = 0.0
+    messages: list[dict[str, Any]] | None = None  # the prompt layout, for exact replay
     rejected_token_ids: list[int] | None = None  # DPO: the rejected completion
 
 
@@ -115,6 +116,7 @@ def _sample(step: StepRecord, t: Trajectory, reward: float, advantage: float = 0
         step.adapter_version,
         reward,
         advantage,
+        messages=step.messages,
     )
 
 

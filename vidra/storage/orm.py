@@ -127,6 +127,7 @@ class StepRow(Base):
     prompt: Mapped[str] = mapped_column(Text)
     frames: Mapped[list[Any]] = mapped_column(JSON)
     completion: Mapped[str] = mapped_column(Text)
+    messages: Mapped[Any] = mapped_column(JSON, nullable=True, doc="prompt layout, for replay")
     token_ids: Mapped[bytes] = mapped_column(LargeBinary)
     logprobs: Mapped[bytes] = mapped_column(LargeBinary)
     parsed: Mapped[Any] = mapped_column(JSON, nullable=True)

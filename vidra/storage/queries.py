@@ -227,6 +227,7 @@ def _step(s: Any) -> StepRecord:
         s.latency_s,
         s.prompt_tokens,
         s.completion_tokens,
+        s.messages,
     )
 
 

@@ -165,6 +165,9 @@ class StepIn(_In):
     adapter_version: str | None = Field(None, max_length=200)
     prompt: str
     frames: list[FrameRef] = Field(default_factory=list)
+    messages: list[dict[str, Any]] | None = Field(
+        None, description="the prompt's structure (text and frame slots) to rebuild it exactly"
+    )
     completion: str
     token_ids: list[Annotated[int, Field(ge=0, lt=2**31)]] = Field(default_factory=list)
     logprobs: list[FiniteFloat] = Field(default_factory=list)
@@ -268,6 +271,7 @@ class StepRecord:
     latency_s: float
     prompt_tokens: int
     completion_tokens: int
+    messages: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

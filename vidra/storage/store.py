@@ -308,6 +308,7 @@ class TrajectoryStore:
             "prompt": prompt,
             "frames": [list(f) for f in s.frames],
             "completion": completion,
+            "messages": s.messages,
             "token_ids": encode_ids(s.token_ids),
             "logprobs": encode_logprobs(s.logprobs),
             "parsed": s.parsed,

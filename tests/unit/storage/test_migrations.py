@@ -60,3 +60,21 @@ def test_bad_urls() -> None:
         TrajectoryStore("not a url")
     with pytest.raises(ConfigError, match="not supported"):
         TrajectoryStore("mysql://u@h/db")
+
+
+def test_upgrade_from_an_older_revision(tmp_path: Path) -> None:
+    from vidra.storage import upgrade
+    from vidra.storage.engine import make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    assert upgrade(engine, "0001") == "0001"
+    with engine.connect() as conn:
+        cols = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(step)")]
+    assert "messages" not in cols
+    store = TrajectoryStore(url)  # migrates to head on open
+    assert current_revision(store.engine) == head_revision() != "0001"
+    with store.engine.connect() as conn:
+        cols = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(step)")]
+    assert "messages" in cols
+    store.close()

@@ -1,0 +1,141 @@
+"""Training on real replayed steps of the tiny model: the right parameters move, NaN stops
+training at the last good checkpoint, and a run resumes from its checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidra.api import Client
+from vidra.config import Settings
+from vidra.models.adapters import LoraSpec
+from vidra.models.hf import HFChatModel
+from vidra.rl.datasets import RewardSpec, build_grpo, build_sft
+from vidra.rl.replay import step_frames
+from vidra.rl.trainer import TrainConfig, TrainingDiverged, train_role
+from vidra.storage import StepRecord
+from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+
+
+@pytest.fixture(scope="module")
+def recorded(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    home = tmp_path_factory.mktemp("rl-home")
+    world = make_world(WorldSpec(duration=120, fps=4, width=160, height=90, seed=3))
+    video = render_world(world, home / "w.mp4", gop_s=4)
+    qs = [q for q in generate_questions(world, per_kind=2) if len(q.options) >= 2][:3]
+    settings = Settings(data_dir=home)
+    settings.model.path = str(tiny_model_path)
+    settings.agents.max_tokens = 12
+    settings.agents.strategy = "uniform"
+    client = Client(settings)
+    for q in qs:
+        client.submit(
+            video,
+            q.text,
+            options=q.options,
+            answer=q.answer,
+            rollouts=4,
+            budget={"max_frames": 4, "max_rounds": 1},
+        ).result(timeout=900)
+    # an untrained model answers alike; a judge's scores arriving later give the groups variance
+    for t in client.store.iter_trajectories():
+        client.store.add_rewards(
+            t.episode.id,
+            [{"name": "judge", "source": "test", "value": t.episode.rollout_index / 3}],
+        )
+    yield client
+    client.close()
+
+
+def _frames_of(client: Client):  # type: ignore[no-untyped-def]
+    paths = {v: client.store.get_video(v).path for v in {j.video_id for j in client.store.jobs()}}
+
+    def frames(sample):  # type: ignore[no-untyped-def]
+        step = StepRecord(
+            sample.step_id,
+            sample.episode_id,
+            0,
+            sample.role,
+            None,
+            "",
+            sample.frames,
+            "",
+            [],
+            [],
+            None,
+            True,
+            False,
+            0.0,
+            0,
+            0,
+            None,
+        )
+        return step_frames(step, client.reader, paths, 112)
+
+    return frames
+
+
+def _snapshot(model: torch.nn.Module, needle: str) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if needle(n)}  # type: ignore[operator]
+
+
+def test_grpo_moves_only_the_trained_adapter(
+    recorded: Client, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    spec = RewardSpec({"accuracy": 1.0, "judge": 1.0})
+    ds = build_grpo(recorded.store, spec, roles=["reasoner"])
+    assert ds.samples, ds.empty_reason
+    hf = HFChatModel(tiny_model_path)
+    hf.add_adapter("planner", LoraSpec(train_norm=True))
+    hf.add_adapter("reasoner", LoraSpec(train_norm=True))
+    before_base = _snapshot(hf.model, lambda n: "lora_" not in n and "modules_to_save" not in n)
+    before_planner = _snapshot(hf.model, lambda n: ".planner" in n)
+    metrics = train_role(
+        hf,
+        "reasoner",
+        ds.samples,
+        _frames_of(recorded),
+        TrainConfig(algorithm="grpo", lr=1e-2, batch_size=4, max_steps=2),
+        checkpoint_dir=tmp_path / "ckpt",
+    )
+    assert metrics["step"] == 2 and "kl" in metrics and "clip_fraction" in metrics
+    after = dict(hf.model.named_parameters())
+    moved = [
+        n
+        for n, p in after.items()
+        if ".reasoner" in n and "lora_B" in n and float(p.detach().abs().sum()) > 0
+    ]
+    assert moved, "the reasoner's LoRA B matrices start at zero and must have moved"
+    assert all(torch.equal(after[n], p) for n, p in before_base.items())
+    assert all(torch.equal(after[n], p) for n, p in before_planner.items())
+    assert (tmp_path / "ckpt" / "step-000002" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_resume_and_nan_guard(recorded: Client, tiny_model_path: Path, tmp_path: Path) -> None:
+    ds = build_sft(recorded.store, RewardSpec({"format": 1.0}), roles=["planner"], threshold=-1)
+    assert ds.samples
+    cfg = TrainConfig(algorithm="sft", lr=1e-3, batch_size=2, max_steps=2, checkpoint_every=1)
+    hf = HFChatModel(tiny_model_path)
+    train_role(hf, "planner", ds.samples, _frames_of(recorded), cfg, tmp_path / "a")
+    resumed = HFChatModel(tiny_model_path)
+    cfg3 = TrainConfig(algorithm="sft", lr=1e-3, batch_size=2, max_steps=3, checkpoint_every=1)
+    m = train_role(
+        resumed,
+        "planner",
+        ds.samples,
+        _frames_of(recorded),
+        cfg3,
+        tmp_path / "b",
+        resume_from=tmp_path / "a" / "step-000002",
+    )
+    assert m["step"] == 3  # continued at step 2, did one more
+    bad = HFChatModel(tiny_model_path)
+    bad.add_adapter("planner")
+    with torch.no_grad():
+        for n, p in bad.model.named_parameters():
+            if ".planner" in n and "lora_A" in n:
+                p.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        train_role(bad, "planner", ds.samples, _frames_of(recorded), cfg, tmp_path / "c")

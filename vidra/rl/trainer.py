@@ -1,0 +1,253 @@
+"""One role's LoRA adapter trained with GRPO, DPO or SFT on replayed steps.
+
+Self-contained: a config dataclass with help text, a loop with gradient accumulation,
+gradient clipping, seeding, checkpoints every N steps (adapter + optimizer + step) and
+resume from the last one, and a NaN guard that stops and keeps the last good checkpoint.
+Under Ray Train (``torch.distributed`` initialised) each worker takes a shard of the
+samples and gradients are all-reduced before each optimizer step (synchronous DDP).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidra.errors import ConfigError, VidraError
+from vidra.models.adapters import LoraSpec, save_adapter
+from vidra.models.protocol import SamplingParams
+from vidra.rl.datasets import Sample
+from vidra.rl.losses import dpo_loss, grpo_loss, sft_loss
+from vidra.rl.replay import replay_request
+
+__all__ = ["TrainConfig", "TrainingDiverged", "train_role"]
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(VidraError):
+    """The loss became NaN/inf; training stopped at the last good checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """How one training run goes (TRL-style: every field says what it does)."""
+
+    algorithm: str = field(default="grpo", metadata={"help": "grpo | dpo | sft"})
+    lr: float = field(default=2e-4, metadata={"help": "AdamW learning rate of the adapter"})
+    epochs: int = field(default=1, metadata={"help": "passes over the samples"})
+    batch_size: int = field(default=8, metadata={"help": "samples per optimizer step (per worker)"})
+    grad_accum: int = field(default=1, metadata={"help": "batches per optimizer step"})
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many steps"})
+    clip_eps: float = field(default=0.2, metadata={"help": "GRPO ratio clip"})
+    beta: float = field(default=0.04, metadata={"help": "GRPO k3-KL weight to the base model"})
+    dpo_beta: float = field(default=0.1, metadata={"help": "DPO temperature"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    temperature: float = field(
+        default=1.0,
+        metadata={"help": "sampling temperature the stored logprobs were taken at (GRPO ratio)"},
+    )
+    lora_rank: int = field(default=8, metadata={"help": "rank of a new adapter"})
+    train_norm: bool = field(default=True, metadata={"help": "also train the final norm"})
+    frame_size: int = field(default=112, metadata={"help": "frame size used at sampling time"})
+    checkpoint_every: int = field(default=10, metadata={"help": "optimizer steps per checkpoint"})
+    seed: int = field(default=0, metadata={"help": "seeds shuffling and initialisation"})
+
+    def validate(self) -> None:
+        if self.algorithm not in ("grpo", "dpo", "sft"):
+            raise ConfigError(f"algorithm {self.algorithm!r}: use grpo, dpo or sft")
+        if self.lr <= 0 or self.batch_size <= 0 or self.grad_accum <= 0 or self.epochs <= 0:
+            raise ConfigError("lr, batch_size, grad_accum and epochs must be positive")
+
+
+def _distributed() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _sample_loss(
+    hf: Any, role: str, s: Sample, frames: Any, cfg: TrainConfig
+) -> tuple[Any, dict[str, float]]:
+    import torch
+
+    sampling = SamplingParams(temperature=cfg.temperature if cfg.algorithm == "grpo" else 0.0)
+    req = replay_request_for(s, frames, role, sampling)
+    ref_req = replay_request_for(s, frames, None, sampling)
+    lp = hf.token_logprobs(req, s.token_ids, grad=True)
+    if cfg.algorithm == "sft":
+        return sft_loss(lp[None], torch.ones_like(lp)[None]), {}
+    if cfg.algorithm == "grpo":
+        old = torch.tensor(s.old_logprobs, dtype=lp.dtype)
+        ref = hf.token_logprobs(ref_req, s.token_ids) if cfg.beta else None
+        loss, st = grpo_loss(
+            lp[None],
+            old[None],
+            None if ref is None else ref[None],
+            torch.tensor([s.advantage]),
+            torch.ones_like(lp)[None],
+            cfg.clip_eps,
+            cfg.beta,
+        )
+        return loss, {"kl": st.kl, "clip_fraction": st.clip_fraction}
+    rejected = s.rejected_token_ids or []
+    lr_ = hf.token_logprobs(req, rejected, grad=True)
+    ref_c = hf.token_logprobs(ref_req, s.token_ids).sum()
+    ref_r = hf.token_logprobs(ref_req, rejected).sum()
+    loss, margin = dpo_loss(lp.sum()[None], lr_.sum()[None], ref_c[None], ref_r[None], cfg.dpo_beta)
+    return loss, {"margin": float(margin[0])}
+
+
+def replay_request_for(
+    s: Sample, frames: Any, adapter: str | None, sampling: SamplingParams
+) -> Any:
+    from vidra.storage import StepRecord
+
+    step = StepRecord(
+        s.step_id,
+        s.episode_id,
+        0,
+        s.role,
+        s.adapter_version,
+        s.prompt,
+        s.frames,
+        "",
+        s.token_ids,
+        s.old_logprobs,
+        None,
+        True,
+        False,
+        0.0,
+        0,
+        len(s.token_ids),
+        s.messages,
+    )
+    return replay_request(step, frames, adapter, sampling)
+
+
+def train_role(
+    hf: Any,
+    role: str,
+    samples: Sequence[Sample],
+    frames_of: Callable[[Sample], Any],
+    cfg: TrainConfig,
+    checkpoint_dir: Path | None = None,
+    resume_from: Path | None = None,
+    report: Callable[[dict[str, float], Path | None], None] | None = None,
+) -> dict[str, float]:
+    """Train ``role``'s adapter on ``samples``; returns the last step's metrics.
+
+    Args:
+        hf: an `HFChatModel` (its ``model`` gets the adapter if missing).
+        frames_of: decodes a sample's frames (``[n, h, w, 3]`` uint8).
+        checkpoint_dir: where checkpoints go (every ``cfg.checkpoint_every`` steps).
+        resume_from: a checkpoint to continue from (adapter, optimizer, step).
+        report: called after each optimizer step with metrics and the checkpoint (or None).
+    """
+    import torch
+    import torch.distributed as dist
+
+    cfg.validate()
+    torch.manual_seed(cfg.seed)
+    rank, world = _distributed()
+    if role not in hf.adapters:
+        hf.add_adapter(role, LoraSpec(rank=cfg.lora_rank, train_norm=cfg.train_norm))
+    hf.model.set_adapter(role)
+    params = [p for n, p in hf.model.named_parameters() if p.requires_grad and f".{role}" in n]
+    if not params:
+        raise ConfigError(f"adapter {role!r} has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=cfg.lr)
+    step = 0
+    if resume_from is not None:
+        state = torch.load(resume_from / "trainer.pt", weights_only=False)
+        for p, saved in zip(params, state["params"], strict=True):
+            p.data.copy_(saved)
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        log.info("resumed %s at step %d from %s", role, step, resume_from)
+    order = [s for s in samples if s.role == role and s.token_ids]
+    if cfg.algorithm == "dpo":
+        order = [s for s in order if s.rejected_token_ids]
+    shard = order[rank::world]
+    batches = []
+    rng = random.Random(cfg.seed)
+    for _ in range(cfg.epochs):
+        epoch = list(shard)
+        rng.shuffle(epoch)
+        batches += [epoch[k : k + cfg.batch_size] for k in range(0, len(epoch), cfg.batch_size)]
+    per_step = cfg.grad_accum
+    total_steps = math.ceil(len(batches) / per_step)
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    metrics: dict[str, float] = {}
+    last_good: Path | None = resume_from
+    while step < total_steps:
+        t0 = time.perf_counter()
+        group = batches[step * per_step : (step + 1) * per_step]
+        n = sum(len(b) for b in group)
+        losses, extra, tokens = [], [], 0
+        for batch in group:
+            for s in batch:
+                loss, info = _sample_loss(hf, role, s, frames_of(s), cfg)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"{role}: loss became {float(loss)} at step {step}; stopped, the last "
+                        f"good checkpoint is {last_good or 'the starting adapter'}; "
+                        "lower the learning rate"
+                    )
+                (loss / n).backward()
+                losses.append(float(loss.detach()))
+                extra.append(info)
+                tokens += len(s.token_ids)
+        if world > 1:
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad)
+                p.grad /= world
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        rewards = [s.reward for b in group for s in b]
+        metrics = {
+            "loss": sum(losses) / max(1, len(losses)),
+            "grad_norm": grad_norm,
+            "reward_mean": sum(rewards) / max(1, len(rewards)),
+            "reward_std": float(torch.tensor(rewards).std()) if len(rewards) > 1 else 0.0,
+            "tokens_per_s": tokens / max(1e-9, time.perf_counter() - t0),
+            "step": float(step),
+        }
+        for key in ("kl", "clip_fraction", "margin"):
+            vals = [e[key] for e in extra if key in e]
+            if vals:
+                metrics[key] = sum(vals) / len(vals)
+        ckpt = None
+        if (
+            checkpoint_dir is not None
+            and rank == 0
+            and (step % cfg.checkpoint_every == 0 or step == total_steps)
+        ):
+            ckpt = checkpoint_dir / f"step-{step:06d}"
+            save_adapter(hf.model, role, ckpt / "adapter")
+            torch.save(
+                {
+                    "params": [p.detach().clone() for p in params],
+                    "optimizer": opt.state_dict(),
+                    "step": step,
+                },
+                ckpt / "trainer.pt",
+            )
+            (ckpt / "config.json").write_text(json.dumps(asdict(cfg)))
+            last_good = ckpt
+        if report is not None:
+            report(metrics, ckpt)
+    return metrics
