@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= decord,torchcodec,postgres,ray,dev
+EXTRAS ?= decord,torchcodec,postgres,ray,train,dev
 
 .PHONY: setup demo test check bench clean
 

@@ -154,8 +154,41 @@ class Client:
             if self._model is None:
                 from vidra.models import load_chat_model
 
-                self._model = load_chat_model(self.settings)
+                self._model = load_chat_model(self.settings, adapters=self._adapters())
             return self._model
+
+    def _adapters(self) -> dict[str, str]:
+        """Configured adapters, else each role's MLflow champion (when there is one)."""
+        if self.settings.model.adapters or not self.settings.mlflow.use_champions:
+            return dict(self.settings.model.adapters)
+        uri = self.settings.resolved_tracking_uri()
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            return {}  # nothing was ever trained here
+        from vidra.rl.cycle import ROLES
+        from vidra.rl.tracking import champion_adapters
+
+        try:
+            return champion_adapters(self.settings, list(ROLES))
+        except VidraError as exc:  # an unreachable tracking server must not stop answering
+            import logging
+
+            logging.getLogger(__name__).warning("no champion adapters: %s", exc)
+            return {}
+
+    def retrain(
+        self,
+        algo: str = "grpo",
+        roles: Sequence[str] | None = None,
+        since_run: str | None = "last",
+        num_workers: int | None = None,
+    ) -> Any:
+        """Run a retraining cycle on this client's store; returns a `RetrainResult`.
+
+        New jobs of a new `Client` pick up the roles' champion adapters when promoted.
+        """
+        from vidra.rl.cycle import retrain
+
+        return retrain(self.settings, algo, roles, since_run, num_workers=num_workers)
 
     @property
     def runner(self) -> Any:

@@ -15,10 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "AgentSettings",
+    "MLflowSettings",
     "ModelSettings",
     "RunnerSettings",
     "Settings",
     "StorageSettings",
+    "TrainSettings",
     "VideoSettings",
     "default_data_dir",
 ]
@@ -104,6 +106,32 @@ class RunnerSettings(BaseModel):
     ray_address: str | None = Field(None, description="Ray cluster address; None: local Ray")
 
 
+class MLflowSettings(BaseModel):
+    """Experiment tracking and the model registry."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default: SQLite store under data_dir (absolute)"
+    )
+    experiment: str = Field("vidra", description="MLflow experiment name")
+    use_champions: bool = Field(
+        True, description="new jobs load each role's 'champion' adapter when no adapter is set"
+    )
+
+
+class TrainSettings(BaseModel):
+    """Defaults of a retraining cycle."""
+
+    num_workers: int = Field(1, gt=0, description="Ray Train workers (DDP; gloo on CPU)")
+    lr: float = Field(2e-4, gt=0)
+    batch_size: int = Field(8, gt=0)
+    epochs: int = Field(1, gt=0)
+    checkpoint_every: int = Field(10, gt=0)
+    gate_tolerance: float = Field(
+        0.02, ge=0, description="promote when held-out accuracy >= champion's minus this"
+    )
+    eval_questions: int = Field(10, gt=0, description="held-out synthetic questions per eval")
+
+
 class StorageSettings(BaseModel):
     """How the trajectory store behaves (the URL itself is ``Settings.database_url``)."""
 
@@ -134,6 +162,14 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow tracking URI: ``mlflow.tracking_uri`` or an absolute SQLite store."""
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').absolute()}"
 
     def resolved_database_url(self) -> str:
         """The store's URL: ``database_url`` or ``sqlite:///<data_dir>/vidra.db``."""

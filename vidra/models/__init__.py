@@ -82,7 +82,7 @@ def load_chat_model(settings: Any = None, **overrides: Any) -> ChatModel:
     module, cls = target.split(":")
     model_cls = getattr(importlib.import_module(module), cls)
     kwargs: dict[str, Any] = {
-        "adapters": dict(s.adapters),
+        "adapters": dict(overrides.pop("adapters", None) or s.adapters),
         "max_frames": s.max_frames,
         "trust_remote_code": s.trust_remote_code,
     }

@@ -1,0 +1,36 @@
+"""``vidra retrain --algo grpo|dpo|sft --roles reasoner,selector``: one retraining cycle."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("retrain", help="train role adapters from the recorded trajectories")
+    p.add_argument("--algo", choices=["grpo", "dpo", "sft"], default="grpo")
+    p.add_argument(
+        "--roles", default="planner,selector,reasoner,critic", help="comma-separated roles to train"
+    )
+    p.add_argument(
+        "--since-run",
+        default="last",
+        help="training run id to start after ('last' default, 'all' for everything)",
+    )
+    p.add_argument("--workers", type=int, help="Ray Train workers")
+    p.set_defaults(func=cmd_retrain)
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from vidra.api import Client
+
+    since = None if args.since_run == "all" else args.since_run
+    with Client() as client:
+        result = client.retrain(
+            args.algo, [r for r in args.roles.split(",") if r], since, num_workers=args.workers
+        )
+    print(result.summary())
+    print(f"mlflow ui --backend-store-uri {client.settings.resolved_tracking_uri()}")
+    return 0

@@ -1,0 +1,220 @@
+"""The retraining cycle: dataset from the store -> Ray Train -> held-out evaluation ->
+register one MLflow model version per role -> move ``champion`` only when the gate passes.
+
+The training run, its lineage (episodes) and the versions are also recorded in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidra.config import Settings
+from vidra.errors import InvalidInput
+from vidra.rl.datasets import Dataset, RewardSpec, build_dpo, build_grpo, build_sft
+from vidra.rl.trainer import TrainConfig
+from vidra.storage import TrajectoryStore
+
+__all__ = ["RetrainResult", "evaluate", "retrain"]
+
+log = logging.getLogger(__name__)
+ROLES = ("planner", "selector", "reasoner", "critic")
+
+
+@dataclass
+class RetrainResult:
+    """What a cycle did, in terms a user can read."""
+
+    algorithm: str
+    roles: list[str]
+    mlflow_run_id: str
+    training_run_id: str
+    samples: int
+    episodes: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    promoted: bool = False
+    decision: str = ""
+
+    def summary(self) -> str:
+        ev = ", ".join(f"{k} {v:.3f}" for k, v in self.evaluation.items())
+        vs = ", ".join(f"vidra-{r} v{v}" for r, v in self.versions.items())
+        return (
+            f"{self.algorithm} on {self.roles}: {self.samples} samples from {self.episodes} "
+            f"episodes; eval {ev}; registered {vs}; "
+            f"{'PROMOTED to champion' if self.promoted else 'not promoted'} ({self.decision}); "
+            f"MLflow run {self.mlflow_run_id}"
+        )
+
+
+def _dataset(
+    store: TrajectoryStore, algo: str, roles: Sequence[str], since_run: str | None, spec: RewardSpec
+) -> Dataset:
+    if algo == "grpo":
+        return build_grpo(store, spec, roles, since_run=since_run)
+    if algo == "dpo":
+        return build_dpo(store, spec, roles, since_run=since_run)
+    if algo == "sft":
+        return build_sft(store, spec, roles, since_run=since_run, threshold=1.0)
+    raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo or sft")
+
+
+def evaluate(settings: Settings, adapters: dict[str, str], n: int, seed: int = 12345) -> float:
+    """Held-out accuracy on synthetic-world questions with the given adapters."""
+    from vidra.api import Client
+    from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+
+    root = settings.data_dir / "eval" / f"seed{seed}"
+    world = make_world(WorldSpec(duration=180, fps=4, width=160, height=90, seed=seed))
+    video = root / "video.mp4"
+    if not video.is_file():
+        render_world(world, video, gop_s=4)
+    questions = generate_questions(world, per_kind=max(1, n // 5 + 1))[:n]
+    s = settings.model_copy(deep=True)
+    s.model.adapters = dict(adapters)
+    s.mlflow.use_champions = False
+    s.database_url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'eval.db'}"
+    correct = 0.0
+    with Client(s) as client:
+        for q in questions:
+            ans = client.submit(video, q.text, options=q.options, answer=q.answer).result(600)
+            correct += ans.rewards.get("accuracy", 0.0)
+    return correct / max(1, len(questions))
+
+
+def retrain(
+    settings: Settings,
+    algo: str = "grpo",
+    roles: Sequence[str] | None = None,
+    since_run: str | None = "last",
+    config: TrainConfig | None = None,
+    spec: RewardSpec | None = None,
+    num_workers: int | None = None,
+) -> RetrainResult:
+    """Run one retraining cycle; raises `InvalidInput` saying why when there is nothing to learn."""
+    from vidra.models import resolve_model_path
+    from vidra.rl.ray_train import fit
+    from vidra.rl.tracking import Tracker, champion_adapters, registry_name
+
+    roles = list(roles or ROLES)
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise InvalidInput(f"unknown roles {unknown}; choose from {list(ROLES)}")
+    spec = spec or RewardSpec()
+    store = TrajectoryStore(settings=settings)
+    if since_run == "last":
+        runs = store.training_runs()
+        since_run = runs[-1].id if runs else None
+    ds = _dataset(store, algo, roles, since_run, spec)
+    if not ds.samples:
+        raise InvalidInput(ds.empty_reason or "the dataset is empty")
+    t = settings.train
+    cfg = config or TrainConfig(
+        algorithm=algo,
+        lr=t.lr,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        checkpoint_every=t.checkpoint_every,
+        frame_size=settings.agents.frame_size,
+        temperature=settings.agents.rollout_temperature,
+    )
+    tracker = Tracker(settings, f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}")
+    base = resolve_model_path(settings.model.path)
+    start = dict(settings.model.adapters) or champion_adapters(settings, roles)
+    run = store.create_training_run(
+        algo, {"train": cfg.__dict__, "roles": roles, "reward_spec": spec.weights}, ds.episode_ids
+    )
+    tracker.params(
+        {
+            "algorithm": algo,
+            "lr": cfg.lr,
+            "beta": cfg.beta,
+            "dpo_beta": cfg.dpo_beta,
+            "roles": ",".join(roles),
+            "reward_spec": spec.to_json(),
+            "dataset_samples": len(ds.samples),
+            "dataset_episodes": len(ds.episode_ids),
+            "base_model": base,
+            "seed": cfg.seed,
+            "num_workers": num_workers or t.num_workers,
+            "G": ds.filters.get("min_rollouts", ""),
+        }
+    )
+    out = settings.data_dir / "adapters" / run.id
+    try:
+        paths = {
+            v.id: v.path for v in (store.get_video(j.video_id) for j in store.jobs(limit=10_000))
+        }
+        fit(
+            settings,
+            ds.samples,
+            roles,
+            cfg,
+            base,
+            start,
+            paths,
+            out,
+            tracker.run_id,
+            num_workers or t.num_workers,
+            name=f"vidra-{run.id}",
+        )
+        for role in roles:
+            tracker.artifacts(out / role, f"adapters/{role}")
+        manifest = Path(tempfile.mkdtemp()) / "dataset.json"
+        manifest.write_text(json.dumps({**ds.manifest(), "episode_ids": ds.episode_ids}))
+        tracker.artifacts(manifest.parent, "dataset")
+        candidate = {**start, **{r: str(out / r) for r in roles}}
+        cand_acc = evaluate(settings, candidate, t.eval_questions)
+        champ_acc = evaluate(settings, start, t.eval_questions)
+        tracker.metrics(
+            {"eval/candidate_accuracy": cand_acc, "eval/champion_accuracy": champ_acc}, step=0
+        )
+        report = Path(tempfile.mkdtemp()) / "eval.json"
+        report.write_text(json.dumps({"candidate": cand_acc, "champion": champ_acc}))
+        tracker.artifacts(report.parent, "eval")
+        promoted = cand_acc >= champ_acc - t.gate_tolerance
+        decision = (
+            f"held-out accuracy {cand_acc:.3f} vs champion {champ_acc:.3f} "
+            f"(tolerance {t.gate_tolerance})"
+        )
+        versions = {}
+        for role in roles:
+            versions[role] = tracker.register(role)
+            store.record_model_version(
+                role, registry_name(role), versions[role], tracker.run_id, {"accuracy": cand_acc}
+            )
+            if promoted:
+                tracker.promote(role, versions[role])
+                store.set_alias(registry_name(role), versions[role], "champion")
+        store.finish_training_run(
+            run.id,
+            "done",
+            {"eval_candidate": cand_acc, "eval_champion": champ_acc, "promoted": promoted},
+            tracker.run_id,
+        )
+        tracker.end()
+    except BaseException:
+        store.finish_training_run(run.id, "failed", {}, tracker.run_id)
+        tracker.end("FAILED")
+        raise
+    finally:
+        store.close()
+    return RetrainResult(
+        algo,
+        roles,
+        tracker.run_id,
+        run.id,
+        len(ds.samples),
+        len(ds.episode_ids),
+        {},
+        {"candidate": cand_acc, "champion": champ_acc},
+        versions,
+        promoted,
+        decision,
+    )
