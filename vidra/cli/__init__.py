@@ -17,7 +17,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidra.cli import ask, db, demo, model, retrain, video
+    from vidra.cli import ask, data, db, demo, model, retrain, video
 
     parser = argparse.ArgumentParser(prog="vidra", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.register(sub)
     ask.register(sub)
     retrain.register(sub)
+    data.register(sub)
     return parser
 
 

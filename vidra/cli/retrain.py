@@ -20,6 +20,14 @@ def register(sub: Any) -> None:
         help="training run id to start after ('last' default, 'all' for everything)",
     )
     p.add_argument("--workers", type=int, help="Ray Train workers")
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="online GRPO: collect fresh rollouts on synthetic questions, then train",
+    )
+    p.add_argument("--iterations", type=int, default=1, help="online iterations")
+    p.add_argument("--rollouts", type=int, default=4, help="online: G rollouts per question")
+    p.add_argument("--questions", type=int, default=4, help="online: questions per iteration")
     p.set_defaults(func=cmd_retrain)
 
 
@@ -27,6 +35,18 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from vidra.api import Client
 
     since = None if args.since_run == "all" else args.since_run
+    roles = [r for r in args.roles.split(",") if r]
+    if args.online:
+        from vidra.config import Settings
+        from vidra.rl.cycle import online
+
+        settings = Settings()
+        for k, res in enumerate(
+            online(settings, args.iterations, args.questions, args.rollouts, roles)
+        ):
+            print(f"iteration {k}: {res.summary()}")
+        print(f"mlflow ui --backend-store-uri {settings.resolved_tracking_uri()}")
+        return 0
     with Client() as client:
         result = client.retrain(
             args.algo, [r for r in args.roles.split(",") if r], since, num_workers=args.workers

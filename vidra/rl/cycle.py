@@ -218,3 +218,38 @@ def retrain(
         promoted,
         decision,
     )
+
+
+def online(
+    settings: Settings,
+    iterations: int,
+    questions: int = 4,
+    rollouts: int = 4,
+    roles: Sequence[str] | None = None,
+    seed: int = 0,
+) -> list[RetrainResult]:
+    """Online GRPO: each iteration collects fresh G-rollout jobs on new synthetic-world
+    questions with the current champions, then runs a GRPO cycle on just those episodes."""
+    from vidra.api import Client
+    from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+
+    if iterations <= 0 or rollouts < 2:
+        raise InvalidInput("online GRPO needs iterations >= 1 and rollouts >= 2")
+    results = []
+    for it in range(iterations):
+        world = make_world(
+            WorldSpec(duration=300, fps=4, width=160, height=90, seed=seed * 1000 + it)
+        )
+        video = render_world(world, settings.data_dir / "online" / f"it{it}" / "video.mp4")
+        with Client(settings) as client:  # a new client loads the latest champions
+            jobs = [
+                client.submit(video, q.text, options=q.options, answer=q.answer, rollouts=rollouts)
+                for q in generate_questions(
+                    world, per_kind=max(1, questions // 5 + 1), seed=seed + it
+                )[:questions]
+            ]
+            for job in jobs:
+                job.result()
+        results.append(retrain(settings, "grpo", roles, since_run="last"))
+        log.info("online iteration %d: %s", it, results[-1].summary())
+    return results

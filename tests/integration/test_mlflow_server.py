@@ -1,0 +1,119 @@
+"""A retraining cycle against a real MLflow server on 127.0.0.1; the champion loads back by
+alias; an unreachable server fails before any training."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vidra.api import Client
+from vidra.config import Settings
+from vidra.errors import ConfigError
+from vidra.rl.cycle import retrain
+from vidra.rl.datasets import RewardSpec
+from vidra.rl.tracking import champion_adapters
+from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("mlflow")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            (root / "artifacts").as_uri(),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2):
+                break
+        except OSError as exc:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"mlflow server died: {proc.stderr.read() if proc.stderr else ''}"
+                ) from exc
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("mlflow server did not start in 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_cycle_against_a_real_mlflow_server(
+    mlflow_server: str, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    import ray
+
+    settings = Settings(data_dir=tmp_path)
+    settings.mlflow.tracking_uri = mlflow_server
+    settings.model.path = str(tiny_model_path)
+    settings.agents.max_tokens = 12
+    settings.agents.strategy = "uniform"
+    settings.train.eval_questions = 2
+    settings.train.gate_tolerance = 1.0  # always promote: this test is about the plumbing
+    world = make_world(WorldSpec(duration=120, fps=4, width=160, height=90, seed=6))
+    video = render_world(world, tmp_path / "w.mp4", gop_s=4)
+    with Client(settings) as client:
+        for q in generate_questions(world, per_kind=1)[:2]:
+            client.submit(
+                video,
+                q.text,
+                options=q.options,
+                answer=q.answer,
+                rollouts=3,
+                budget={"max_frames": 4, "max_rounds": 1},
+            ).result(timeout=900)
+        for t in client.store.iter_trajectories():
+            client.store.add_rewards(
+                t.episode.id, [{"name": "judge", "value": t.episode.rollout_index / 2}]
+            )
+    try:
+        result = retrain(settings, "grpo", ["reasoner"], spec=RewardSpec({"judge": 1.0}))
+    finally:
+        ray.shutdown()
+    assert result.promoted and result.versions == {"reasoner": "1"}
+    champions = champion_adapters(settings, ["reasoner"])
+    assert (Path(champions["reasoner"]) / "adapter_config.json").is_file()
+    with Client(settings) as client:
+        assert "reasoner" in client.model.adapters  # new jobs pick the champion up
+
+
+def test_unreachable_server_fails_before_training(tiny_model_path: Path, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    settings.mlflow.tracking_uri = "http://127.0.0.1:9"
+    from vidra.rl.tracking import Tracker
+
+    with pytest.raises(ConfigError, match="unreachable"):
+        Tracker(settings, "x")
