@@ -9,14 +9,10 @@ frame-number pattern, so every returned frame is checked for being the one asked
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +189,9 @@ def targets(files: list[dict[str, object]]) -> dict[str, object]:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from report import emit, header
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="best of N (not for full decode)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
@@ -210,33 +209,23 @@ def main() -> int:
     generated = time.perf_counter() - t0
     files = [bench_file(hour, args.repeats, full=True), bench_file(ten, args.repeats, full=True)]
     report = {
-        "benchmark": "decode",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-        },
-        "versions": {
-            "av": av.__version__,
-            "ffmpeg": ".".join(map(str, av.ffmpeg_version_info))
+        **header(
+            "decode",
+            av=av.__version__,
+            ffmpeg=".".join(map(str, av.ffmpeg_version_info))
             if isinstance(av.ffmpeg_version_info, tuple)
             else str(av.ffmpeg_version_info),
-            "decord": decord.__version__,
-            "torchcodec": torchcodec.__version__,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-        },
+            decord=decord.__version__,
+            torchcodec=torchcodec.__version__,
+            torch=torch.__version__,
+            numpy=np.__version__,
+        ),
         "frames_requested": N_FRAMES,
         "video_generation_s": round(generated, 1),
         "files": files,
         "targets": targets(files),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0 if all(t["met"] for t in report["targets"].values()) else 1
 
 

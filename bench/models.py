@@ -5,20 +5,19 @@ and generate-vs-score logprob agreement. Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from report import emit, header
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
@@ -83,25 +82,15 @@ def main() -> int:
         "median": statistics.median(diffs),
     }
     report = {
-        "benchmark": "models",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "torch_threads": args.threads,
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-        },
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        **header("models", torch=torch.__version__, transformers=transformers.__version__),
+        "torch_threads": args.threads,
         "model": "tiny Qwen2.5-VL xs (hidden 128, 2 layers, vision 64x2), float32, CPU",
         "notes": "prefill_ms: wall time of generate(max_tokens=1) = processor + forward over the "
         "prompt + one sampled token (best of 3); frames are random images resized by the stock "
         "processor under max_pixels = px*px",
         "results": results,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

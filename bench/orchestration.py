@@ -9,14 +9,11 @@ with its steps and rewards; per-round overhead = episode wall time / 3.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +76,9 @@ def throughput(video: Path, executor: str, concurrency: int, jobs: int) -> float
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from report import emit, header
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=32)
@@ -111,27 +111,18 @@ def main() -> int:
     results["jobs_per_s"] = tput
     sqlite_ms = results["per_round_overhead"]["sqlite"]["ms_per_round_median"]  # type: ignore[index]
     report = {
-        "benchmark": "orchestration",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-        },
-        "versions": {
-            "langgraph": langgraph.version.__version__,
-            "sqlalchemy": sqlalchemy.__version__,
-        },
+        **header(
+            "orchestration",
+            langgraph=langgraph.version.__version__,
+            sqlalchemy=sqlalchemy.__version__,
+        ),
         "episode": f"plan + {ROUNDS} x (select, reason, critique) + finalize; scripted, 0 latency",
         "results": results,
         "targets": {
             "<= 30 ms overhead per round on SQLite": {"value": sqlite_ms, "met": sqlite_ms <= 30}
         },
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +82,7 @@ def populate(url: str, n_steps: int, batch: int) -> dict[str, float]:
         )
     )
     job_ids: list[str] = []
-    while len(job_ids) < n_eps // G:  # one job (question) per group of G rollouts
+    while len(job_ids) < -(-n_eps // G):  # one job (question) per group of G rollouts
         job_ids.append(
             store.create_job(
                 JobCreate(
@@ -169,6 +166,9 @@ def run(name: str, url: str, n_steps: int, batch: int) -> dict[str, object]:
 
 
 def main() -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from report import emit, header
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=16, help="episodes per transaction")
@@ -202,17 +202,11 @@ def main() -> int:
         },
     }
     report = {
-        "benchmark": "storage",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-        },
-        "versions": {
-            "sqlalchemy": sqlalchemy.__version__,
-            "sqlite": __import__("sqlite3").sqlite_version,
-        },
+        **header(
+            "storage",
+            sqlalchemy=sqlalchemy.__version__,
+            sqlite=__import__("sqlite3").sqlite_version,
+        ),
         "steps": args.steps,
         "steps_per_episode": STEPS,
         "tokens_per_step": TOKENS,
@@ -221,10 +215,7 @@ def main() -> int:
         "results": results,
         "targets": targets,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0 if all(t["met"] for t in targets.values()) else 1
 
 

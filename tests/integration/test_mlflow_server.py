@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.rl.helpers import record_groups, tiny_settings
 from vidra.api import Client
 from vidra.config import Settings
 from vidra.errors import ConfigError
 from vidra.rl.cycle import retrain
 from vidra.rl.datasets import RewardSpec
 from vidra.rl.tracking import champion_adapters
-from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
 
 pytestmark = pytest.mark.integration
 
@@ -76,29 +76,11 @@ def test_cycle_against_a_real_mlflow_server(
 ) -> None:
     import ray
 
-    settings = Settings(data_dir=tmp_path)
+    settings = tiny_settings(tmp_path, tiny_model_path)
     settings.mlflow.tracking_uri = mlflow_server
-    settings.model.path = str(tiny_model_path)
-    settings.agents.max_tokens = 12
-    settings.agents.strategy = "uniform"
     settings.train.eval_questions = 2
     settings.train.gate_tolerance = 1.0  # always promote: this test is about the plumbing
-    world = make_world(WorldSpec(duration=120, fps=4, width=160, height=90, seed=6))
-    video = render_world(world, tmp_path / "w.mp4", gop_s=4)
-    with Client(settings) as client:
-        for q in generate_questions(world, per_kind=1)[:2]:
-            client.submit(
-                video,
-                q.text,
-                options=q.options,
-                answer=q.answer,
-                rollouts=3,
-                budget={"max_frames": 4, "max_rounds": 1},
-            ).result(timeout=900)
-        for t in client.store.iter_trajectories():
-            client.store.add_rewards(
-                t.episode.id, [{"name": "judge", "value": t.episode.rollout_index / 2}]
-            )
+    record_groups(settings, seed=6, questions=2, rollouts=3)
     try:
         result = retrain(settings, "grpo", ["reasoner"], spec=RewardSpec({"judge": 1.0}))
     finally:

@@ -7,42 +7,23 @@ from pathlib import Path
 import pytest
 
 from vidra.api import Client
-from vidra.config import Settings
 from vidra.errors import InvalidInput
 from vidra.rl.cycle import retrain
 from vidra.rl.tracking import champion_adapters
-from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+
+from .helpers import record_groups, tiny_settings
 
 
 def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_path: Path) -> None:
     import mlflow
     import ray
 
-    settings = Settings(data_dir=tmp_path)
-    settings.model.path = str(tiny_model_path)
-    settings.agents.max_tokens = 12
-    settings.agents.strategy = "uniform"
+    settings = tiny_settings(tmp_path, tiny_model_path)
     settings.train.eval_questions = 2
     settings.train.batch_size = 4
-    world = make_world(WorldSpec(duration=120, fps=4, width=160, height=90, seed=5))
-    video = render_world(world, tmp_path / "w.mp4", gop_s=4)
     with pytest.raises(InvalidInput, match="no GRPO samples"):
         retrain(settings, "grpo", ["reasoner"])
-    client = Client(settings)
-    for q in generate_questions(world, per_kind=1)[:2]:
-        client.submit(
-            video,
-            q.text,
-            options=q.options,
-            answer=q.answer,
-            rollouts=3,
-            budget={"max_frames": 4, "max_rounds": 1},
-        ).result(timeout=900)
-    for t in client.store.iter_trajectories():
-        client.store.add_rewards(
-            t.episode.id, [{"name": "accuracy_judge", "value": t.episode.rollout_index / 2}]
-        )
-    client.close()
+    record_groups(settings, seed=5, questions=2, rollouts=3, judge="accuracy_judge")
     from vidra.rl.datasets import RewardSpec
 
     try:

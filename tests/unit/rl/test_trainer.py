@@ -9,42 +9,21 @@ import pytest
 import torch
 
 from vidra.api import Client
-from vidra.config import Settings
 from vidra.models.adapters import LoraSpec
 from vidra.models.hf import HFChatModel
 from vidra.rl.datasets import RewardSpec, build_grpo, build_sft
 from vidra.rl.replay import step_frames
 from vidra.rl.trainer import TrainConfig, TrainingDiverged, train_role
 from vidra.storage import StepRecord
-from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+
+from .helpers import record_groups, tiny_settings
 
 
 @pytest.fixture(scope="module")
 def recorded(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    home = tmp_path_factory.mktemp("rl-home")
-    world = make_world(WorldSpec(duration=120, fps=4, width=160, height=90, seed=3))
-    video = render_world(world, home / "w.mp4", gop_s=4)
-    qs = [q for q in generate_questions(world, per_kind=2) if len(q.options) >= 2][:3]
-    settings = Settings(data_dir=home)
-    settings.model.path = str(tiny_model_path)
-    settings.agents.max_tokens = 12
-    settings.agents.strategy = "uniform"
+    settings = tiny_settings(tmp_path_factory.mktemp("rl-home"), tiny_model_path)
+    record_groups(settings, seed=3, questions=3, rollouts=4)
     client = Client(settings)
-    for q in qs:
-        client.submit(
-            video,
-            q.text,
-            options=q.options,
-            answer=q.answer,
-            rollouts=4,
-            budget={"max_frames": 4, "max_rounds": 1},
-        ).result(timeout=900)
-    # an untrained model answers alike; a judge's scores arriving later give the groups variance
-    for t in client.store.iter_trajectories():
-        client.store.add_rewards(
-            t.episode.id,
-            [{"name": "judge", "source": "test", "value": t.episode.rollout_index / 3}],
-        )
     yield client
     client.close()
 
