@@ -118,3 +118,36 @@ def test_resume_and_nan_guard(recorded: Client, tiny_model_path: Path, tmp_path:
                 p.fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train_role(bad, "planner", ds.samples, _frames_of(recorded), cfg, tmp_path / "c")
+
+
+def test_ray_train_with_two_ddp_workers(
+    recorded: Client, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    import ray
+
+    from vidra.rl.ray_train import fit
+
+    ds = build_grpo(recorded.store, RewardSpec({"judge": 1.0}), roles=["reasoner"])
+    paths = {
+        v: recorded.store.get_video(v).path for v in {j.video_id for j in recorded.store.jobs()}
+    }
+    cfg = TrainConfig(algorithm="grpo", lr=1e-2, batch_size=2, max_steps=2)
+    try:
+        out = fit(
+            recorded.settings,
+            ds.samples,
+            ["reasoner"],
+            cfg,
+            str(tiny_model_path),
+            {},
+            paths,
+            tmp_path / "adapters",
+            None,
+            num_workers=2,
+            name="ddp-test",
+        )
+    finally:
+        ray.shutdown()
+    trained = HFChatModel(tiny_model_path, adapters={"reasoner": out / "reasoner"})
+    lora_b = [p for n, p in trained.model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(float(p.abs().sum()) > 0 for p in lora_b)
