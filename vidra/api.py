@@ -181,6 +181,7 @@ class Client:
         roles: Sequence[str] | None = None,
         since_run: str | None = "last",
         num_workers: int | None = None,
+        min_reward: float = 1.0,
     ) -> Any:
         """Run a retraining cycle on this client's store; returns a `RetrainResult`.
 
@@ -188,7 +189,9 @@ class Client:
         """
         from vidra.rl.cycle import retrain
 
-        return retrain(self.settings, algo, roles, since_run, num_workers=num_workers)
+        return retrain(
+            self.settings, algo, roles, since_run, num_workers=num_workers, min_reward=min_reward
+        )
 
     @property
     def runner(self) -> Any:

@@ -74,3 +74,44 @@ def test_ask_bad_input_is_one_line_exit_2(video: Path, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no such file" in missing.stderr
     shown = _vidra("show", "nope", env=env)
     assert shown.returncode == 2 and "does not exist" in shown.stderr
+
+
+def test_ask_with_rollouts_then_retrain(video: Path, tiny_model_path: Path, tmp_path: Path) -> None:
+    """`vidra ask --rollouts 4 --answer ...`, then `vidra retrain`: an MLflow run, registered
+    versions and a promotion decision a user can read."""
+    env = {
+        **os.environ,
+        "VIDRA_DATA_DIR": str(tmp_path),
+        "VIDRA_AGENTS__MAX_TOKENS": "12",
+        "VIDRA_AGENTS__MAX_FRAMES": "4",
+        "VIDRA_AGENTS__MAX_ROUNDS": "1",
+        "VIDRA_AGENTS__STRATEGY": "uniform",
+        "VIDRA_MODEL__PATH": str(tiny_model_path),
+        "VIDRA_TRAIN__EVAL_QUESTIONS": "1",
+        "VIDRA_TRAIN__BATCH_SIZE": "4",
+        "OMP_NUM_THREADS": "2",
+    }
+    # the untrained model falls back to the first option, so "one" is right every time
+    for question in ("Which number is first?", "Which number is last?"):
+        out = _vidra(
+            "ask",
+            str(video),
+            question,
+            "--option",
+            "one",
+            "--option",
+            "two",
+            "--answer",
+            "one",
+            "--rollouts",
+            "4",
+            env=env,
+        )
+        assert out.returncode == 0, out.stderr
+    # every rollout scored alike: no GRPO group to learn from, and the error says why
+    none = _vidra("retrain", "--algo", "grpo", "--roles", "reasoner", env=env)
+    assert none.returncode == 2 and "no GRPO samples" in none.stderr
+    run = _vidra("retrain", "--algo", "sft", "--roles", "planner", "--min-reward", "0.5", env=env)
+    assert run.returncode == 0, run.stderr
+    assert "vidra-planner v1" in run.stdout and "MLflow run" in run.stdout
+    assert "promoted" in run.stdout.lower() and "mlflow ui --backend-store-uri" in run.stdout

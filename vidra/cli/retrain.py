@@ -21,6 +21,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--workers", type=int, help="Ray Train workers")
     p.add_argument(
+        "--min-reward",
+        type=float,
+        default=1.0,
+        help="SFT: keep episodes whose weighted reward reaches this (rejection sampling)",
+    )
+    p.add_argument(
         "--online",
         action="store_true",
         help="online GRPO: collect fresh rollouts on synthetic questions, then train",
@@ -49,7 +55,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         return 0
     with Client() as client:
         result = client.retrain(
-            args.algo, [r for r in args.roles.split(",") if r], since, num_workers=args.workers
+            args.algo, roles, since, num_workers=args.workers, min_reward=args.min_reward
         )
     print(result.summary())
     print(f"mlflow ui --backend-store-uri {client.settings.resolved_tracking_uri()}")

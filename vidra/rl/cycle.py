@@ -54,14 +54,19 @@ class RetrainResult:
 
 
 def _dataset(
-    store: TrajectoryStore, algo: str, roles: Sequence[str], since_run: str | None, spec: RewardSpec
+    store: TrajectoryStore,
+    algo: str,
+    roles: Sequence[str],
+    since_run: str | None,
+    spec: RewardSpec,
+    min_reward: float = 1.0,
 ) -> Dataset:
     if algo == "grpo":
         return build_grpo(store, spec, roles, since_run=since_run)
     if algo == "dpo":
         return build_dpo(store, spec, roles, since_run=since_run)
     if algo == "sft":
-        return build_sft(store, spec, roles, since_run=since_run, threshold=1.0)
+        return build_sft(store, spec, roles, since_run=since_run, threshold=min_reward)
     raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo or sft")
 
 
@@ -96,6 +101,7 @@ def retrain(
     config: TrainConfig | None = None,
     spec: RewardSpec | None = None,
     num_workers: int | None = None,
+    min_reward: float = 1.0,
 ) -> RetrainResult:
     """Run one retraining cycle; raises `InvalidInput` saying why when there is nothing to learn."""
     from vidra.models import resolve_model_path
@@ -111,7 +117,7 @@ def retrain(
     if since_run == "last":
         runs = store.training_runs()
         since_run = runs[-1].id if runs else None
-    ds = _dataset(store, algo, roles, since_run, spec)
+    ds = _dataset(store, algo, roles, since_run, spec, min_reward)
     if not ds.samples:
         raise InvalidInput(ds.empty_reason or "the dataset is empty")
     t = settings.train
