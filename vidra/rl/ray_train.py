@@ -30,7 +30,6 @@ def _loop(config: dict[str, Any]) -> None:
     from vidra.models.hf import HFChatModel
     from vidra.rl.replay import step_frames
     from vidra.rl.trainer import train_role
-    from vidra.storage import StepRecord
     from vidra.video import open_reader
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, config["world"])))
@@ -49,26 +48,7 @@ def _loop(config: dict[str, Any]) -> None:
         tracker = mlflow.tracking.MlflowClient()
 
     def frames_of(s: Sample) -> Any:
-        step = StepRecord(
-            s.step_id,
-            s.episode_id,
-            0,
-            s.role,
-            None,
-            "",
-            s.frames,
-            "",
-            [],
-            [],
-            None,
-            True,
-            False,
-            0.0,
-            0,
-            0,
-            None,
-        )
-        return step_frames(step, reader, paths, cfg.frame_size)
+        return step_frames(s.frames, reader, paths, cfg.frame_size)
 
     start = ray.train.get_checkpoint()
     state: dict[str, Any] = {"done": [], "role": None, "step_dir": None}

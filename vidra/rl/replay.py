@@ -4,7 +4,7 @@ with the frames it referred to, decoded again by ``(video, index)`` through the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,39 +18,45 @@ from vidra.models.protocol import (
     TextPart,
     VideoPart,
 )
-from vidra.storage import StepRecord
 
 __all__ = ["replay_request", "step_frames"]
 
 
-def step_frames(step: StepRecord, reader: Any, paths: Mapping[str, str], size: int) -> np.ndarray:
-    """The step's frames ``[n, h, w, 3]`` uint8 in reference order (decoded once per video)."""
-    if not step.frames:
+def step_frames(
+    refs: Sequence[tuple[str, int]], reader: Any, paths: Mapping[str, str], size: int
+) -> np.ndarray:
+    """Frames ``[n, h, w, 3]`` uint8 for ``(video id, index)`` refs, in ref order (decoded
+    with one call per video)."""
+    if not refs:
         return np.zeros((0, 1, 1, 3), np.uint8)
-    out: list[np.ndarray | None] = [None] * len(step.frames)
+    out: list[np.ndarray | None] = [None] * len(refs)
     by_video: dict[str, list[int]] = {}
-    for k, (video, _) in enumerate(step.frames):
+    for k, (video, _) in enumerate(refs):
         by_video.setdefault(video, []).append(k)
     for video, slots in by_video.items():
         if video not in paths:
-            raise InvalidInput(f"step {step.id} refers to video {video!r}, which has no path")
-        decoded = reader.frames(paths[video], [step.frames[k][1] for k in slots], size=size)
+            raise InvalidInput(f"a step refers to video {video!r}, which has no path")
+        decoded = reader.frames(paths[video], [refs[k][1] for k in slots], size=size)
         for k, frame in zip(slots, decoded, strict=True):
             out[k] = frame
     return np.stack([f for f in out if f is not None])
 
 
 def replay_request(
-    step: StepRecord, frames: np.ndarray, adapter: str | None, sampling: SamplingParams
+    layout: Sequence[dict[str, Any]] | None,
+    frames: np.ndarray,
+    adapter: str | None,
+    sampling: SamplingParams,
 ) -> ChatRequest:
-    """The `ChatRequest` the step was sampled from (``frames`` from `step_frames`)."""
-    if not step.messages:
+    """The `ChatRequest` a step was sampled from: its prompt layout (``step.messages``) with
+    ``frames`` from `step_frames` in its frame slots."""
+    if not layout:
         raise InvalidInput(
-            f"step {step.id} has no prompt layout (recorded before replay "
-            "support); it cannot be used for training"
+            "the step has no prompt layout (recorded before replay support); "
+            "it cannot be used for training"
         )
     messages = []
-    for msg in step.messages:
+    for msg in layout:
         content = msg["content"]
         if isinstance(content, str):
             messages.append(Message(msg["role"], content))

@@ -80,8 +80,8 @@ def _sample_loss(
     import torch
 
     sampling = SamplingParams(temperature=cfg.temperature if cfg.algorithm == "grpo" else 0.0)
-    req = replay_request_for(s, frames, role, sampling)
-    ref_req = replay_request_for(s, frames, None, sampling)
+    req = replay_request(s.messages, frames, role, sampling)
+    ref_req = replay_request(s.messages, frames, None, sampling)
     lp = hf.token_logprobs(req, s.token_ids, grad=True)
     if cfg.algorithm == "sft":
         return sft_loss(lp[None], torch.ones_like(lp)[None]), {}
@@ -104,33 +104,6 @@ def _sample_loss(
     ref_r = hf.token_logprobs(ref_req, rejected).sum()
     loss, margin = dpo_loss(lp.sum()[None], lr_.sum()[None], ref_c[None], ref_r[None], cfg.dpo_beta)
     return loss, {"margin": float(margin[0])}
-
-
-def replay_request_for(
-    s: Sample, frames: Any, adapter: str | None, sampling: SamplingParams
-) -> Any:
-    from vidra.storage import StepRecord
-
-    step = StepRecord(
-        s.step_id,
-        s.episode_id,
-        0,
-        s.role,
-        s.adapter_version,
-        s.prompt,
-        s.frames,
-        "",
-        s.token_ids,
-        s.old_logprobs,
-        None,
-        True,
-        False,
-        0.0,
-        0,
-        len(s.token_ids),
-        s.messages,
-    )
-    return replay_request(step, frames, adapter, sampling)
 
 
 def train_role(

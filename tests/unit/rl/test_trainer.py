@@ -14,7 +14,6 @@ from vidra.models.hf import HFChatModel
 from vidra.rl.datasets import RewardSpec, build_grpo, build_sft
 from vidra.rl.replay import step_frames
 from vidra.rl.trainer import TrainConfig, TrainingDiverged, train_role
-from vidra.storage import StepRecord
 
 from .helpers import record_groups, tiny_settings
 
@@ -32,26 +31,7 @@ def _frames_of(client: Client):  # type: ignore[no-untyped-def]
     paths = {v: client.store.get_video(v).path for v in {j.video_id for j in client.store.jobs()}}
 
     def frames(sample):  # type: ignore[no-untyped-def]
-        step = StepRecord(
-            sample.step_id,
-            sample.episode_id,
-            0,
-            sample.role,
-            None,
-            "",
-            sample.frames,
-            "",
-            [],
-            [],
-            None,
-            True,
-            False,
-            0.0,
-            0,
-            0,
-            None,
-        )
-        return step_frames(step, client.reader, paths, 112)
+        return step_frames(sample.frames, client.reader, paths, 112)
 
     return frames
 
