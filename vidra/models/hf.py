@@ -274,21 +274,51 @@ class HFChatModel:
         """Teacher-forced logprobs ``[T]`` of ``token_ids`` after ``req``'s prompt, processed as
         when sampled, under ``req.adapter`` (None: the base model, adapters off).
         With ``grad=True`` the result carries gradients to the active adapter (training)."""
+        return self.batch_token_logprobs([req], [token_ids], grad)[0]
+
+    def batch_token_logprobs(
+        self,
+        requests: Sequence[ChatRequest],
+        token_ids: Sequence[Sequence[int]],
+        grad: bool = False,
+    ) -> list[Any]:
+        """`token_logprobs` for many (request, completion) pairs in one forward pass.
+
+        All requests must use the same adapter and sampling. Prompts are left-padded and
+        completions right-padded; returns one ``[T_i]`` tensor per pair.
+        """
         import torch
 
-        inputs = self._inputs([req])
-        ids = torch.tensor([list(token_ids)], device=self.device)
+        if len(requests) != len(token_ids):
+            raise InvalidInput(f"{len(requests)} requests but {len(token_ids)} completions")
+        if not requests:
+            return []
+        first = requests[0]
+        if any(r.adapter != first.adapter or r.sampling != first.sampling for r in requests):
+            raise InvalidInput("batch_token_logprobs: all requests need one adapter and sampling")
+        inputs = self._inputs(requests)
+        width = max(1, max(len(t) for t in token_ids))
+        # right padding with the end token (masked out; a pad id may be a vision token)
+        ids = torch.full((len(requests), width), self.eos_id, device=self.device)
+        mask = torch.zeros_like(ids)
+        for row, toks in enumerate(token_ids):
+            ids[row, : len(toks)] = torch.tensor(list(toks), device=self.device)
+            mask[row, : len(toks)] = 1
         full = dict(inputs)
+        prompt_len = inputs["input_ids"].shape[1]
         full["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
-        full["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(ids)], 1)
+        full["attention_mask"] = torch.cat([inputs["attention_mask"], mask], dim=1)
         if "mm_token_type_ids" in full:
             full["mm_token_type_ids"] = torch.cat(
                 [inputs["mm_token_type_ids"], torch.zeros_like(ids)], dim=1
             )
-        with torch.set_grad_enabled(grad), self._use(req.adapter):
-            logits = self.model(**full).logits[0, inputs["input_ids"].shape[1] - 1 : -1]
-            scores = process_logits(logits.float(), req.sampling, self.suppress)
-            return torch.log_softmax(scores, dim=-1).gather(-1, ids[0][:, None])[:, 0]
+        with torch.set_grad_enabled(grad), self._use(first.adapter):
+            logits = self.model(**full).logits[:, prompt_len - 1 : prompt_len - 1 + width]
+            b, t, v = logits.shape
+            scores = process_logits(logits.float().reshape(b * t, v), first.sampling, self.suppress)
+            lps = torch.log_softmax(scores, dim=-1).reshape(b, t, v)
+            lps = lps.gather(-1, ids[..., None])[..., 0]
+        return [lps[row, : len(toks)] for row, toks in enumerate(token_ids)]
 
 
 def process_logits(logits: Any, s: SamplingParams, suppress: list[int]) -> Any:

@@ -74,20 +74,41 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-def _sample_loss(
-    hf: Any, role: str, s: Sample, frames: Any, cfg: TrainConfig
-) -> tuple[Any, dict[str, float]]:
+def _batch_losses(
+    hf: Any, role: str, batch: Sequence[Sample], frames: Sequence[Any], cfg: TrainConfig
+) -> list[tuple[Any, dict[str, float]]]:
+    """Per-sample losses of one batch, from batched forward passes (policy, reference)."""
     import torch
 
     sampling = SamplingParams(temperature=cfg.temperature if cfg.algorithm == "grpo" else 0.0)
-    req = replay_request(s.messages, frames, role, sampling)
-    ref_req = replay_request(s.messages, frames, None, sampling)
-    lp = hf.token_logprobs(req, s.token_ids, grad=True)
+    pairs = list(zip(batch, frames, strict=True))
+    reqs = [replay_request(s.messages, f, role, sampling) for s, f in pairs]
+    refs = [replay_request(s.messages, f, None, sampling) for s, f in pairs]
+    chosen = [s.token_ids for s in batch]
+    if cfg.algorithm == "dpo":
+        rejected = [s.rejected_token_ids or [] for s in batch]
+        lps = hf.batch_token_logprobs(reqs + reqs, chosen + rejected, grad=True)
+        with torch.no_grad():
+            ref = hf.batch_token_logprobs(refs + refs, chosen + rejected)
+        n = len(batch)
+        out = []
+        for k in range(n):
+            loss, margin = dpo_loss(
+                lps[k].sum()[None],
+                lps[n + k].sum()[None],
+                ref[k].sum()[None],
+                ref[n + k].sum()[None],
+                cfg.dpo_beta,
+            )
+            out.append((loss, {"margin": float(margin[0])}))
+        return out
+    lps = hf.batch_token_logprobs(reqs, chosen, grad=True)
     if cfg.algorithm == "sft":
-        return sft_loss(lp[None], torch.ones_like(lp)[None]), {}
-    if cfg.algorithm == "grpo":
+        return [(sft_loss(lp[None], torch.ones_like(lp)[None]), {}) for lp in lps]
+    ref_lps = hf.batch_token_logprobs(refs, chosen) if cfg.beta else [None] * len(batch)
+    out = []
+    for s, lp, ref in zip(batch, lps, ref_lps, strict=True):
         old = torch.tensor(s.old_logprobs, dtype=lp.dtype)
-        ref = hf.token_logprobs(ref_req, s.token_ids) if cfg.beta else None
         loss, st = grpo_loss(
             lp[None],
             old[None],
@@ -97,13 +118,8 @@ def _sample_loss(
             cfg.clip_eps,
             cfg.beta,
         )
-        return loss, {"kl": st.kl, "clip_fraction": st.clip_fraction}
-    rejected = s.rejected_token_ids or []
-    lr_ = hf.token_logprobs(req, rejected, grad=True)
-    ref_c = hf.token_logprobs(ref_req, s.token_ids).sum()
-    ref_r = hf.token_logprobs(ref_req, rejected).sum()
-    loss, margin = dpo_loss(lp.sum()[None], lr_.sum()[None], ref_c[None], ref_r[None], cfg.dpo_beta)
-    return loss, {"margin": float(margin[0])}
+        out.append((loss, {"kl": st.kl, "clip_fraction": st.clip_fraction}))
+    return out
 
 
 def train_role(
@@ -168,18 +184,19 @@ def train_role(
         n = sum(len(b) for b in group)
         losses, extra, tokens = [], [], 0
         for batch in group:
-            for s in batch:
-                loss, info = _sample_loss(hf, role, s, frames_of(s), cfg)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"{role}: loss became {float(loss)} at step {step}; stopped, the last "
-                        f"good checkpoint is {last_good or 'the starting adapter'}; "
-                        "lower the learning rate"
-                    )
-                (loss / n).backward()
+            results = _batch_losses(hf, role, batch, [frames_of(s) for s in batch], cfg)
+            total = sum(loss for loss, _ in results)
+            if not torch.isfinite(total):
+                raise TrainingDiverged(
+                    f"{role}: loss became {float(total)} at step {step}; stopped, the last "
+                    f"good checkpoint is {last_good or 'the starting adapter'}; "
+                    "lower the learning rate"
+                )
+            (total / n).backward()
+            for (loss, info), s in zip(results, batch, strict=True):
                 losses.append(float(loss.detach()))
                 extra.append(info)
-                tokens += len(s.token_ids)
+                tokens += len(s.token_ids) + len(s.rejected_token_ids or [])
         if world > 1:
             for p in params:
                 if p.grad is None:
@@ -190,13 +207,15 @@ def train_role(
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
+        elapsed = time.perf_counter() - t0
         rewards = [s.reward for b in group for s in b]
         metrics = {
             "loss": sum(losses) / max(1, len(losses)),
             "grad_norm": grad_norm,
             "reward_mean": sum(rewards) / max(1, len(rewards)),
             "reward_std": float(torch.tensor(rewards).std()) if len(rewards) > 1 else 0.0,
-            "tokens_per_s": tokens / max(1e-9, time.perf_counter() - t0),
+            "tokens_per_s": tokens / max(1e-9, elapsed),
+            "samples_per_s": n / max(1e-9, elapsed),
             "step": float(step),
         }
         for key in ("kl", "clip_fraction", "margin"):

@@ -105,6 +105,26 @@ def test_generate_logprobs_equal_score(model: HFChatModel, sampling: dict) -> No
         assert np.max(np.abs(np.array(s) - np.array(c.logprobs))) < 1e-4
 
 
+def test_batch_token_logprobs_equal_one_at_a_time(model: HFChatModel) -> None:
+    """Training scores batches (left-padded prompts, right-padded completions of unequal
+    lengths); each row must equal the pair scored alone."""
+    reqs = [
+        image_request("a?", temperature=1.0, seed=1),
+        video_request("where is the red circle?", temperature=1.0, seed=1),
+        image_request("which shape is in the top-left part?", temperature=1.0, seed=1),
+    ]
+    comps = model.generate(reqs)
+    ids = [c.token_ids for c in comps]
+    ids[1] = ids[1][:1]  # unequal lengths
+    batched = model.batch_token_logprobs(reqs, ids)
+    for req, toks, row in zip(reqs, ids, batched, strict=True):
+        alone = model.token_logprobs(req, toks)
+        assert row.shape == (len(toks),)
+        assert torch.max(torch.abs(row - alone)) < 1e-4
+    with pytest.raises(InvalidInput, match="one adapter and sampling"):
+        model.batch_token_logprobs([reqs[0], image_request(temperature=0.5)], [ids[0], ids[0]])
+
+
 def test_batched_equals_single_at_temperature_zero(model: HFChatModel) -> None:
     reqs = [
         image_request("a?", max_tokens=8),
