@@ -61,14 +61,25 @@ def _loop(config: dict[str, Any]) -> None:
 
                 shutil.copytree(Path(d) / "step", resume_dir)
     out_root = Path(tempfile.mkdtemp(prefix="vidra-train-"))
+    progress = Path(config["out"]) / "progress.jsonl"  # one line per optimizer step (rank 0)
     for role in config["roles"]:
         if role in state["done"]:
             continue
         resume = resume_dir if start is not None and state.get("role") == role else None
+        resumed_at = state.get("step") if resume is not None else None
 
-        def report(metrics: dict[str, float], ckpt: Path | None, role: str = role) -> None:
+        def report(
+            metrics: dict[str, float],
+            ckpt: Path | None,
+            role: str = role,
+            resumed_at: int | None = resumed_at,
+        ) -> None:
             step = int(metrics["step"])
             named = {f"{role}/{k}": v for k, v in metrics.items()}
+            if rank == 0:
+                line = {"role": role, "step": step, "resumed_from": resumed_at, "pid": os.getpid()}
+                with progress.open("a") as f:
+                    f.write(json.dumps({**line, "checkpoint": ckpt is not None}) + "\n")
             if tracker is not None:
                 for k, v in named.items():
                     tracker.log_metric(config["mlflow_run"], k, float(v), step=step)
@@ -80,7 +91,7 @@ def _loop(config: dict[str, Any]) -> None:
 
             shutil.copytree(ckpt, holder / "step")
             (holder / "state.json").write_text(
-                json.dumps({"done": state["done"], "role": role, "step_dir": "step"})
+                json.dumps({"done": state["done"], "role": role, "step_dir": "step", "step": step})
             )
             ray.train.report(named, checkpoint=ray.train.Checkpoint.from_directory(str(holder)))
 
@@ -105,7 +116,10 @@ def fit(
     num_workers: int = 1,
     name: str = "vidra-train",
 ) -> Path:
-    """Train ``roles`` on Ray Train; returns ``out`` holding one adapter directory per role."""
+    """Train ``roles`` on Ray Train; returns ``out`` holding one adapter directory per role
+    and ``progress.jsonl`` (role, step, the checkpoint step a restarted attempt resumed
+    from, worker pid). A worker that dies mid-way is restarted once
+    (``FailureConfig(max_failures=1)``) and resumes from the last reported checkpoint."""
     try:
         import ray
         from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig

@@ -131,3 +131,79 @@ def test_ray_train_with_two_ddp_workers(
     trained = HFChatModel(tiny_model_path, adapters={"reasoner": out / "reasoner"})
     lora_b = [p for n, p in trained.model.named_parameters() if "lora_B" in n]
     assert lora_b and any(float(p.abs().sum()) > 0 for p in lora_b)
+
+
+def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
+    recorded: Client, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """SIGKILL the Ray Train worker after its second checkpoint: Ray Train restarts the
+    worker group once and the new worker continues from a checkpoint, not from step 0."""
+    import json
+    import os
+    import signal
+    import threading
+    import time
+
+    import ray
+
+    from vidra.rl.ray_train import fit
+
+    ds = build_grpo(recorded.store, RewardSpec({"judge": 1.0}), roles=["reasoner"])
+    paths = {
+        v: recorded.store.get_video(v).path for v in {j.video_id for j in recorded.store.jobs()}
+    }
+    cfg = TrainConfig(
+        algorithm="grpo", lr=1e-3, batch_size=1, epochs=4, max_steps=24, checkpoint_every=3
+    )
+    out = tmp_path / "adapters"
+    progress = out / "progress.jsonl"
+    killed: list[int] = []
+
+    def lines() -> list[dict]:  # type: ignore[type-arg]
+        if not progress.is_file():
+            return []
+        return [json.loads(x) for x in progress.read_text().splitlines() if x.strip()]
+
+    def killer() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            seen = lines()
+            if any(x["step"] >= 7 for x in seen):
+                killed.append(seen[-1]["pid"])
+                os.kill(seen[-1]["pid"], signal.SIGKILL)
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        fit(
+            recorded.settings,
+            ds.samples,
+            ["reasoner"],
+            cfg,
+            str(tiny_model_path),
+            {},
+            paths,
+            out,
+            None,
+            num_workers=1,
+            name="kill-test",
+        )
+    finally:
+        ray.shutdown()
+    thread.join(timeout=5)
+    assert killed, "the worker was never killed (training finished too fast?)"
+    seen = lines()
+    first = [x for x in seen if x["pid"] == killed[0]]
+    second = [x for x in seen if x["pid"] != killed[0]]
+    assert first[0]["step"] == 1 and first[0]["resumed_from"] is None
+    checkpoints = [x["step"] for x in first if x["checkpoint"]]
+    assert checkpoints[:2] == [3, 6]
+    assert second, "no restarted worker"
+    # Ray Train registers a reported checkpoint asynchronously (its controller polls the
+    # workers), so the restart resumes from the last checkpoint it had registered: 3 or 6.
+    resumed = second[0]["resumed_from"]
+    assert resumed in checkpoints and resumed >= 3
+    assert [x["step"] for x in second] == list(range(resumed + 1, 25))
+    assert (out / "reasoner" / "adapter_config.json").is_file()
