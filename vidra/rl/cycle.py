@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vidra.config import Settings
 from vidra.errors import InvalidInput
@@ -41,6 +42,7 @@ class RetrainResult:
     versions: dict[str, str] = field(default_factory=dict)
     promoted: bool = False
     decision: str = ""
+    eval_report: dict[str, dict[str, Any]] = field(default_factory=dict)  # full held-out metrics
 
     def summary(self) -> str:
         ev = ", ".join(f"{k} {v:.3f}" for k, v in self.evaluation.items())
@@ -70,27 +72,16 @@ def _dataset(
     raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo or sft")
 
 
-def evaluate(settings: Settings, adapters: dict[str, str], n: int, seed: int = 12345) -> float:
-    """Held-out accuracy on synthetic-world questions with the given adapters."""
-    from vidra.api import Client
-    from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+def evaluate(
+    settings: Settings, adapters: dict[str, str], n: int, seed: int = 12345
+) -> dict[str, Any]:
+    """Held-out metrics (`vidra.rl.evaluation.evaluate`) on ``n`` questions of a 3-minute
+    synthetic world with the given adapters."""
+    from vidra.rl.evaluation import evaluate as run_eval
+    from vidra.rl.evaluation import synthetic_worlds
 
-    root = settings.data_dir / "eval" / f"seed{seed}"
-    world = make_world(WorldSpec(duration=180, fps=4, width=160, height=90, seed=seed))
-    video = root / "video.mp4"
-    if not video.is_file():
-        render_world(world, video, gop_s=4)
-    questions = generate_questions(world, per_kind=max(1, n // 5 + 1))[:n]
-    s = settings.model_copy(deep=True)
-    s.model.adapters = dict(adapters)
-    s.mlflow.use_champions = False
-    s.database_url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'eval.db'}"
-    correct = 0.0
-    with Client(s) as client:
-        for q in questions:
-            ans = client.submit(video, q.text, options=q.options, answer=q.answer).result(600)
-            correct += ans.rewards.get("accuracy", 0.0)
-    return correct / max(1, len(questions))
+    worlds = synthetic_worlds(settings.data_dir / "eval", [seed], 180, per_kind=n // 5 + 1)
+    return run_eval(settings, worlds, adapters, limit=n)
 
 
 def retrain(
@@ -154,9 +145,7 @@ def retrain(
     )
     out = settings.data_dir / "adapters" / run.id
     try:
-        paths = {
-            v.id: v.path for v in (store.get_video(j.video_id) for j in store.jobs(limit=10_000))
-        }
+        paths = {v: store.get_video(v).path for v in {v for s in ds.samples for v, _ in s.frames}}
         fit(
             settings,
             ds.samples,
@@ -176,13 +165,14 @@ def retrain(
         manifest.write_text(json.dumps({**ds.manifest(), "episode_ids": ds.episode_ids}))
         tracker.artifacts(manifest.parent, "dataset")
         candidate = {**start, **{r: str(out / r) for r in roles}}
-        cand_acc = evaluate(settings, candidate, t.eval_questions)
-        champ_acc = evaluate(settings, start, t.eval_questions)
+        cand_report = evaluate(settings, candidate, t.eval_questions)
+        champ_report = evaluate(settings, start, t.eval_questions)
+        cand_acc, champ_acc = cand_report["accuracy"], champ_report["accuracy"]
         tracker.metrics(
             {"eval/candidate_accuracy": cand_acc, "eval/champion_accuracy": champ_acc}, step=0
         )
         report = Path(tempfile.mkdtemp()) / "eval.json"
-        report.write_text(json.dumps({"candidate": cand_acc, "champion": champ_acc}))
+        report.write_text(json.dumps({"candidate": cand_report, "champion": champ_report}))
         tracker.artifacts(report.parent, "eval")
         promoted = cand_acc >= champ_acc - t.gate_tolerance
         decision = (
@@ -223,6 +213,7 @@ def retrain(
         versions,
         promoted,
         decision,
+        {"candidate": cand_report, "champion": champ_report},
     )
 
 

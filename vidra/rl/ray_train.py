@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ def _loop(config: dict[str, Any]) -> None:
     import torch
 
     from vidra.models.hf import HFChatModel
-    from vidra.rl.replay import step_frames
+    from vidra.rl.replay import batch_step_frames, step_frames
     from vidra.rl.trainer import train_role
     from vidra.video import open_reader
 
@@ -49,6 +50,9 @@ def _loop(config: dict[str, Any]) -> None:
 
     def frames_of(s: Sample) -> Any:
         return step_frames(s.frames, reader, paths, cfg.frame_size)
+
+    def batch_frames(batch: Sequence[Sample]) -> list[Any]:
+        return batch_step_frames([s.frames for s in batch], reader, paths, cfg.frame_size)
 
     start = ray.train.get_checkpoint()
     state: dict[str, Any] = {"done": [], "role": None, "step_dir": None}
@@ -77,9 +81,17 @@ def _loop(config: dict[str, Any]) -> None:
             step = int(metrics["step"])
             named = {f"{role}/{k}": v for k, v in metrics.items()}
             if rank == 0:
-                line = {"role": role, "step": step, "resumed_from": resumed_at, "pid": os.getpid()}
+                line = {
+                    "role": role,
+                    "step": step,
+                    "resumed_from": resumed_at,
+                    "pid": os.getpid(),
+                    "checkpoint": ckpt is not None,
+                    "world": config["world"],
+                    "metrics": metrics,
+                }
                 with progress.open("a") as f:
-                    f.write(json.dumps({**line, "checkpoint": ckpt is not None}) + "\n")
+                    f.write(json.dumps(line) + "\n")
             if tracker is not None:
                 for k, v in named.items():
                     tracker.log_metric(config["mlflow_run"], k, float(v), step=step)
@@ -95,7 +107,7 @@ def _loop(config: dict[str, Any]) -> None:
             )
             ray.train.report(named, checkpoint=ray.train.Checkpoint.from_directory(str(holder)))
 
-        train_role(hf, role, samples, frames_of, cfg, out_root / role, resume, report)
+        train_role(hf, role, samples, frames_of, cfg, out_root / role, resume, report, batch_frames)
         state["done"].append(role)
         if rank == 0:
             from vidra.models.adapters import save_adapter
@@ -118,7 +130,7 @@ def fit(
 ) -> Path:
     """Train ``roles`` on Ray Train; returns ``out`` holding one adapter directory per role
     and ``progress.jsonl`` (role, step, the checkpoint step a restarted attempt resumed
-    from, worker pid). A worker that dies mid-way is restarted once
+    from, worker pid, rank 0's step metrics). A worker that dies mid-way is restarted once
     (``FailureConfig(max_failures=1)``) and resumes from the last reported checkpoint."""
     try:
         import ray

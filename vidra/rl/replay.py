@@ -19,7 +19,7 @@ from vidra.models.protocol import (
     VideoPart,
 )
 
-__all__ = ["replay_request", "step_frames"]
+__all__ = ["batch_step_frames", "replay_request", "step_frames"]
 
 
 def step_frames(
@@ -40,6 +40,25 @@ def step_frames(
         for k, frame in zip(slots, decoded, strict=True):
             out[k] = frame
     return np.stack([f for f in out if f is not None])
+
+
+def batch_step_frames(
+    ref_lists: Sequence[Sequence[tuple[str, int]]],
+    reader: Any,
+    paths: Mapping[str, str],
+    size: int,
+) -> list[np.ndarray]:
+    """`step_frames` for many steps at once: each distinct frame decoded once (the G rollouts
+    of a group share theirs), one sparse decode call per video."""
+    distinct = list(dict.fromkeys(r for refs in ref_lists for r in refs))
+    if not distinct:
+        return [step_frames([], reader, paths, size) for _ in ref_lists]
+    decoded = step_frames(distinct, reader, paths, size)
+    at = {r: k for k, r in enumerate(distinct)}
+    return [
+        decoded[[at[r] for r in refs]] if refs else step_frames([], reader, paths, size)
+        for refs in ref_lists
+    ]
 
 
 def replay_request(

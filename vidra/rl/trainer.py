@@ -131,6 +131,7 @@ def train_role(
     checkpoint_dir: Path | None = None,
     resume_from: Path | None = None,
     report: Callable[[dict[str, float], Path | None], None] | None = None,
+    batch_frames: Callable[[Sequence[Sample]], list[Any]] | None = None,
 ) -> dict[str, float]:
     """Train ``role``'s adapter on ``samples``; returns the last step's metrics.
 
@@ -140,6 +141,8 @@ def train_role(
         checkpoint_dir: where checkpoints go (every ``cfg.checkpoint_every`` steps).
         resume_from: a checkpoint to continue from (adapter, optimizer, step).
         report: called after each optimizer step with metrics and the checkpoint (or None).
+        batch_frames: decodes a whole batch's frames at once (used instead of ``frames_of``
+            when given: shared frames decoded once, one call per video).
     """
     import torch
     import torch.distributed as dist
@@ -184,7 +187,8 @@ def train_role(
         n = sum(len(b) for b in group)
         losses, extra, tokens = [], [], 0
         for batch in group:
-            results = _batch_losses(hf, role, batch, [frames_of(s) for s in batch], cfg)
+            frames = batch_frames(batch) if batch_frames else [frames_of(s) for s in batch]
+            results = _batch_losses(hf, role, batch, frames, cfg)
             total = sum(loss for loss, _ in results)
             if not torch.isfinite(total):
                 raise TrainingDiverged(
