@@ -17,6 +17,20 @@ def register(sub: Any) -> None:
     b.add_argument("--size", choices=["xs", "s"], default="xs")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=cmd_build_tiny)
+    t = msub.add_parser(
+        "train-tiny",
+        help="train vidra-tiny: SFT of a tiny Qwen2.5-VL on oracle trajectories of all roles",
+    )
+    t.add_argument(
+        "--out", default=None, help="output directory (default: the packaged vidra-tiny)"
+    )
+    t.add_argument("--work", default=None, help="scratch directory (videos, oracle store)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=int, default=None, help="SFT epochs (default: the spec's)")
+    t.add_argument("--worlds", type=int, default=None, help="training worlds (default: the spec's)")
+    t.add_argument("--eval-worlds", type=int, default=None, help="held-out worlds")
+    t.add_argument("--world-seconds", type=float, default=None, help="length of each world")
+    t.set_defaults(func=cmd_train_tiny)
 
 
 def cmd_build_tiny(args: argparse.Namespace) -> int:
@@ -29,4 +43,32 @@ def cmd_build_tiny(args: argparse.Namespace) -> int:
         f"{path}: tiny Qwen2.5-VL ({args.size}), {size / 1e6:.1f} MB, "
         f"built in {time.perf_counter() - t0:.1f} s"
     )
+    return 0
+
+
+def cmd_train_tiny(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from vidra.models import PACKAGED_MODELS
+    from vidra.models.train_tiny import TinyTrainSpec, train_tiny
+
+    torch.set_num_threads(min(os.cpu_count() or 1, 8))
+    spec = TinyTrainSpec(seed=args.seed)
+    for flag, name in (
+        ("epochs", "epochs"),
+        ("worlds", "train_worlds"),
+        ("eval_worlds", "eval_worlds"),
+        ("world_seconds", "world_s"),
+    ):
+        if getattr(args, flag) is not None:
+            spec = dataclasses.replace(spec, **{name: getattr(args, flag)})
+    out = Path(args.out) if args.out else PACKAGED_MODELS / "vidra-tiny"
+    metrics = train_tiny(out, spec, Path(args.work) if args.work else None)
+    print(json.dumps(metrics["held_out"], indent=2))
+    print(f"vidra-tiny written to {out} (metrics in {out / 'metrics.json'})")
     return 0

@@ -25,6 +25,7 @@ from vidra.models.protocol import (
 )
 
 __all__ = [
+    "PACKAGED_MODELS",
     "ChatModel",
     "ChatRequest",
     "Completion",
@@ -42,13 +43,13 @@ _BACKENDS = {
     "hf": ("vidra.models.hf:HFChatModel", "transformers", "hf"),
     "vllm": ("vidra.models.vllm_backend:VLLMChatModel", "vllm", "gpu"),
 }
-_PACKAGED = Path(__file__).parent / "weights"
+PACKAGED_MODELS = Path(__file__).parent / "weights"  # built-in models, by name
 
 
 def resolve_model_path(name: str) -> str:
     """A packaged model's directory for a built-in name (``vidra-tiny``), else ``name`` itself."""
     if name == "vidra-tiny":
-        path = _PACKAGED / name
+        path = PACKAGED_MODELS / name
         if not (path / "config.json").is_file():
             raise NotFound(
                 "the built-in model 'vidra-tiny' is not in this installation; build a tiny "

@@ -1,0 +1,32 @@
+"""The README's main command, small: ``vidra demo`` answers with vidra-tiny, stores the
+trajectories, runs one GRPO cycle on Ray Train tracked in MLflow, and reports before/after."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
+    env = {**os.environ, "VIDRA_DATA_DIR": str(tmp_path / "home"), "OMP_NUM_THREADS": "2"}
+    out = subprocess.run(
+        [sys.executable, "-m", "vidra", "demo", "--out", str(tmp_path / "demo"), "--minutes", "3",
+         "--questions", "3", "--rollouts", "3", "--eval-questions", "4"],
+        capture_output=True, text=True, timeout=1200, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    assert "vidra-tiny" in text and text.count("-> ") == 3
+    assert re.search(r"accuracy\s+[\d.]+\s+[\d.]+", text)
+    assert re.search(r"frames per question\s+[\d.]+\s+[\d.]+", text)
+    assert "MLflow run" in text and ("PROMOTED" in text or "not promoted" in text)
+    assert "vidra show" in text and "mlflow ui --backend-store-uri sqlite:///" in text
+    assert (tmp_path / "home" / "vidra.db").is_file() and (
+        tmp_path / "home" / "mlflow.db"
+    ).is_file()

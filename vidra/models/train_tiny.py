@@ -1,0 +1,328 @@
+"""``vidra-tiny``: a tiny Qwen2.5-VL taught the four agent roles by vidra itself.
+
+1. Oracle trajectories: synthetic worlds are rendered and their questions answered by the
+   real graph, with an *oracle* standing in for the model. The oracle knows the world's
+   ground truth: the planner says what to look for, the selector picks the evidence times,
+   the reasoner answers right (wrong on a seeded fraction of first rounds, so the critic
+   sees bad answers), the critic accepts right answers and rejects wrong ones. Steps are
+   stored like any other (prompt layout, frame refs) in a scratch SQLite store.
+2. SFT: every oracle step with a correct output becomes (exact replayed request, the
+   oracle's text in the model's own tokens); the language model and the vision merger are
+   trained with the vision tower frozen (training the tower made its features blow up and the
+   language model ignore the image), seeded.
+3. Held-out evaluation: fresh worlds, real jobs with the trained model (greedy), the
+   ``model`` selector; accuracy by kind, frames and rounds per question, per-role format
+   rates, selector hit rate. Saved as ``metrics.json`` beside the weights.
+
+The oracle selector sees the ground truth, the learned one only a storyboard: SFT leaves a
+selector (and a critic) well short of the oracle, which is the room RL is meant to fill.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vidra.config import Settings
+from vidra.models.protocol import ChatRequest, ImagePart, SamplingParams, TextPart, VideoPart
+from vidra.rl.evaluation import World, evaluate, question_targets, synthetic_worlds
+from vidra.video.synthetic import Question
+
+__all__ = ["TinyTrainSpec", "evaluate_model", "oracle", "tiny_agent_settings", "train_tiny"]
+
+log = logging.getLogger(__name__)
+
+REASONER_WEIGHT = 2  # reasoner steps are the fewest and the hardest: each is seen twice
+_ROLE_TAG = re.compile(r"\[(planner|selector|reasoner|critic|reflect)/v\d+\]")
+
+
+@dataclass(frozen=True)
+class TinyTrainSpec:
+    """What `train_tiny` does (defaults: the shipped ``vidra-tiny``)."""
+
+    seed: int = 0
+    size: str = "xs"
+    train_worlds: int = 24
+    eval_worlds: int = 3
+    world_s: float = 240.0
+    per_kind: int = 3
+    wrong_rate: float = 0.3
+    epochs: int = 16
+    lr: float = 1e-3
+    batch: int = 16
+    max_frames: int = 16
+    frames_per_round: int = 8
+    max_rounds: int = 2
+
+
+def _text_of(req: ChatRequest) -> tuple[str, list[float]]:
+    """The request's last text and the times of the frames it shows."""
+    text, times = "", []
+    for msg in req.messages:
+        if isinstance(msg.content, str):
+            text = msg.content
+            continue
+        for part in msg.content:
+            if isinstance(part, TextPart):
+                text = part.text
+            elif isinstance(part, ImagePart) and part.time is not None:
+                times.append(float(part.time))
+            elif isinstance(part, VideoPart):
+                times += [float(t) for t in part.times]
+    return text, times
+
+
+def _question_line(text: str) -> str:
+    m = re.search(r"Question: (.*)\n", text)
+    return m.group(1) if m else ""
+
+
+def oracle(
+    questions: Sequence[Question], wrong_rate: float, seed: int, budget: int = 16
+) -> Callable[..., str]:
+    """The script of an oracle model for ``questions`` (matched by their text); its plans ask
+    for ``budget`` frames (room for a second round after a rejection)."""
+    by_text = {q.text: q for q in questions}
+
+    def respond(req: ChatRequest) -> str:
+        text, shown = _text_of(req)
+        role_m = _ROLE_TAG.search(text)
+        q = by_text.get(_question_line(text))
+        if role_m is None or q is None:
+            return "{}"
+        role = role_m.group(1)
+        letter = "ABCDEFGHIJ"[q.answer_index]
+        if role == "planner":
+            look = q.text.rstrip("?").split(",")[0][:60]
+            return json.dumps({"look_for": look, "sub_questions": [], "hints": [],
+                               "frame_budget": budget})  # fmt: skip
+        if role == "selector":
+            m = re.search(r"at most (\d+) frames", text)
+            n = int(m.group(1)) if m else 8
+            targets = question_targets(q)
+            if not targets:  # nothing to find (e.g. "how many ... ?" with answer 0): sweep
+                m = re.search(r"Video: (\d+) s", text)
+                duration = float(m.group(1)) if m else 60.0
+                targets = [round(duration * (k + 0.5) / n, 1) for k in range(n)]
+            if "Critic feedback" in text:  # second look: around the targets
+                targets = [round(max(0.0, t + d), 1) for t in targets for d in (-1.0, 1.0)]
+            return json.dumps({"segments": [], "times": targets[: max(1, n)]})
+        if role in ("reasoner", "reflect"):
+            revising = "Critic feedback" in text or role == "reflect"
+            wrong = (
+                not revising
+                and zlib.crc32(f"{seed}:{q.id}".encode()) % 1000 < wrong_rate * 1000
+                and len(q.options) > 1
+            )
+            index = (q.answer_index + 1) % len(q.options) if wrong else q.answer_index
+            near = [t for t in shown if any(abs(t - e) <= 2.0 for e in question_targets(q))]
+            # the option's text, not its letter: the tiny model maps pixels to words far
+            # more easily than to a letter looked up in the option list
+            return json.dumps({"answer": q.options[index], "confidence": 0.9,
+                               "evidence": [round(t, 1) for t in near[:3]]})  # fmt: skip
+        m = re.search(r"Proposed answer: (.*) \(confidence", text)
+        proposed = m.group(1).strip() if m else ""
+        right = proposed in (q.answer, letter)
+        return json.dumps(
+            {"score": 1.0, "accept": True, "feedback": ""}
+            if right
+            else {"score": 0.0, "accept": False, "feedback": "the frames do not show that"}
+        )
+
+    return respond
+
+
+def tiny_agent_settings(settings: Settings, spec: TinyTrainSpec | None = None) -> Settings:
+    """``settings`` with the agents set as vidra-tiny was trained (model selector, budgets)."""
+    spec = spec or TinyTrainSpec()
+    s = settings.model_copy(deep=True)
+    s.agents.strategy = "model"
+    s.agents.max_frames = spec.max_frames
+    s.agents.frames_per_round = spec.frames_per_round
+    s.agents.max_rounds = spec.max_rounds
+    s.agents.max_tokens = 96
+    s.mlflow.use_champions = False
+    s.train.lr = 1e-3  # LoRA on a 0.8M-parameter model: 2e-4 barely moves it in one cycle
+    return s
+
+
+def _worlds(root: Path, seeds: Sequence[int], spec: TinyTrainSpec) -> list[World]:
+    return synthetic_worlds(root, seeds, spec.world_s, spec.per_kind)
+
+
+def _record_oracle(home: Path, worlds: list[tuple[Path, list[Any]]], spec: TinyTrainSpec) -> Any:
+    from vidra.api import Client
+    from vidra.models.scripted import ScriptedChatModel
+
+    settings = tiny_agent_settings(Settings(data_dir=home), spec)
+    store_url = settings.resolved_database_url()
+    for video, questions in worlds:
+        model = ScriptedChatModel(oracle(questions, spec.wrong_rate, spec.seed, spec.max_frames))
+        with Client(settings, model=model) as client:
+            jobs = [
+                client.submit(video, q.text, options=q.options, answer=q.answer) for q in questions
+            ]
+            for job in jobs:
+                job.result(timeout=600)
+    return store_url
+
+
+def _correct(role: str, parsed: Any, truth: str, options: Sequence[str]) -> bool:
+    """Whether an oracle step is worth imitating (reasoner steps: only right answers)."""
+    if role != "reasoner":
+        return True
+    return isinstance(parsed, dict) and parsed.get("answer") == truth
+
+
+def _examples(
+    settings: Settings, store_url: str, tokenizer: Any, eos: int
+) -> tuple[list[Any], float]:
+    """(role, replayed request, target ids) per imitable oracle step; the oracle's accuracy."""
+    from vidra.rl.replay import replay_request, step_frames
+    from vidra.storage import TrajectoryStore
+    from vidra.video import open_reader
+
+    s = settings.model_copy(deep=True)
+    s.database_url = store_url
+    store = TrajectoryStore(settings=s)
+    reader = open_reader(s)
+    paths: dict[str, str] = {}
+    greedy = SamplingParams()
+    out = []
+    rewards = []
+    for t in store.iter_trajectories():
+        rewards.append(t.reward("accuracy") or 0.0)
+        for vid in {v for step in t.steps for v, _ in step.frames} - set(paths):
+            paths[vid] = store.get_video(vid).path
+        job = store.get_job(t.episode.job_id)
+        truth = job.answer or ""
+        video = store.get_video(job.video_id).path
+        for step in t.steps:
+            if not _correct(step.role, step.parsed, truth, job.options or []):
+                continue
+            frames = step_frames(step.frames, reader, paths, s.agents.frame_size)
+            req = replay_request(step.messages, frames, None, greedy)
+            ids = [*tokenizer.encode(step.completion, add_special_tokens=False), eos]
+            key = (video, job.question, t.episode.rollout_index, step.order)
+            for copy in range(REASONER_WEIGHT if step.role == "reasoner" else 1):
+                out.append(((*key, copy), step.role, req, ids))
+    store.close()
+    out.sort(key=lambda x: x[0])  # store order depends on job timing; training must not
+    return [x[1:] for x in out], sum(rewards) / max(1, len(rewards))
+
+
+def _sft(hf: Any, examples: list[Any], spec: TinyTrainSpec) -> list[float]:
+    """Full SFT of the language model + vision merger (tower frozen); loss per epoch."""
+    import torch
+
+    torch.manual_seed(spec.seed)
+    for name, p in hf.model.named_parameters():
+        p.requires_grad_("visual" not in name or "merger" in name)
+    params = [p for p in hf.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=spec.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=spec.epochs * ((len(examples) + spec.batch - 1) // spec.batch)
+    )
+    rng = random.Random(spec.seed)
+    losses = []
+    for epoch in range(spec.epochs):
+        order = list(examples)
+        rng.shuffle(order)
+        total, count, t0 = 0.0, 0, time.perf_counter()
+        for b in range(0, len(order), spec.batch):
+            chunk = order[b : b + spec.batch]
+            lps = hf.batch_token_logprobs([r for _, r, _ in chunk], [i for _, _, i in chunk], True)
+            loss = torch.stack([lp.mean() for lp in lps]).mean().neg()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            total += float(loss.detach()) * len(chunk)
+            count += len(chunk)
+        losses.append(total / max(1, count))
+        log.info("epoch %d: loss %.4f (%.0f s)", epoch + 1, losses[-1], time.perf_counter() - t0)
+        print(f"  epoch {epoch + 1}/{spec.epochs}: loss {losses[-1]:.4f}", flush=True)
+    for p in hf.model.parameters():
+        p.requires_grad_(False)
+    return losses
+
+
+def evaluate_model(
+    model_path: str,
+    worlds: list[tuple[Path, list[Any]]],
+    spec: TinyTrainSpec,
+    home: Path | None = None,
+    adapters: dict[str, str] | None = None,
+    strategy: str = "model",
+) -> dict[str, Any]:
+    """Held-out metrics of ``model_path`` (+ ``adapters``) with the agents set as in training."""
+    home = home or Path(tempfile.mkdtemp(prefix="vidra-eval-"))
+    settings = tiny_agent_settings(Settings(data_dir=home), spec)
+    settings.agents.strategy = strategy  # type: ignore[assignment]
+    settings.model.path = model_path
+    return evaluate(settings, worlds, adapters)
+
+
+def _size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None = None) -> dict:
+    """Build, SFT and evaluate a tiny Qwen2.5-VL; save it with ``metrics.json`` at ``out``."""
+    import torch
+
+    from vidra.models.hf import HFChatModel
+    from vidra.models.tiny import build_tiny
+
+    spec = spec or TinyTrainSpec()
+    torch.manual_seed(spec.seed)
+    work = work or Path(tempfile.mkdtemp(prefix="vidra-train-tiny-"))
+    t0 = time.perf_counter()
+    seeds = [1000 * spec.seed + k for k in range(spec.train_worlds + spec.eval_worlds)]
+    train_worlds = _worlds(work / "videos", seeds[: spec.train_worlds], spec)
+    eval_worlds = _worlds(work / "videos", seeds[spec.train_worlds :], spec)
+    print(f"rendered {len(seeds)} worlds of {spec.world_s:g} s ({time.perf_counter() - t0:.0f} s)")
+    store_url = _record_oracle(work / "oracle", train_worlds, spec)
+    base = build_tiny(work / "base", size=spec.size, seed=spec.seed)
+    hf = HFChatModel(base)
+    settings = tiny_agent_settings(Settings(data_dir=work / "oracle"), spec)
+    examples, oracle_accuracy = _examples(settings, store_url, hf.tokenizer, hf.eos_id)
+    roles = {
+        r: sum(1 for x, _, _ in examples if x == r) for r in sorted({x for x, _, _ in examples})
+    }
+    print(f"{len(examples)} oracle steps to imitate {roles} ({time.perf_counter() - t0:.0f} s)")
+    losses = _sft(hf, examples, spec)
+    out.mkdir(parents=True, exist_ok=True)
+    hf.model.save_pretrained(out, safe_serialization=True)
+    hf.processor.save_pretrained(out)
+    print(f"saved {out} ({_size_mb(out):.1f} MB); evaluating on held-out worlds")
+    held = evaluate_model(str(out), eval_worlds, spec, work / "eval")
+    metrics = {
+        "spec": asdict(spec),
+        "train_examples": roles,
+        "oracle_accuracy": round(oracle_accuracy, 4),
+        "sft_loss_by_epoch": [round(x, 4) for x in losses],
+        "held_out": held,
+        "eval_world_seeds": seeds[spec.train_worlds :],
+        "size_mb": round(_size_mb(out), 2),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "torch": torch.__version__,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def eval_worlds(spec: TinyTrainSpec, root: Path) -> list[tuple[Path, list[Any]]]:
+    """The held-out worlds `train_tiny` evaluated on (re-rendered under ``root``)."""
+    seeds = [1000 * spec.seed + k for k in range(spec.train_worlds + spec.eval_worlds)]
+    return _worlds(root, seeds[spec.train_worlds :], spec)
