@@ -31,17 +31,20 @@ from report import emit, header
 def _worlds(root: Path, long_minutes: float, long_worlds: int, short_worlds: int) -> Any:
     from vidra.rl.evaluation import World
     from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+    from vidra.video.synthetic.questions import needle_questions
 
     out: list[World] = []
     for k in range(long_worlds):
-        spec = WorldSpec(
-            duration=long_minutes * 60, fps=4, width=160, height=90, seed=9001 + k, needles=8
-        )
+        spec = WorldSpec(  # sparse objects leave absent colour-shape pairs for needle options
+            duration=long_minutes * 60, fps=4, width=160, height=90, seed=9001 + k, needles=10,
+            objects_per_minute=0.4,
+        )  # fmt: skip
         world = make_world(spec)
         video = root / f"long-{spec.seed}.mp4"
         if not video.is_file():
             render_world(world, video, gop_s=4)
-        out.append((video, generate_questions(world, per_kind=8)))
+        others = [q for q in generate_questions(world, per_kind=6) if q.kind != "needle"]
+        out.append((video, [*needle_questions(world), *others]))
     from vidra.rl.evaluation import synthetic_worlds
 
     out += synthetic_worlds(root, [9100 + k for k in range(short_worlds)], 240, per_kind=3)
@@ -81,8 +84,8 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=3, help="online GRPO cycles")
     ap.add_argument("--train-questions", type=int, default=16, help="questions per cycle (G=4)")
     ap.add_argument("--long-minutes", type=float, default=30.0)
-    ap.add_argument("--long-worlds", type=int, default=2)
-    ap.add_argument("--short-worlds", type=int, default=9)
+    ap.add_argument("--long-worlds", type=int, default=3)
+    ap.add_argument("--short-worlds", type=int, default=10)
     ap.add_argument("--home", type=Path, default=None, help="data dir (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
@@ -117,6 +120,7 @@ def main() -> None:
         s.agents.strategy = strategy  # type: ignore[assignment]
         s.agents.max_frames, s.agents.frames_per_round = frames, per_round
         s.agents.max_rounds = rounds
+        s.model.max_frames = max(s.model.max_frames, frames)
         full, nd = _run(s, worlds, long_videos, {})
         rows.append(_summary(name, full, nd))
         print(f"{name}: {rows[-1]['accuracy']:.3f} ({time.perf_counter() - t0:.0f} s)",

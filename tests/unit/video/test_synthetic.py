@@ -113,3 +113,20 @@ def test_long_video_renders_and_probes(tmp_path: Path) -> None:
     path = render_world(w, tmp_path / "long.mp4")
     info = probe(path)
     assert info.duration == pytest.approx(3900) and info.frame_count == 3900
+
+
+def test_one_needle_question_per_needle() -> None:
+    from vidra.video.synthetic.questions import needle_questions
+
+    spec = WorldSpec(duration=1800, fps=4, width=160, height=90, seed=3, needles=6,
+                     objects_per_minute=0.4)  # fmt: skip
+    world = make_world(spec)
+    qs = needle_questions(world)
+    needles = {o.name: o for o in world.objects if o.needle}
+    assert len(qs) == 6 and len({q.id for q in qs}) == 6
+    present = {o.name for o in world.objects}
+    for q in qs:
+        assert q.answer in needles and q.options[q.answer_index] == q.answer
+        assert not (set(q.options) - {q.answer}) & present  # distractors never appear
+        o = needles[q.answer]
+        assert o.start <= q.evidence[0] < o.end

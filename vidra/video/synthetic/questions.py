@@ -17,7 +17,8 @@ from vidra.errors import InvalidInput
 from vidra.video.storyboard import format_timestamp
 from vidra.video.synthetic.world import COLOURS, QUADRANTS, SHAPES, World, WorldObject
 
-__all__ = ["KINDS", "Question", "generate_questions", "read_questions", "write_questions"]
+__all__ = ["KINDS", "Question", "generate_questions", "needle_questions", "read_questions",
+           "write_questions"]  # fmt: skip
 
 KINDS = ("needle", "counting", "ordering", "grounding", "state")
 NOTHING = "nothing"
@@ -82,6 +83,27 @@ def _needle(world: World, rng: random.Random, qid: str) -> Question | None:
     text = "One of these objects appears briefly somewhere in the video. Which one?"
     mid = (o.start + o.end) / 2
     return Question(qid, "needle", text, options, o.name, idx, [mid], (o.start, o.end))
+
+
+def needle_questions(world: World, seed: int | None = None) -> list[Question]:
+    """One needle question per needle of ``world`` (`generate_questions` asks one per world:
+    the question text is the same for every needle, only the options differ)."""
+    rng = random.Random(world.spec.seed if seed is None else seed)
+    needles = [o for o in world.objects if o.needle]
+    present = {x.name for x in world.objects}
+    absent = [f"{c} {s}" for s in SHAPES for c in COLOURS if f"{c} {s}" not in present]
+    if len(absent) < 3:
+        return []
+    text = "One of these objects appears briefly somewhere in the video. Which one?"
+    out = []
+    for k, o in enumerate(needles):
+        options, idx = _mc(rng, o.name, absent)
+        qid = f"s{world.spec.seed}-needle-{k}"
+        out.append(
+            Question(qid, "needle", text, options, o.name, idx, [(o.start + o.end) / 2],
+                     (o.start, o.end))
+        )  # fmt: skip
+    return out
 
 
 def _counting(world: World, rng: random.Random, qid: str) -> Question | None:
