@@ -121,6 +121,7 @@ def main() -> None:
         s.agents.max_frames, s.agents.frames_per_round = frames, per_round
         s.agents.max_rounds = rounds
         s.model.max_frames = max(s.model.max_frames, frames)
+        s.agents.plan_budget = strategy != "uniform"  # uniform-N looks at exactly N frames
         full, nd = _run(s, worlds, long_videos, {})
         rows.append(_summary(name, full, nd))
         print(f"{name}: {rows[-1]['accuracy']:.3f} ({time.perf_counter() - t0:.0f} s)",

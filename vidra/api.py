@@ -233,6 +233,7 @@ class Client:
             critic_threshold=a.critic_threshold,
             frame_size=a.frame_size,
             storyboard_size=a.storyboard_size,
+            plan_budget=a.plan_budget,
         )
 
     def _facts(self, job: JobRecord) -> dict[str, Any]:

@@ -91,6 +91,9 @@ class AgentSettings(BaseModel):
     deadline_s: float = Field(600.0, gt=0, description="wall-clock budget of one episode")
     frame_size: int = Field(112, gt=0, description="longer side (px) of frames shown to the model")
     storyboard_size: int = Field(16, gt=0, description="thumbnails the model selector reads")
+    plan_budget: bool = Field(
+        True, description="the planner's frame_budget may lower the episode's frame budget"
+    )
     reasoner_samples: int = Field(1, ge=1, description=">1: self-consistency voting")
     reflect: bool = Field(False, description="ReAgent-V-style reflection on revision rounds")
     critic_threshold: float = Field(0.5, ge=0, le=1, description="critic score to accept")

@@ -29,6 +29,8 @@ class Deps:
         reflect: ReAgent-V-style reflection when the critic asks for a revision.
         critic_threshold: the critic's score needed to accept.
         frame_size: longer side (px) of frames given to the model.
+        plan_budget: the planner's ``frame_budget`` may lower the episode's frame budget
+            (off for fixed baselines such as uniform-N).
         cancel: set to stop the episode at the next node.
     """
 
@@ -41,6 +43,7 @@ class Deps:
     critic_threshold: float = 0.5
     frame_size: int = 112
     storyboard_size: int = 16
+    plan_budget: bool = True
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def check_cancelled(self) -> None:

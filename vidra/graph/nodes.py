@@ -70,7 +70,8 @@ def select_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
     budget = state["budget"]
     seen = set(state["seen"])
     plan_value = Plan.model_validate(state["plan"] or {})
-    cap = min(budget["max_frames"], plan_value.frame_budget or budget["max_frames"])
+    planned = plan_value.frame_budget if deps.plan_budget else None
+    cap = min(budget["max_frames"], planned or budget["max_frames"])
     n = max(0, min(budget["frames_per_round"], cap - len(seen)))
     last = state["answers"][-1] if state["answers"] else None
     feedback = state["critiques"][-1]["feedback"] if state["critiques"] else ""

@@ -175,3 +175,24 @@ def test_cancel(world_video, make_client) -> None:  # type: ignore[no-untyped-de
         with pytest.raises(Exception, match="cancelled"):
             job.result(timeout=60)
         assert job.status() == "cancelled"
+
+
+def test_planner_budget_caps_frames_unless_turned_off(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
+    path, q = ordering(world_video)
+
+    def script(req: ChatRequest) -> str:
+        return {
+            "planner": '{"look_for": "shapes", "hints": [], "frame_budget": 4}',
+            "reasoner": answer_json("A"),
+            "critic": '{"score": 0.9, "accept": true}',
+        }[req.adapter or ""]
+
+    used = []
+    for plan_budget in (True, False):
+        with make_client(role_model(script)) as client:
+            client.settings.agents.plan_budget = plan_budget
+            client.settings.agents.strategy = "uniform"
+            budget = {"max_frames": 16, "frames_per_round": 8, "max_rounds": 1}
+            ans = client.submit(path, q.text, options=q.options, budget=budget).result(120)
+            used.append(client.episode(ans.episode_id).episode.frames_used)
+    assert used == [4, 8]  # the plan's 4 frames; without it, the round's 8
