@@ -74,7 +74,7 @@ def _samples(items: list[Any], tok: Any, eos: int, comps: list[Any] | None, rewa
 
     out = []
     if comps is not None:  # GRPO: sampled completions with advantages
-        for j, (c, adv) in enumerate(zip(comps, rewards, strict=True)):
+        for c, adv in zip(comps, rewards, strict=True):
             it = items[c.request_index]
             out.append(
                 Sample(
@@ -92,7 +92,6 @@ def _samples(items: list[Any], tok: Any, eos: int, comps: list[Any] | None, rewa
                     messages=it.layout(),
                 )
             )
-            del j
         return out
     for j, it in enumerate(items):  # DPO: right answer vs the next option
         chosen, rejected = (

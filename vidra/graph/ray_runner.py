@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sys
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +18,7 @@ from typing import Any
 from vidra.config import Settings
 from vidra.errors import BackendUnavailable
 from vidra.models.protocol import ChatModel, ChatRequest, Completion
+from vidra.ray_session import ensure_ray
 
 __all__ = ["RayJobRunner", "RemoteChatModel"]
 
@@ -115,25 +114,7 @@ class RayJobRunner:
         self.store = store
         self.settings = settings
         self._settings_json = settings.model_dump_json()
-        if not ray.is_initialized():
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            kwargs: dict[str, Any] = {
-                "ignore_reinit_error": True,
-                "include_dashboard": False,
-                "log_to_driver": False,
-                "runtime_env": {
-                    "env_vars": {
-                        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-                        "VIDRA_DATA_DIR": str(settings.data_dir),
-                    }
-                },
-            }
-            if settings.runner.ray_address:
-                kwargs["address"] = settings.runner.ray_address
-            else:
-                kwargs["_temp_dir"] = tempfile.mkdtemp(prefix="vidra-ray-")
-                kwargs["num_cpus"] = max(2, os.cpu_count() or 2)
-            ray.init(**kwargs)
+        ensure_ray(settings)
         actor_cls: Any = ray.remote(num_cpus=0)(_ModelServer)
         self.actor: Any = actor_cls.remote(self._settings_json, model)
         self.adapters = ray.get(self.actor.adapters.remote())

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import re
 import tempfile
 import time
@@ -159,6 +158,12 @@ def _worlds(root: Path, seeds: Sequence[int], spec: TinyTrainSpec) -> list[World
     return synthetic_worlds(root, seeds, spec.world_s, spec.per_kind)
 
 
+def _seeds(spec: TinyTrainSpec) -> tuple[list[int], list[int]]:
+    """World seeds for training and for the held-out evaluation."""
+    seeds = [1000 * spec.seed + k for k in range(spec.train_worlds + spec.eval_worlds)]
+    return seeds[: spec.train_worlds], seeds[spec.train_worlds :]
+
+
 def _record_oracle(home: Path, worlds: list[tuple[Path, list[Any]]], spec: TinyTrainSpec) -> Any:
     from vidra.api import Client
     from vidra.models.scripted import ScriptedChatModel
@@ -176,7 +181,7 @@ def _record_oracle(home: Path, worlds: list[tuple[Path, list[Any]]], spec: TinyT
     return store_url
 
 
-def _correct(role: str, parsed: Any, truth: str, options: Sequence[str]) -> bool:
+def _correct(role: str, parsed: Any, truth: str) -> bool:
     """Whether an oracle step is worth imitating (reasoner steps: only right answers)."""
     if role != "reasoner":
         return True
@@ -201,13 +206,12 @@ def _examples(
     rewards = []
     for t in store.iter_trajectories():
         rewards.append(t.reward("accuracy") or 0.0)
-        for vid in {v for step in t.steps for v, _ in step.frames} - set(paths):
-            paths[vid] = store.get_video(vid).path
         job = store.get_job(t.episode.job_id)
-        truth = job.answer or ""
-        video = store.get_video(job.video_id).path
+        for vid in {job.video_id, *(v for step in t.steps for v, _ in step.frames)} - set(paths):
+            paths[vid] = store.get_video(vid).path
+        truth, video = job.answer or "", paths[job.video_id]
         for step in t.steps:
-            if not _correct(step.role, step.parsed, truth, job.options or []):
+            if not _correct(step.role, step.parsed, truth):
                 continue
             frames = step_frames(step.frames, reader, paths, s.agents.frame_size)
             req = replay_request(step.messages, frames, None, greedy)
@@ -221,40 +225,17 @@ def _examples(
 
 
 def _sft(hf: Any, examples: list[Any], spec: TinyTrainSpec) -> list[float]:
-    """Full SFT of the language model + vision merger (tower frozen); loss per epoch."""
-    import torch
+    """`cold_start_sft` with a cosine schedule; loss per epoch."""
+    from vidra.rl.trainer import cold_start_sft
 
-    torch.manual_seed(spec.seed)
-    for name, p in hf.model.named_parameters():
-        p.requires_grad_("visual" not in name or "merger" in name)
-    params = [p for p in hf.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=spec.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=spec.epochs * ((len(examples) + spec.batch - 1) // spec.batch)
+    def show(epoch: int, loss: float) -> None:
+        log.info("epoch %d: loss %.4f", epoch + 1, loss)
+        print(f"  epoch {epoch + 1}/{spec.epochs}: loss {loss:.4f}", flush=True)
+
+    pairs = [(req, ids) for _, req, ids in examples]
+    return cold_start_sft(
+        hf, pairs, spec.epochs, spec.lr, spec.batch, spec.seed, cosine=True, on_epoch=show
     )
-    rng = random.Random(spec.seed)
-    losses = []
-    for epoch in range(spec.epochs):
-        order = list(examples)
-        rng.shuffle(order)
-        total, count, t0 = 0.0, 0, time.perf_counter()
-        for b in range(0, len(order), spec.batch):
-            chunk = order[b : b + spec.batch]
-            lps = hf.batch_token_logprobs([r for _, r, _ in chunk], [i for _, _, i in chunk], True)
-            loss = torch.stack([lp.mean() for lp in lps]).mean().neg()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            total += float(loss.detach()) * len(chunk)
-            count += len(chunk)
-        losses.append(total / max(1, count))
-        log.info("epoch %d: loss %.4f (%.0f s)", epoch + 1, losses[-1], time.perf_counter() - t0)
-        print(f"  epoch {epoch + 1}/{spec.epochs}: loss {losses[-1]:.4f}", flush=True)
-    for p in hf.model.parameters():
-        p.requires_grad_(False)
-    return losses
 
 
 def evaluate_model(
@@ -288,10 +269,13 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     torch.manual_seed(spec.seed)
     work = work or Path(tempfile.mkdtemp(prefix="vidra-train-tiny-"))
     t0 = time.perf_counter()
-    seeds = [1000 * spec.seed + k for k in range(spec.train_worlds + spec.eval_worlds)]
-    train_worlds = _worlds(work / "videos", seeds[: spec.train_worlds], spec)
-    eval_worlds = _worlds(work / "videos", seeds[spec.train_worlds :], spec)
-    print(f"rendered {len(seeds)} worlds of {spec.world_s:g} s ({time.perf_counter() - t0:.0f} s)")
+    train_seeds, eval_seeds = _seeds(spec)
+    train_worlds = _worlds(work / "videos", train_seeds, spec)
+    eval_worlds = _worlds(work / "videos", eval_seeds, spec)
+    print(
+        f"rendered {len(train_seeds) + len(eval_seeds)} worlds of {spec.world_s:g} s "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
     store_url = _record_oracle(work / "oracle", train_worlds, spec)
     base = build_tiny(work / "base", size=spec.size, seed=spec.seed)
     hf = HFChatModel(base)
@@ -313,7 +297,7 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
         "oracle_accuracy": round(oracle_accuracy, 4),
         "sft_loss_by_epoch": [round(x, 4) for x in losses],
         "held_out": held,
-        "eval_world_seeds": seeds[spec.train_worlds :],
+        "eval_world_seeds": eval_seeds,
         "size_mb": round(_size_mb(out), 2),
         "train_seconds": round(time.perf_counter() - t0, 1),
         "torch": torch.__version__,
@@ -324,5 +308,4 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
 
 def eval_worlds(spec: TinyTrainSpec, root: Path) -> list[tuple[Path, list[Any]]]:
     """The held-out worlds `train_tiny` evaluated on (re-rendered under ``root``)."""
-    seeds = [1000 * spec.seed + k for k in range(spec.train_worlds + spec.eval_worlds)]
-    return _worlds(root, seeds[spec.train_worlds :], spec)
+    return _worlds(root, _seeds(spec)[1], spec)

@@ -17,6 +17,7 @@ from typing import Any
 
 from vidra.config import Settings
 from vidra.errors import BackendUnavailable, VidraError
+from vidra.ray_session import ensure_ray
 from vidra.rl.datasets import Sample
 from vidra.rl.trainer import TrainConfig
 
@@ -133,24 +134,12 @@ def fit(
     from, worker pid, rank 0's step metrics). A worker that dies mid-way is restarted once
     (``FailureConfig(max_failures=1)``) and resumes from the last reported checkpoint."""
     try:
-        import ray
         from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
     except ImportError as exc:
         raise BackendUnavailable("ray train", "ray", str(exc)) from exc
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        kwargs: dict[str, Any] = {
-            "ignore_reinit_error": True,
-            "include_dashboard": False,
-            "log_to_driver": False,
-        }
-        if settings.runner.ray_address:
-            kwargs["address"] = settings.runner.ray_address
-        else:
-            kwargs["_temp_dir"] = tempfile.mkdtemp(prefix="vidra-ray-")
-        ray.init(**kwargs)
+    ensure_ray(settings)
     out.mkdir(parents=True, exist_ok=True)
     trainer = TorchTrainer(
         _loop,

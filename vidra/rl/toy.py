@@ -82,34 +82,13 @@ def colour_items(n: int, seed: int) -> list[ColourItem]:
 def cold_start_sft(
     hf: Any, items: list[ColourItem], epochs: int, lr: float = 1e-3, batch: int = 16
 ) -> None:
-    """Brief SFT of the language model and the vision merger, vision tower frozen.
+    """Brief SFT on the right answers (`vidra.rl.trainer.cold_start_sft`, tower frozen)."""
+    from vidra.rl.trainer import cold_start_sft as sft
 
-    Training the whole tiny model makes its vision features blow up and the language model
-    learn to ignore the image; with the tower frozen it learns the colours in seconds.
-    """
-    import torch
-
-    for name, p in hf.model.named_parameters():
-        p.requires_grad_("visual" not in name or "merger" in name)
-    params = [p for p in hf.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr)
-    rng = random.Random(0)
-    for _ in range(epochs):
-        order = list(items)
-        rng.shuffle(order)
-        for b in range(0, len(order), batch):
-            chunk = order[b : b + batch]
-            ids = [
-                [*hf.tokenizer.encode(it.answer_json(), add_special_tokens=False), hf.eos_id]
-                for it in chunk
-            ]
-            lps = hf.batch_token_logprobs(
-                [it.request(None, SamplingParams()) for it in chunk], ids, grad=True
-            )
-            loss = torch.stack([lp.mean() for lp in lps]).mean().neg()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            opt.zero_grad()
-    for p in hf.model.parameters():
-        p.requires_grad_(False)
+    greedy = SamplingParams()
+    examples = [
+        (it.request(None, greedy),
+         [*hf.tokenizer.encode(it.answer_json(), add_special_tokens=False), hf.eos_id])
+        for it in items
+    ]  # fmt: skip
+    sft(hf, examples, epochs, lr, batch)

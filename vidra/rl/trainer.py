@@ -26,7 +26,7 @@ from vidra.rl.datasets import Sample
 from vidra.rl.losses import dpo_loss, grpo_loss, sft_loss
 from vidra.rl.replay import replay_request
 
-__all__ = ["TrainConfig", "TrainingDiverged", "train_role"]
+__all__ = ["TrainConfig", "TrainingDiverged", "cold_start_sft", "train_role"]
 
 log = logging.getLogger(__name__)
 
@@ -247,3 +247,53 @@ def train_role(
         if report is not None:
             report(metrics, ckpt)
     return metrics
+
+
+def cold_start_sft(
+    hf: Any,
+    examples: Sequence[tuple[Any, Sequence[int]]],
+    epochs: int,
+    lr: float = 1e-3,
+    batch: int = 16,
+    seed: int = 0,
+    cosine: bool = False,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """SFT of the whole language model and the vision merger, vision tower frozen, on
+    ``(request, target token ids)`` pairs (mean per-token NLL per example); loss per epoch.
+    ``seed`` orders the examples; the loop itself draws no random numbers.
+
+    Training the tower too made a tiny model's vision features blow up and its language model
+    learn to ignore the image; with the tower frozen it learns from pixels in seconds.
+    """
+    import torch
+
+    for name, p in hf.model.named_parameters():
+        p.requires_grad_("visual" not in name or "merger" in name)
+    params = [p for p in hf.model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr)
+    steps = epochs * ((len(examples) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if cosine else None
+    rng = random.Random(seed)
+    losses = []
+    for epoch in range(epochs):
+        order = list(examples)
+        rng.shuffle(order)
+        total = 0.0
+        for b in range(0, len(order), batch):
+            chunk = order[b : b + batch]
+            lps = hf.batch_token_logprobs([r for r, _ in chunk], [i for _, i in chunk], True)
+            loss = torch.stack([lp.mean() for lp in lps]).mean().neg()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if sched is not None:
+                sched.step()
+            opt.zero_grad(set_to_none=True)
+            total += float(loss.detach()) * len(chunk)
+        losses.append(total / max(1, len(order)))
+        if on_epoch is not None:
+            on_epoch(epoch, losses[-1])
+    for p in hf.model.parameters():
+        p.requires_grad_(False)
+    return losses

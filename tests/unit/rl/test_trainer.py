@@ -27,8 +27,12 @@ def recorded(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory):  
     client.close()
 
 
+def _paths(client: Client) -> dict[str, str]:
+    return {v: client.store.get_video(v).path for v in {j.video_id for j in client.store.jobs()}}
+
+
 def _frames_of(client: Client):  # type: ignore[no-untyped-def]
-    paths = {v: client.store.get_video(v).path for v in {j.video_id for j in client.store.jobs()}}
+    paths = _paths(client)
 
     def frames(sample):  # type: ignore[no-untyped-def]
         return step_frames(sample.frames, client.reader, paths, 112)
@@ -108,9 +112,7 @@ def test_ray_train_with_two_ddp_workers(
     from vidra.rl.ray_train import fit
 
     ds = build_grpo(recorded.store, RewardSpec({"judge": 1.0}), roles=["reasoner"])
-    paths = {
-        v: recorded.store.get_video(v).path for v in {j.video_id for j in recorded.store.jobs()}
-    }
+    paths = _paths(recorded)
     cfg = TrainConfig(algorithm="grpo", lr=1e-2, batch_size=2, max_steps=2)
     try:
         out = fit(
@@ -149,9 +151,7 @@ def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
     from vidra.rl.ray_train import fit
 
     ds = build_grpo(recorded.store, RewardSpec({"judge": 1.0}), roles=["reasoner"])
-    paths = {
-        v: recorded.store.get_video(v).path for v in {j.video_id for j in recorded.store.jobs()}
-    }
+    paths = _paths(recorded)
     cfg = TrainConfig(
         algorithm="grpo", lr=1e-3, batch_size=1, epochs=4, max_steps=24, checkpoint_every=3
     )
