@@ -22,7 +22,10 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
-    assert "vidra-tiny" in text and text.count("-> ") == 3
+    # Sampling may leave every group without reward variance; the demo then answers more
+    # questions and retries, so: at least the 3 asked, and one answer line per question.
+    asked = len(re.findall(r"^  Q\d+ \(", text, flags=re.M))
+    assert "vidra-tiny" in text and asked >= 3 and text.count("-> ") == asked
     assert re.search(r"accuracy\s+[\d.]+\s+[\d.]+", text)
     assert re.search(r"frames per question\s+[\d.]+\s+[\d.]+", text)
     assert "MLflow run" in text and ("PROMOTED" in text or "not promoted" in text)
