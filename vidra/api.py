@@ -229,6 +229,7 @@ class Client:
             strategy=job.budget.get("strategy", a.strategy),
             sampling=sampling,
             reasoner_samples=a.reasoner_samples,
+            answer_options=a.answer_mode == "options",
             reflect=a.reflect,
             critic_threshold=a.critic_threshold,
             frame_size=a.frame_size,

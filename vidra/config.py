@@ -95,6 +95,11 @@ class AgentSettings(BaseModel):
         True, description="the planner's frame_budget may lower the episode's frame budget"
     )
     reasoner_samples: int = Field(1, ge=1, description=">1: self-consistency voting")
+    answer_mode: Literal["options", "free"] = Field(
+        "options",
+        description="options: a multiple-choice answer is one of the options, picked by the "
+        "model's likelihood (hf; vllm: guided decoding); free: generated as is",
+    )
     reflect: bool = Field(False, description="ReAgent-V-style reflection on revision rounds")
     critic_threshold: float = Field(0.5, ge=0, le=1, description="critic score to accept")
     max_tokens: int = Field(128, gt=0, description="completion tokens per agent call")

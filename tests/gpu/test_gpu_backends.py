@@ -66,6 +66,16 @@ def test_vllm_serves_two_adapters(tiny_model_path: Path, adapters: dict[str, Pat
     assert np.allclose(scored, outs[2].logprobs, atol=5e-2)
 
 
+def test_vllm_prefixes_constrain_the_reply(tiny_model_path: Path) -> None:
+    """Guided decoding: every sampled reply of the untrained model begins with a prefix."""
+    from vidra.models.vllm_backend import VLLMChatModel
+
+    m = VLLMChatModel(tiny_model_path, gpu_memory_utilization=0.3, max_model_len=4096)
+    prefixes = ['{"answer": "red circle', '{"answer": "blue square']
+    outs = m.generate([_req(prefixes=prefixes, temperature=1.0, n=8, seed=1)])
+    assert len(outs) == 8 and all(any(o.text.startswith(p) for p in prefixes) for o in outs)
+
+
 def test_cuda_decoding_matches_cpu(tmp_path: Path) -> None:
     from vidra.video import get_decoder
     from vidra.video.synthetic import read_counter, write_counter_video

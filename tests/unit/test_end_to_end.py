@@ -66,3 +66,29 @@ def test_group_of_four_decodes_shared_frames_once(client: Client, synth) -> None
     assert client.reader.stats.frames_returned == 8  # the critic reads them from the cache
     trajs = [client.episode(e.id) for e in eps]
     assert len({tuple(t.steps[1].token_ids) for t in trajs}) > 1
+
+
+@pytest.mark.parametrize("mode", ["options", "free"])
+def test_untrained_model_answers_with_an_option_only_when_constrained(
+    tiny_model_path: Path,
+    synth,  # type: ignore[no-untyped-def]
+    mode: str,
+) -> None:
+    """An untrained model cannot write a valid answer: with ``answer_mode="options"`` every
+    reasoner reply still starts ``{"answer": "<an option>`` (picked by likelihood); with
+    ``"free"`` it writes whatever it writes."""
+    from vidra.agents.reasoner import answer_prefixes
+
+    settings = Settings()
+    settings.model.path = str(tiny_model_path)
+    settings.agents.max_tokens = 24
+    settings.agents.answer_mode = mode  # type: ignore[assignment]
+    path, questions = synth
+    q = next(x for x in questions if x.kind == "state")
+    with Client(settings) as c:
+        job = c.submit(path, q.text, options=q.options, answer=q.answer,
+                       budget={"max_frames": 8, "max_rounds": 1})  # fmt: skip
+        t = c.episode(job.result(timeout=600).episode_id)
+    replies = [s.completion for s in t.steps if s.role == "reasoner"]
+    starts = [any(r.startswith(p) for p in answer_prefixes(q.options)) for r in replies]
+    assert replies and all(starts) if mode == "options" else not any(starts), replies

@@ -2,11 +2,14 @@
 
 Self-consistency: with ``samples > 1`` the reasoner samples several answers and the
 majority option wins (ties: highest mean confidence). Fallback: the first option (or an
-empty free-form answer) with confidence 0.
+empty free-form answer) with confidence 0. With ``constrain`` (default) a multiple-choice
+reply starts ``{"answer": "<one of the options>`` (`answer_prefixes`; the backend picks the
+option by likelihood), so a model that cannot copy an option still answers with one.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +22,7 @@ from vidra.agents.prompts import REASONER, REFLECT, options_block
 from vidra.agents.schemas import Answer, parse_answer
 from vidra.models.protocol import ChatModel, ImagePart, Message, SamplingParams, TextPart
 
-__all__ = ["reason", "reflect", "vote"]
+__all__ = ["answer_prefixes", "reason", "reasoner_messages", "reflect", "vote"]
 
 STANCES = {
     "conservative": "only trust what a frame clearly shows; prefer 'nothing' or the safest option",
@@ -33,6 +36,16 @@ def _frame_parts(frames: np.ndarray, times: Sequence[float]) -> list[Any]:
     for frame, t in zip(frames, times, strict=True):
         parts += [TextPart(f"t={t:.1f}s "), ImagePart(frame, float(t))]
     return parts
+
+
+def answer_prefixes(options: Sequence[str] | None) -> list[str]:
+    """How a reply naming each option begins: ``{"answer": "<option>`` (open quote: the
+    model's own tokens for the rest, e.g. ``",``, are not split)."""
+    return ['{"answer": ' + json.dumps(o)[:-1] for o in options or []]
+
+
+def _constrained(sampling: SamplingParams, options: Sequence[str] | None) -> SamplingParams:
+    return sampling.model_copy(update={"prefixes": answer_prefixes(options)})
 
 
 def _fallback(options: Sequence[str] | None) -> Answer:
@@ -51,6 +64,19 @@ def vote(answers: Sequence[Answer]) -> Answer:
     return max(winners, key=lambda a: a.confidence)
 
 
+def reasoner_messages(
+    question: str,
+    options: Sequence[str] | None,
+    frames: np.ndarray,
+    times: Sequence[float],
+    feedback: str = "",
+) -> list[Message]:
+    """The reasoner's request: the frames with their times, then the question and options."""
+    note = f"Critic feedback on the last answer: {feedback}\n" if feedback else ""
+    text = REASONER.render(question=question, options=options_block(options), feedback=note)
+    return [Message("user", [*_frame_parts(frames, times), TextPart(text)])]
+
+
 def reason(
     model: ChatModel,
     facts: VideoFacts,
@@ -61,17 +87,16 @@ def reason(
     sampling: SamplingParams,
     feedback: str = "",
     samples: int = 1,
+    constrain: bool = True,
 ) -> AgentResult[Answer]:
     """Answer from ``frames`` (``[n, h, w, 3]`` uint8) shown at ``times`` (s)."""
-    note = f"Critic feedback on the last answer: {feedback}\n" if feedback else ""
-    text = REASONER.render(question=question, options=options_block(options), feedback=note)
-    parts = [*_frame_parts(frames, times), TextPart(text)]
     refs = [(facts.video_id, facts.index_at(t)) for t in times]
     s = sampling.model_copy(update={"n": samples}) if samples > 1 else sampling
+    s = _constrained(s, options) if constrain else s
     result = call_agent(
         model,
         "reasoner",
-        [Message("user", parts)],
+        reasoner_messages(question, options, frames, times, feedback),
         lambda out: parse_answer(out, options),
         lambda: _fallback(options),
         s,
@@ -91,9 +116,11 @@ def reflect(
     times: Sequence[float],
     sampling: SamplingParams,
     previous: Answer,
+    constrain: bool = True,
 ) -> AgentResult[Answer]:
     """ReAgent-V-style reflection: conservative, neutral and aggressive re-answers, then a vote."""
     steps: list[dict[str, Any]] = []
+    sampling = _constrained(sampling, options) if constrain else sampling
     answers: list[Answer] = [previous]
     refs = [(facts.video_id, facts.index_at(t)) for t in times]
     for stance, hint in STANCES.items():

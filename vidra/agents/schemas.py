@@ -6,6 +6,8 @@ Each ``parse_*`` takes raw model text and returns a schema instance or raises
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,8 +92,27 @@ def parse_selection(text: str, duration: float) -> Selection:
     return Selection(times=times, segments=segments)
 
 
+# A reply whose JSON breaks after a complete "answer" field (a small model's garbled tail)
+_ANSWER_FIELD = re.compile(r'^\s*\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _answer_obj(text: str) -> dict[str, Any]:
+    """The reply's JSON object, or only its leading ``"answer"`` field when the rest is
+    not JSON."""
+    try:
+        return _obj(text)
+    except ValueError:
+        m = _ANSWER_FIELD.match(text)
+        if m is None:
+            raise
+        try:
+            return {"answer": json.loads(f'"{m.group(1)}"')}
+        except json.JSONDecodeError:
+            raise ValueError("no JSON object found") from None
+
+
 def parse_answer(text: str, options: Sequence[str] | None) -> Answer:
-    data = _obj(text)
+    data = _answer_obj(text)
     raw = data.get("choice", data.get("answer"))
     choice = match_option(raw, options) if options else None
     if options and choice is None:

@@ -26,6 +26,7 @@ class Deps:
         strategy: frame selector strategy name.
         sampling: sampling parameters for every agent call.
         reasoner_samples: >1 turns on self-consistency voting.
+        answer_options: multiple-choice answers are constrained to the options.
         reflect: ReAgent-V-style reflection when the critic asks for a revision.
         critic_threshold: the critic's score needed to accept.
         frame_size: longer side (px) of frames given to the model.
@@ -39,6 +40,7 @@ class Deps:
     strategy: str = "coarse_to_fine"
     sampling: SamplingParams = field(default_factory=SamplingParams)
     reasoner_samples: int = 1
+    answer_options: bool = True
     reflect: bool = False
     critic_threshold: float = 0.5
     frame_size: int = 112

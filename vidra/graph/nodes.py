@@ -116,6 +116,7 @@ def reason_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
             times,
             deps.sampling,
             previous,
+            deps.answer_options,
         )
     else:
         result = reason(
@@ -128,6 +129,7 @@ def reason_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
             deps.sampling,
             feedback,
             deps.reasoner_samples,
+            deps.answer_options,
         )
     return {
         "answers": [result.value.model_dump(mode="json")],

@@ -208,12 +208,19 @@ class HFChatModel:
         return [c for i in range(len(requests)) for c in out[i]]
 
     def _generate_batch(
-        self, batch: list[ChatRequest], adapter: str | None
+        self,
+        batch: list[ChatRequest],
+        adapter: str | None,
+        prefix: tuple[list[int], list[float]] = ([], []),
     ) -> list[list[Completion]]:
         import torch
 
         s = batch[0].sampling
+        if s.prefixes:
+            return [self._generate_prefixed(batch[0], adapter)]
         inputs = self._inputs(batch)
+        if prefix[0]:  # forced first tokens, appended to every row's prompt
+            inputs = _extend(inputs, prefix[0])
         prompt_len = int(inputs["input_ids"].shape[1])
         pad = inputs["attention_mask"].sum(dim=1).tolist()
         kwargs = _generation_kwargs(s, self.suppress, self.eos_id, self.tokenizer)
@@ -233,6 +240,7 @@ class HFChatModel:
             ids, lps, reason = _trim(
                 seqs[row].tolist(), logps[row].tolist(), self.eos_id, self.tokenizer, s.stop
             )
+            ids, lps = prefix[0] + ids, prefix[1] + lps
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             for stop in s.stop:
                 if stop in text:
@@ -252,6 +260,39 @@ class HFChatModel:
                 )
             )
         return results
+
+    def _generate_prefixed(self, req: ChatRequest, adapter: str | None) -> list[Completion]:
+        """``req.sampling.n`` completions that each begin with one of ``sampling.prefixes``:
+        a prefix is picked by its total logprob (processed as when sampled: argmax when
+        greedy, else sampled from their renormalised probabilities), then continued. The
+        prefix tokens carry their logprobs under the unconstrained sampling distribution."""
+        import torch
+
+        s = req.sampling
+        pre = [self.tokenizer.encode(p, add_special_tokens=False) for p in s.prefixes]
+        plain = s.model_copy(update={"prefixes": [], "n": 1})
+        probe = ChatRequest(req.messages, adapter, plain)
+        with torch.no_grad():
+            lps = self.batch_token_logprobs([probe] * len(pre), pre)
+        totals = torch.stack([lp.sum() for lp in lps]).double()
+        if s.temperature > 0 and bool(torch.isfinite(totals).any()):
+            gen = torch.Generator().manual_seed(s.seed) if s.seed is not None else None
+            probs = torch.softmax(totals, dim=0)
+            picks = torch.multinomial(probs, s.n, replacement=True, generator=gen).tolist()
+        else:
+            picks = [int(torch.argmax(totals))] * s.n
+        out: list[Completion | None] = [None] * s.n
+        for k in sorted(set(picks)):
+            slots = [j for j, p in enumerate(picks) if p == k]
+            cont = plain.model_copy(
+                update={"n": len(slots), "max_tokens": max(1, s.max_tokens - len(pre[k]))}
+            )
+            (comps,) = self._generate_batch(
+                [ChatRequest(req.messages, adapter, cont)], adapter, (pre[k], lps[k].tolist())
+            )
+            for j, c in zip(slots, comps, strict=True):
+                out[j] = Completion(**{**c.__dict__, "sample_index": j})
+        return [c for c in out if c is not None]
 
     def score(
         self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
@@ -304,14 +345,8 @@ class HFChatModel:
         for row, toks in enumerate(token_ids):
             ids[row, : len(toks)] = torch.tensor(list(toks), device=self.device)
             mask[row, : len(toks)] = 1
-        full = dict(inputs)
         prompt_len = inputs["input_ids"].shape[1]
-        full["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
-        full["attention_mask"] = torch.cat([inputs["attention_mask"], mask], dim=1)
-        if "mm_token_type_ids" in full:
-            full["mm_token_type_ids"] = torch.cat(
-                [inputs["mm_token_type_ids"], torch.zeros_like(ids)], dim=1
-            )
+        full = _extend(inputs, ids, mask)
         with torch.set_grad_enabled(grad), self._use(first.adapter):
             logits = self.model(**full).logits[:, prompt_len - 1 : prompt_len - 1 + width]
             b, t, v = logits.shape
@@ -368,8 +403,28 @@ def _trim(
     return ids, lps, "stop" if any(st in text for st in stops) else "length"
 
 
+def _extend(inputs: Any, ids: Any, mask: Any = None) -> Any:
+    """Model inputs with text tokens ``ids`` ``[rows, w]`` appended (``mask``: which of them
+    are attended; default all). A list of ids is appended to every row."""
+    import torch
+
+    if not isinstance(ids, torch.Tensor):
+        rows = inputs["input_ids"].shape[0]
+        ids = torch.tensor([list(ids)] * rows, device=inputs["input_ids"].device)
+    mask = torch.ones_like(ids) if mask is None else mask
+    out = dict(inputs)
+    out["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
+    out["attention_mask"] = torch.cat([inputs["attention_mask"], mask], dim=1)
+    if "mm_token_type_ids" in out:
+        out["mm_token_type_ids"] = torch.cat(
+            [inputs["mm_token_type_ids"], torch.zeros_like(ids)], dim=1
+        )
+    return out
+
+
 def _batches(requests: Sequence[ChatRequest]) -> list[tuple[tuple[Any, ...], list[int]]]:
-    """Requests that can share one ``generate`` call: same adapter and sampling, no seed."""
+    """Requests that can share one ``generate`` call: same adapter and sampling, no seed,
+    no prefixes (a prefixed request is generated on its own)."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, r in enumerate(requests):
         s = r.sampling
@@ -380,7 +435,7 @@ def _batches(requests: Sequence[ChatRequest]) -> list[tuple[tuple[Any, ...], lis
             s.max_tokens,
             s.n,
             tuple(s.stop),
-            s.seed if s.seed is None else (s.seed, i),
+            s.seed if s.seed is None and not s.prefixes else (s.seed, i),
         )
         groups.setdefault(key, []).append(i)
     return list(groups.items())

@@ -108,6 +108,10 @@ class SamplingParams(BaseModel):
     n: int = Field(1, ge=1, le=64)
     seed: int | None = Field(None, ge=0)
     stop: list[str] = Field(default_factory=list, max_length=16)
+    # The completion begins with one of these (e.g. '{"answer": "red circle'), chosen by the
+    # model's likelihood of the whole prefix (argmax when greedy, sampled at ``temperature``
+    # otherwise) and continued freely. Multiple-choice answers without format failures.
+    prefixes: list[str] = Field(default_factory=list, max_length=64)
 
 
 def sampling_params(**kwargs: object) -> SamplingParams:

@@ -118,6 +118,7 @@ class VLLMChatModel:
                 seed=r.sampling.seed,
                 stop=r.sampling.stop or None,
                 logprobs=0,
+                **_structured(r.sampling.prefixes),
             )
             for r in requests
         ]
@@ -173,3 +174,22 @@ class VLLMChatModel:
                 ]
             )
         return out
+
+
+def _structured(prefixes: Sequence[str]) -> dict[str, Any]:
+    """vLLM sampling arguments that make a completion begin with one of ``prefixes`` (guided
+    decoding by regex, token by token: unlike the hf backend, not by whole-prefix
+    likelihood). vLLM >= 0.12 names it ``structured_outputs``, older ones ``guided_decoding``.
+    """
+    if not prefixes:
+        return {}
+    import re
+
+    regex = "(" + "|".join(re.escape(p) for p in prefixes) + r")[\s\S]*"
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(regex=regex)}
+    return {"structured_outputs": StructuredOutputsParams(regex=regex)}

@@ -71,3 +71,16 @@ def test_schema_parsers() -> None:
     assert s.segments == [(10.0, 20.0)] and s.times == [5.0]
     with pytest.raises(ValueError, match="inside the video"):
         parse_selection('{"times": [999]}', 600.0)
+
+
+def test_answer_field_survives_a_garbled_tail() -> None:
+    """A constrained reply starts with a whole answer field; a small model may break the JSON
+    after it. The answer is read; anything short of a closed answer field is still an error."""
+    a = parse_answer('{"answer": "blue square", "confidence": 0.9, "evidence": [12.5, 1', OPTS)
+    assert (a.answer, a.choice, a.confidence, a.evidence) == ("blue square", 1, 0.5, [])
+    assert parse_answer('{"answer": "say \\"hi\\"", "conf', None).answer == 'say "hi"'
+    for bad in ('{"answer": "blue squ', 'x {"answer": "blue square" ...', '{"answer": 3,'):
+        with pytest.raises(ValueError):
+            parse_answer(bad, OPTS)
+    with pytest.raises(ValueError, match="one of the options"):
+        parse_answer('{"answer": "purple", "confidence": 0.', OPTS)

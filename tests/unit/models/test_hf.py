@@ -252,3 +252,40 @@ def test_loading_from_settings(tiny_model_path: Path, monkeypatch: pytest.Monkey
             load_chat_model(Settings())
     with pytest.raises(ConfigError, match="scripted"):
         load_chat_model(Settings(), backend="scripted")
+
+
+PREFIXES = ['{"answer": "red circle', '{"answer": "blue circle', '{"answer": "green circle']
+
+
+def _prefix_totals(model: HFChatModel, req: ChatRequest) -> list[float]:
+    plain = ChatRequest(req.messages, sampling=req.sampling.model_copy(update={"prefixes": []}))
+    ids = [model.tokenizer.encode(p, add_special_tokens=False) for p in PREFIXES]
+    return [float(model.token_logprobs(plain, i).sum()) for i in ids]
+
+
+def test_greedy_prefixed_generation_picks_the_likeliest_prefix(model: HFChatModel) -> None:
+    req = image_request(max_tokens=24, prefixes=PREFIXES)
+    totals = _prefix_totals(model, req)
+    (comp,) = model.generate([req])
+    best = PREFIXES[int(np.argmax(totals))]
+    assert comp.text.startswith(best), (comp.text, totals)
+    # the recorded logprobs are those of teacher forcing the whole completion, prefix included
+    plain = ChatRequest(req.messages, sampling=req.sampling.model_copy(update={"prefixes": []}))
+    (scored,) = model.score([plain], [comp])
+    assert np.allclose(comp.logprobs, scored, atol=1e-4)
+    assert comp.completion_tokens == len(comp.token_ids) <= 24
+
+
+def test_sampled_prefixes_follow_their_renormalised_likelihood(model: HFChatModel) -> None:
+    req = image_request(max_tokens=12, prefixes=PREFIXES, temperature=4.0, n=64, seed=3)
+    totals = np.array(_prefix_totals(model, req))
+    probs = np.exp(totals - totals.max())
+    probs /= probs.sum()
+    comps = model.generate([req])
+    assert len(comps) == 64 and [c.sample_index for c in comps] == list(range(64))
+    picked = [next(k for k, p in enumerate(PREFIXES) if c.text.startswith(p)) for c in comps]
+    freq = np.bincount(picked, minlength=len(PREFIXES)) / 64
+    # 64 draws: each frequency within 4 standard errors of its probability
+    se = np.sqrt(probs * (1 - probs) / 64)
+    assert np.all(np.abs(freq - probs) <= 4 * se + 1e-9), (freq, probs)
+    assert model.generate([req])[0].text == comps[0].text  # seeded
