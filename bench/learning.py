@@ -83,6 +83,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=3, help="online GRPO cycles")
     ap.add_argument("--train-questions", type=int, default=16, help="questions per cycle (G=4)")
+    ap.add_argument("--gate-questions", type=int, default=30,
+                    help="held-out questions of each cycle's promotion gate")  # fmt: skip
     ap.add_argument("--long-minutes", type=float, default=30.0)
     ap.add_argument("--long-worlds", type=int, default=3)
     ap.add_argument("--short-worlds", type=int, default=10)
@@ -113,6 +115,7 @@ def main() -> None:
     base = tiny_agent_settings(Settings(data_dir=home))
     base.model.path = resolve_model_path("vidra-tiny")
     base.mlflow.use_champions = True  # each online cycle starts from the current champions
+    base.train.eval_questions = args.gate_questions  # 10 could not tell 0.2 from 0.2
     rows = []
 
     def fixed(name: str, strategy: str, frames: int, per_round: int, rounds: int) -> None:
@@ -149,7 +152,8 @@ def main() -> None:
     report = header("learning", torch=torch.__version__, transformers=transformers.__version__)
     report["benchmark"] = {"questions": n_q, "needle_questions_long": n_needle,
                            "long_minutes": args.long_minutes, "cycles": args.cycles,
-                           "train_questions_per_cycle": args.train_questions, "G": 4}  # fmt: skip
+                           "train_questions_per_cycle": args.train_questions, "G": 4,
+                           "gate_questions": args.gate_questions}  # fmt: skip
     report["rows"] = rows
     report["cycles"] = [
         {"run": r.mlflow_run_id, "samples": r.samples, "promoted": r.promoted,

@@ -6,13 +6,18 @@
    the reasoner answers right (wrong on a seeded fraction of first rounds, so the critic
    sees bad answers), the critic accepts right answers and rejects wrong ones. Steps are
    stored like any other (prompt layout, frame refs) in a scratch SQLite store.
-2. SFT: every oracle step with a correct output becomes (exact replayed request, the
+2. Reasoner drills: many more questions per training world, each shown its evidence frames
+   plus a random one or two and answered right, prompted exactly as the reasoner is. The
+   oracle's jobs alone give few reasoner steps, each with 8-16 frames: too little for the
+   tiny model to learn perception (without drills it reached 0.36, chance 0.30).
+3. SFT: every oracle step with a correct output and every drill becomes (exact request, the
    oracle's text in the model's own tokens); the language model and the vision merger are
    trained with the vision tower frozen (training the tower made its features blow up and the
    language model ignore the image), seeded.
-3. Held-out evaluation: fresh worlds, real jobs with the trained model (greedy), the
-   ``model`` selector; accuracy by kind, frames and rounds per question, per-role format
-   rates, selector hit rate. Saved as ``metrics.json`` beside the weights.
+4. Held-out evaluation: fresh worlds, real jobs with the trained model (greedy, answers
+   constrained to the options), the ``model`` selector; accuracy by kind, frames and rounds
+   per question, per-role format rates, selector hit rate; and the reasoner alone given the
+   evidence (`reasoner_given_evidence`). Saved as ``metrics.json`` beside the weights.
 
 The oracle selector sees the ground truth, the learned one only a storyboard: SFT leaves a
 selector (and a critic) well short of the oracle, which is the room RL is meant to fill.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import tempfile
 import time
@@ -33,7 +39,13 @@ from typing import Any
 
 from vidra.config import Settings
 from vidra.models.protocol import ChatRequest, ImagePart, SamplingParams, TextPart, VideoPart
-from vidra.rl.evaluation import World, evaluate, question_targets, synthetic_worlds
+from vidra.rl.evaluation import (
+    World,
+    evaluate,
+    question_targets,
+    synthetic_world,
+    synthetic_worlds,
+)
 from vidra.video.synthetic import Question
 
 __all__ = ["TinyTrainSpec", "evaluate_model", "oracle", "tiny_agent_settings", "train_tiny"]
@@ -55,12 +67,16 @@ class TinyTrainSpec:
     world_s: float = 240.0
     per_kind: int = 3
     wrong_rate: float = 0.3
-    epochs: int = 16
+    epochs: int = 8
     lr: float = 1e-3
     batch: int = 16
     max_frames: int = 16
     frames_per_round: int = 8
     max_rounds: int = 2
+    answer_mode: str = "options"  # agents.answer_mode of the held-out evaluation
+    drill_per_kind: int = 8  # reasoner drills: questions per kind and training world,
+    drills_per_question: int = 4  # frame draws per question,
+    drill_max_frames: int = 2  # evidence + random frames (at least 1 random) per draw
 
 
 def _text_of(req: ChatRequest) -> tuple[str, list[float]]:
@@ -83,6 +99,15 @@ def _text_of(req: ChatRequest) -> tuple[str, list[float]]:
 def _question_line(text: str) -> str:
     m = re.search(r"Question: (.*)\n", text)
     return m.group(1) if m else ""
+
+
+def _answer_json(q: Question, index: int, shown: Sequence[float]) -> str:
+    """The oracle reasoner's reply: option ``index`` by its text (the tiny model maps pixels
+    to words far more easily than to a letter looked up in the option list), with the shown
+    frames near the evidence."""
+    near = [t for t in shown if any(abs(t - e) <= 2.0 for e in question_targets(q))]
+    return json.dumps({"answer": q.options[index], "confidence": 0.9,
+                       "evidence": [round(t, 1) for t in near[:3]]})  # fmt: skip
 
 
 def oracle(
@@ -123,11 +148,7 @@ def oracle(
                 and len(q.options) > 1
             )
             index = (q.answer_index + 1) % len(q.options) if wrong else q.answer_index
-            near = [t for t in shown if any(abs(t - e) <= 2.0 for e in question_targets(q))]
-            # the option's text, not its letter: the tiny model maps pixels to words far
-            # more easily than to a letter looked up in the option list
-            return json.dumps({"answer": q.options[index], "confidence": 0.9,
-                               "evidence": [round(t, 1) for t in near[:3]]})  # fmt: skip
+            return _answer_json(q, index, shown)
         m = re.search(r"Proposed answer: (.*) \(confidence", text)
         proposed = m.group(1).strip() if m else ""
         right = proposed in (q.answer, letter)
@@ -149,6 +170,7 @@ def tiny_agent_settings(settings: Settings, spec: TinyTrainSpec | None = None) -
     s.agents.frames_per_round = spec.frames_per_round
     s.agents.max_rounds = spec.max_rounds
     s.agents.max_tokens = 96
+    s.agents.answer_mode = spec.answer_mode  # type: ignore[assignment]
     s.mlflow.use_champions = False
     s.train.lr = 1e-3  # LoRA on a 0.8M-parameter model: 2e-4 barely moves it in one cycle
     return s
@@ -191,7 +213,8 @@ def _correct(role: str, parsed: Any, truth: str) -> bool:
 def _examples(
     settings: Settings, store_url: str, tokenizer: Any, eos: int
 ) -> tuple[list[Any], float]:
-    """(role, replayed request, target ids) per imitable oracle step; the oracle's accuracy."""
+    """(key, role, replayed request, target ids) per imitable oracle step, sorted by key;
+    the oracle's accuracy."""
     from vidra.rl.replay import replay_request, step_frames
     from vidra.storage import TrajectoryStore
     from vidra.video import open_reader
@@ -221,7 +244,104 @@ def _examples(
                 out.append(((*key, copy), step.role, req, ids))
     store.close()
     out.sort(key=lambda x: x[0])  # store order depends on job timing; training must not
-    return [x[1:] for x in out], sum(rewards) / max(1, len(rewards))
+    return out, sum(rewards) / max(1, len(rewards))
+
+
+def _drill_times(world: Any, q: Question, rng: random.Random, n_max: int) -> list[float] | None:
+    """Times for a drill on ``q``: every evidence time plus random others (None: the evidence
+    alone needs more than ``n_max`` frames). For counting, the others never show the colour."""
+    targets = question_targets(q)
+    if len(targets) > n_max:
+        return None
+    m = re.search(r"an? (\w+) object", q.text) if q.kind == "counting" else None
+    extra: list[float] = []
+    for _ in range(4 * n_max):
+        if len(extra) >= rng.randint(1, max(1, n_max - len(targets))):
+            break
+        t = round(rng.uniform(0, world.spec.duration - 1), 1)
+        if m is None or all(o.colour != m.group(1) for o in world.visible_at(t)):
+            extra.append(t)
+    return sorted(targets + extra)
+
+
+def _show(
+    reader: Any, video: Path, fps: float, times: Sequence[float], size: int
+) -> tuple[Any, list[float]]:
+    """The frames shown at ``times`` (decoded as the agents decode them) and their times."""
+    index = sorted({max(0, int(t * fps + 1e-6)) for t in times})
+    return reader.frames(video, index, size=size), [i / fps for i in index]
+
+
+def reasoner_given_evidence(
+    model: Any,
+    settings: Settings,
+    worlds: Sequence[World],
+    seeds: Sequence[int],
+    world_s: float,
+    n_max: int = 8,
+) -> dict[str, Any]:
+    """The reasoner alone, shown every evidence frame of each question plus random others
+    (at most ``n_max`` frames; questions needing more are skipped), greedy, answering as
+    ``settings.agents.answer_mode`` says: separates perception from frame selection."""
+    from vidra.agents.context import VideoFacts
+    from vidra.agents.reasoner import reason
+    from vidra.video import open_reader
+
+    reader = open_reader(settings)
+    greedy = SamplingParams(max_tokens=settings.agents.max_tokens)
+    by_kind: dict[str, list[float]] = {}
+    for (video, questions), seed in zip(worlds, seeds, strict=True):
+        info = reader.probe(video)
+        world = synthetic_world(seed, world_s)
+        facts = VideoFacts("probe", str(video), info.duration, info.fps, info.frame_count)
+        rng = random.Random(f"probe:{seed}")
+        for q in questions:
+            times = _drill_times(world, q, rng, n_max)
+            if times is None:
+                continue
+            frames, shown = _show(reader, video, info.fps, times, settings.agents.frame_size)
+            ans = reason(model, facts, q.text, q.options, frames, shown, greedy,
+                         constrain=settings.agents.answer_mode == "options").value  # fmt: skip
+            by_kind.setdefault(q.kind, []).append(float(ans.answer == q.answer))
+    every = [x for v in by_kind.values() for x in v]
+    return {
+        "questions": len(every),
+        "accuracy": round(sum(every) / max(1, len(every)), 4),
+        "accuracy_by_kind": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_kind.items())},
+    }
+
+
+def _drills(
+    spec: TinyTrainSpec, settings: Settings, worlds: Sequence[World], seeds: Sequence[int],
+    tokenizer: Any, eos: int,
+) -> list[Any]:  # fmt: skip
+    """Reasoner drills: many more questions per training world than the oracle's jobs ask,
+    each answered from its evidence frames plus random others, prompted exactly as the
+    reasoner is. Keys, roles, requests and target ids as in `_examples`."""
+    from vidra.agents.reasoner import reasoner_messages
+    from vidra.video import open_reader
+    from vidra.video.synthetic.questions import generate_questions, needle_questions
+
+    reader = open_reader(settings)
+    greedy = SamplingParams()
+    out = []
+    for (video, _), seed in zip(worlds, seeds, strict=True):
+        world = synthetic_world(seed, spec.world_s)
+        fps = reader.probe(video).fps
+        rng = random.Random(f"drill:{spec.seed}:{seed}")
+        qs = generate_questions(world, per_kind=spec.drill_per_kind, seed=10_000 + seed)
+        for q in [*qs, *needle_questions(world)]:
+            for d in range(spec.drills_per_question):
+                times = _drill_times(world, q, rng, spec.drill_max_frames)
+                if times is None:
+                    continue
+                frames, shown = _show(reader, video, fps, times, settings.agents.frame_size)
+                msgs = reasoner_messages(q.text, q.options, frames, shown)
+                ids = [*tokenizer.encode(_answer_json(q, q.answer_index, shown),
+                                         add_special_tokens=False), eos]  # fmt: skip
+                out.append(((str(video), "~drill", q.id, d), "reasoner",
+                            ChatRequest(msgs, sampling=greedy), ids))  # fmt: skip
+    return out
 
 
 def _sft(hf: Any, examples: list[Any], spec: TinyTrainSpec) -> list[float]:
@@ -281,22 +401,30 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     hf = HFChatModel(base)
     settings = tiny_agent_settings(Settings(data_dir=work / "oracle"), spec)
     examples, oracle_accuracy = _examples(settings, store_url, hf.tokenizer, hf.eos_id)
+    drills = _drills(spec, settings, train_worlds, train_seeds, hf.tokenizer, hf.eos_id)
+    examples = [x[1:] for x in sorted(examples + drills, key=lambda x: x[0])]
     roles = {
         r: sum(1 for x, _, _ in examples if x == r) for r in sorted({x for x, _, _ in examples})
     }
-    print(f"{len(examples)} oracle steps to imitate {roles} ({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"{len(examples)} examples to imitate {roles} (of them {len(drills)} reasoner drills; "
+        f"{time.perf_counter() - t0:.0f} s)"
+    )
     losses = _sft(hf, examples, spec)
     out.mkdir(parents=True, exist_ok=True)
     hf.model.save_pretrained(out, safe_serialization=True)
     hf.processor.save_pretrained(out)
     print(f"saved {out} ({_size_mb(out):.1f} MB); evaluating on held-out worlds")
     held = evaluate_model(str(out), eval_worlds, spec, work / "eval")
+    probe = reasoner_given_evidence(hf, settings, eval_worlds, eval_seeds, spec.world_s)
     metrics = {
         "spec": asdict(spec),
         "train_examples": roles,
+        "reasoner_drills": len(drills),
         "oracle_accuracy": round(oracle_accuracy, 4),
         "sft_loss_by_epoch": [round(x, 4) for x in losses],
         "held_out": held,
+        "reasoner_given_evidence": probe,
         "eval_world_seeds": eval_seeds,
         "size_mb": round(_size_mb(out), 2),
         "train_seconds": round(time.perf_counter() - t0, 1),

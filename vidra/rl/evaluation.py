@@ -13,11 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from vidra.config import Settings
-from vidra.video.synthetic import Question, WorldSpec, generate_questions, make_world, render_world
+from vidra.video.synthetic import (
+    Question,
+    WorldSpec,
+    generate_questions,
+    make_world,
+    render_world,
+)
+from vidra.video.synthetic import World as SyntheticWorld
 
-__all__ = ["evaluate", "question_targets", "synthetic_worlds"]
+__all__ = ["evaluate", "question_targets", "synthetic_world", "synthetic_worlds"]
 
 World = tuple[Path, list[Question]]
+
+
+def synthetic_world(seed: int, duration: float, fps: float = 4) -> SyntheticWorld:
+    """The 160x90 world `synthetic_worlds` renders for ``seed``."""
+    return make_world(WorldSpec(duration=duration, fps=fps, width=160, height=90, seed=seed))
 
 
 def synthetic_worlds(
@@ -26,7 +38,7 @@ def synthetic_worlds(
     """Render (or reuse) one 160x90 world video per seed under ``root`` with its questions."""
     out = []
     for seed in seeds:
-        world = make_world(WorldSpec(duration=duration, fps=fps, width=160, height=90, seed=seed))
+        world = synthetic_world(seed, duration, fps)
         video = root / f"world-{seed}-{duration:g}s.mp4"
         if not video.is_file():
             render_world(world, video, gop_s=4)

@@ -70,6 +70,58 @@ def test_train_tiny_cli_is_deterministic_and_saves_metrics(tmp_path: Path) -> No
     losses = metrics["sft_loss_by_epoch"]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert metrics["held_out"]["questions"] > 0
+    assert metrics["reasoner_drills"] > 0 and metrics["reasoner_given_evidence"]["questions"] > 0
     again = TinyTrainSpec(train_worlds=1, eval_worlds=0, world_s=60, epochs=2)
     train_tiny(tmp_path / "b", again, tmp_path / "work2")
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b"), "same seed, different weights"
+
+
+def test_reasoner_drills_show_the_evidence_and_answer_right(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
+    """Drills are reasoner requests built like the agent's, whose frames include every
+    evidence time (counting: no other frame shows the counted colour) and whose target is
+    the right option."""
+    import re
+
+    from transformers import AutoTokenizer
+
+    from vidra.models.protocol import ImagePart, TextPart
+    from vidra.models.train_tiny import _drills, tiny_agent_settings
+    from vidra.rl.evaluation import question_targets, synthetic_world, synthetic_worlds
+
+    spec = TinyTrainSpec(world_s=120, drill_per_kind=2, drills_per_question=2)
+    worlds = synthetic_worlds(tmp_path / "v", [7], spec.world_s)
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    settings = tiny_agent_settings(Settings(data_dir=tmp_path / "home"), spec)
+    drills = _drills(spec, settings, worlds, [7], tok, tok.eos_token_id)
+    world = synthetic_world(7, spec.world_s)
+    assert len(drills) >= 10 and {role for _, role, _, _ in drills} == {"reasoner"}
+    kinds = set()
+    for key, _, req, ids in drills:
+        parts = req.messages[-1].content
+        times = [p.time for p in parts if isinstance(p, ImagePart)]
+        text = parts[-1].text
+        assert isinstance(parts[-1], TextPart) and text.startswith("[reasoner/v1]")
+        q = next(x for x in _questions(world, key[2]))
+        kinds.add(q.kind)
+        targets = question_targets(q)
+        assert all(any(abs(t - e) <= 0.25 for t in times) for e in targets), (q, times)
+        assert len(targets) < len(times) <= spec.drill_max_frames + 1
+        target = json.loads(tok.decode(ids, skip_special_tokens=True))
+        assert target["answer"] == q.answer
+        assert all(any(abs(t - e) <= 2.0 for e in targets) for t in target["evidence"])
+        if q.kind == "counting":
+            colour = re.search(r"an? (\w+) object", q.text).group(1)  # type: ignore[union-attr]
+            others = [t for t in times if all(abs(t - e) > 0.25 for e in targets)]
+            assert all(o.colour != colour for t in others for o in world.visible_at(t))
+    assert {"needle", "counting", "state"} <= kinds
+
+
+def _questions(world, qid: str):  # type: ignore[no-untyped-def]
+    from vidra.video.synthetic import generate_questions
+    from vidra.video.synthetic.questions import needle_questions
+
+    seed = world.spec.seed
+    return [q for q in [*generate_questions(world, 2, seed=10_000 + seed),
+                        *needle_questions(world)] if q.id == qid]  # fmt: skip
