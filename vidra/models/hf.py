@@ -203,7 +203,11 @@ class HFChatModel:
         out: dict[int, list[Completion]] = {}
         for key, idx in _batches(requests):
             batch = [requests[i] for i in idx]
-            for i, comps in zip(idx, self._generate_batch(batch, key[0]), strict=True):
+            if batch[0].sampling.prefixes:  # `_batches` gives a prefixed request its own batch
+                done = [self._generate_prefixed(batch[0], key[0])]
+            else:
+                done = self._generate_batch(batch, key[0])
+            for i, comps in zip(idx, done, strict=True):
                 out[i] = [Completion(**{**c.__dict__, "request_index": i}) for c in comps]
         return [c for i in range(len(requests)) for c in out[i]]
 
@@ -216,8 +220,6 @@ class HFChatModel:
         import torch
 
         s = batch[0].sampling
-        if s.prefixes:
-            return [self._generate_prefixed(batch[0], adapter)]
         inputs = self._inputs(batch)
         if prefix[0]:  # forced first tokens, appended to every row's prompt
             inputs = _extend(inputs, prefix[0])

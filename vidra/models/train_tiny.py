@@ -213,7 +213,7 @@ def _correct(role: str, parsed: Any, truth: str) -> bool:
 def _examples(
     settings: Settings, store_url: str, tokenizer: Any, eos: int
 ) -> tuple[list[Any], float]:
-    """(key, role, replayed request, target ids) per imitable oracle step, sorted by key;
+    """(key, role, replayed request, target ids) per imitable oracle step, in store order;
     the oracle's accuracy."""
     from vidra.rl.replay import replay_request, step_frames
     from vidra.storage import TrajectoryStore
@@ -243,7 +243,6 @@ def _examples(
             for copy in range(REASONER_WEIGHT if step.role == "reasoner" else 1):
                 out.append(((*key, copy), step.role, req, ids))
     store.close()
-    out.sort(key=lambda x: x[0])  # store order depends on job timing; training must not
     return out, sum(rewards) / max(1, len(rewards))
 
 
@@ -402,6 +401,7 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     settings = tiny_agent_settings(Settings(data_dir=work / "oracle"), spec)
     examples, oracle_accuracy = _examples(settings, store_url, hf.tokenizer, hf.eos_id)
     drills = _drills(spec, settings, train_worlds, train_seeds, hf.tokenizer, hf.eos_id)
+    # store order depends on job timing; training must not
     examples = [x[1:] for x in sorted(examples + drills, key=lambda x: x[0])]
     roles = {
         r: sum(1 for x, _, _ in examples if x == r) for r in sorted({x for x, _, _ in examples})
