@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from vidra.config import Settings
+from vidra.storage.engine import enable_wal
 
 __all__ = ["open_checkpointer", "thread_id"]
 
@@ -40,7 +41,7 @@ def open_checkpointer(settings: Settings) -> Iterator[Any]:
     if url.database:
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
+    enable_wal(conn)
     try:
         saver: Any = SqliteSaver(conn)
         saver.setup()

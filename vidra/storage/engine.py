@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from vidra.errors import BackendUnavailable, ConfigError, StorageError
 
-__all__ = ["WRITE", "is_sqlite", "make_engine", "with_retry"]
+__all__ = ["WRITE", "enable_wal", "is_sqlite", "make_engine", "with_retry"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -28,6 +28,30 @@ WRITE = {"vidra_write": True}
 """Execution options that mark a connection's transaction as a write (SQLite: IMMEDIATE)."""
 
 _BUSY_MS = 30_000
+
+
+def enable_wal(dbapi_conn: Any, wait_s: float = _BUSY_MS / 1000) -> None:
+    """Put a SQLite database in WAL mode, waiting out other connections doing the same.
+
+    Switching the journal mode needs an exclusive lock, and SQLite answers SQLITE_BUSY
+    ("database is locked") at once, without its busy handler, when connections opened at the
+    same moment race for it (seen with parallel Ray episode tasks). WAL persists in the file,
+    so the mode is read first and only switched when needed, retrying with backoff.
+    """
+    until = time.monotonic() + wait_s
+    delay = 0.01
+    while True:
+        try:
+            mode = dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except Exception as exc:  # sqlite3.OperationalError; the driver module varies
+            text = str(exc).lower()
+            if not ("locked" in text or "busy" in text) or time.monotonic() > until:
+                raise
+        time.sleep(delay * (1 + random.random()))
+        delay = min(delay * 2, 0.5)
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -72,8 +96,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        enable_wal(dbapi_conn)
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         cur.execute("PRAGMA synchronous=NORMAL")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -112,3 +115,32 @@ def test_sqlite_lock_contention_never_reaches_the_user(tmp_path: Path, writers: 
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0 and "locked" not in err, err
     assert len(store.episodes_of_job(job)) == writers * 40
+
+
+def _open_fresh(path: str, barrier: Any) -> str:
+    from vidra.storage.engine import enable_wal
+
+    barrier.wait()
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        enable_wal(conn)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        conn.commit()
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        conn.close()
+
+
+def test_processes_opening_a_fresh_database_at_once_all_get_wal(tmp_path: Path) -> None:
+    # Switching to WAL needs an exclusive lock, and SQLite answers "database is locked" at
+    # once (no busy wait) to connections racing for it; it failed a Ray episode task in CI.
+    # Without the retry in enable_wal, about 1 opener in 60 here got that error.
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(8) as pool:
+        barrier = manager.Barrier(8)
+        for trial in range(30):
+            path = str(tmp_path / f"fresh{trial}.db")
+            results = pool.starmap(_open_fresh, [(path, barrier)] * 8, chunksize=1)
+            assert results == ["wal"] * 8, results
