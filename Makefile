@@ -6,9 +6,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= decord,torchcodec,postgres,ray,train,dev
 
-.PHONY: setup demo test check bench clean
+.PHONY: setup demo test check bench clean system-run system-test
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed system-run
+
+# System packages (apt): FFmpeg's shared libraries for torchcodec; PostgreSQL for the tests.
+# Checked on every run (cheap), installed where missing (root or passwordless sudo).
+system-run:
+	@bash infra/scripts/system_deps.sh run || echo "(continuing: only the torchcodec backend needs FFmpeg's libraries)"
+
+system-test:
+	@bash infra/scripts/system_deps.sh test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/vidra demo
 
-test: setup
+test: $(VENV)/.installed system-test
 	bash infra/scripts/run_tests.sh
 
 check: setup

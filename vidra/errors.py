@@ -56,8 +56,8 @@ class InvalidInput(ConfigError):
 class BackendUnavailable(VidraError):
     """An optional backend's dependency is not installed."""
 
-    def __init__(self, backend: str, extra: str, cause: str = "") -> None:
-        hint = f"pip install 'vidra[{extra}]'"
+    def __init__(self, backend: str, extra: str, cause: str = "", fix: str = "") -> None:
+        hint = fix or f"pip install 'vidra[{extra}]'"
         detail = f" ({cause})" if cause else ""
         super().__init__(f"backend {backend!r} is not available{detail}; fix: {hint}")
         self.backend = backend

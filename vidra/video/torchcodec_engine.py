@@ -10,13 +10,31 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vidra.errors import ConfigError, VideoUnreadable
+from vidra.errors import BackendUnavailable, ConfigError, VideoUnreadable
 from vidra.video.decoders import Deadline, DecodeStats
 from vidra.video.info import VideoInfo
 
-__all__ = ["TorchCodecEngine"]
+__all__ = ["TorchCodecEngine", "require_ffmpeg"]
 
 _CHUNK = 16
+
+
+def require_ffmpeg() -> None:
+    """`BackendUnavailable` unless torchcodec found FFmpeg's shared libraries.
+
+    torchcodec loads ``libavutil``/``libavcodec``/... of FFmpeg 4-9 from the system (PyAV's
+    wheel bundles its own); without them ``import torchcodec`` works but every decode fails
+    with a page of tracebacks, so the check is made once, when the engine is built.
+    """
+    import torchcodec
+
+    if getattr(torchcodec, "ffmpeg_major_version", None) is None:
+        raise BackendUnavailable(
+            "torchcodec",
+            "torchcodec",
+            "FFmpeg's shared libraries (libavutil, libavcodec, ...) are not installed",
+            fix="sudo apt-get install -y ffmpeg (or use VIDRA_VIDEO__BACKEND=pyav)",
+        )
 
 
 class TorchCodecEngine:
@@ -26,6 +44,7 @@ class TorchCodecEngine:
     applies_rotation = True
 
     def __init__(self, device: str = "cpu", threads: int = 1, workers: int = 1) -> None:
+        require_ffmpeg()
         self.threads = threads  # ``workers`` is unused: torchcodec batches internally
         if device.startswith("cuda"):
             import torch

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Install the system (Debian/Ubuntu apt) packages vidra needs that this machine lacks.
+#   system_deps.sh run    what answering and training need: FFmpeg's shared libraries
+#                         (torchcodec loads them from the system; PyAV bundles its own)
+#   system_deps.sh test   the above plus what the tests start: PostgreSQL's server binaries
+# Prints one line per package ("present", "installed", or "MISSING" with the command that
+# fixes it). Installs with apt-get as root, or through passwordless sudo; elsewhere it only
+# names the package. Exit status: 0 when everything needed is there, 1 otherwise.
+set -euo pipefail
+mode=${1:-run}
+
+have_ffmpeg_libs() {
+  # torchcodec dlopens libavutil/libavcodec/libavformat/libswscale of FFmpeg 4..9
+  local lib
+  for lib in libavutil libavcodec libavformat libswscale; do
+    if ! /sbin/ldconfig -p 2>/dev/null | grep -q "${lib}\.so\."; then
+      return 1
+    fi
+  done
+}
+
+have_postgres() {
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1
+}
+
+apt_install() {
+  local runner=()
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      runner=(sudo -n)
+    else
+      return 1
+    fi
+  fi
+  command -v apt-get >/dev/null 2>&1 || return 1
+  local log
+  log=$(mktemp /tmp/vidra-apt-XXXXXX.log)
+  if [ -z "${_APT_UPDATED:-}" ]; then
+    "${runner[@]}" apt-get update -qq >"$log" 2>&1 || { tail -n 20 "$log" >&2; return 1; }
+    _APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive "${runner[@]}" apt-get install -y -qq --no-install-recommends \
+    "$@" >"$log" 2>&1 || { tail -n 20 "$log" >&2; return 1; }
+  rm -f "$log"
+}
+
+missing=0
+need() {  # need <debian package> <check function> <why>
+  local pkg=$1 check=$2 why=$3
+  if "$check"; then
+    echo "system package $pkg: present"
+  elif apt_install "$pkg" && "$check"; then
+    echo "system package $pkg: installed ($why)"
+  else
+    echo "system package $pkg: MISSING ($why); install it: sudo apt-get install -y $pkg" >&2
+    missing=1
+  fi
+}
+
+case "$mode" in
+  run)
+    need ffmpeg have_ffmpeg_libs "torchcodec loads FFmpeg's shared libraries"
+    ;;
+  test)
+    need ffmpeg have_ffmpeg_libs "torchcodec loads FFmpeg's shared libraries"
+    need postgresql have_postgres "integration tests start a throwaway PostgreSQL"
+    ;;
+  *)
+    echo "usage: $0 run|test" >&2
+    exit 2
+    ;;
+esac
+exit "$missing"
