@@ -29,7 +29,7 @@ from report import emit, header
 
 
 def _worlds(root: Path, long_minutes: float, long_worlds: int, short_worlds: int) -> Any:
-    from vidra.rl.evaluation import World
+    from vidra.pipelines.heldout import World
     from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
     from vidra.video.synthetic.questions import needle_questions
 
@@ -45,7 +45,7 @@ def _worlds(root: Path, long_minutes: float, long_worlds: int, short_worlds: int
             render_world(world, video, gop_s=4)
         others = [q for q in generate_questions(world, per_kind=6) if q.kind != "needle"]
         out.append((video, [*needle_questions(world), *others]))
-    from vidra.rl.evaluation import synthetic_worlds
+    from vidra.pipelines.heldout import synthetic_worlds
 
     out += synthetic_worlds(root, [9100 + k for k in range(short_worlds)], 240, per_kind=3)
     return out
@@ -67,7 +67,7 @@ def _summary(name: str, r: dict[str, Any], long_needle: dict[str, float]) -> dic
 
 def _run(settings: Any, worlds: Any, long_videos: set[str], adapters: dict[str, str]) -> Any:
     """Evaluate all worlds; needle questions of the long worlds are also scored on their own."""
-    from vidra.rl.evaluation import evaluate
+    from vidra.pipelines.heldout import evaluate
 
     full = evaluate(settings, worlds, adapters)
     nd = [p for p in full["per_question"] if p["kind"] == "needle" and p["video"] in long_videos]
@@ -97,8 +97,8 @@ def main() -> None:
 
     from vidra.config import Settings
     from vidra.models import resolve_model_path
-    from vidra.models.train_tiny import tiny_agent_settings
-    from vidra.rl.cycle import online
+    from vidra.pipelines.online import online
+    from vidra.pipelines.train_tiny import tiny_agent_settings
     from vidra.rl.tracking import champion_adapters
 
     torch.set_num_threads(2)

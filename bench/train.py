@@ -1,6 +1,6 @@
 """Training throughput: vidra's GRPO and DPO steps (in process, and on Ray Train with 1 and 2
 workers) against TRL's `GRPOTrainer` / `DPOTrainer` on the same tiny Qwen2.5-VL, the same data
-(`vidra.rl.toy` colour frames) and equal batch settings. Prints JSON.
+(`tests.toy` colour frames) and equal batch settings. Prints JSON.
 
 Fair-comparison rules:
 - Same base model, same LoRA config (rank 8 on the text attention/MLP projections, nothing
@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.toy
 from report import emit, header
 
 BATCH = 16  # samples per optimizer step
@@ -318,11 +319,11 @@ def main() -> None:
     import trl
 
     import vidra
+    from tests.toy import colour_items
     from vidra.models.hf import HFChatModel
     from vidra.models.protocol import SamplingParams
     from vidra.models.tiny import build_tiny
     from vidra.rl.losses import grpo_advantages
-    from vidra.rl.toy import colour_items
 
     torch.set_num_threads(args.threads)
     home = Path(tempfile.mkdtemp(prefix="vidra-bench-train-"))

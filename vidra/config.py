@@ -109,9 +109,27 @@ class AgentSettings(BaseModel):
 class RunnerSettings(BaseModel):
     """Where episodes run."""
 
-    executor: Literal["local", "ray"] = Field("local", description="thread pool or Ray tasks")
-    workers: int = Field(2, gt=0, description="concurrent jobs (local) / model actors (ray)")
+    executor: Literal["local", "ray"] = Field("local", description="thread pool or Ray actors")
+    workers: int = Field(
+        2, gt=0, description="concurrent jobs (local) / episode-worker actors (ray)"
+    )
+    jobs_per_worker: int = Field(2, gt=0, description="ray: jobs one episode worker runs at once")
+    worker_cpus: float = Field(0.5, ge=0, description="ray: CPUs reserved per episode worker")
+    episode_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description='ray: custom resources an episode worker needs, e.g. {"worker_node": 1} '
+        "to place episodes on the nodes that carry that resource",
+    )
+    model_resources: dict[str, float] = Field(
+        default_factory=dict, description="ray: custom resources of the model-server actor"
+    )
     ray_address: str | None = Field(None, description="Ray cluster address; None: local Ray")
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="a running job's lease: renewed by its process; after this long without "
+        "a heartbeat, `vidra resume` may take the job over",
+    )
 
 
 class MLflowSettings(BaseModel):
@@ -124,12 +142,24 @@ class MLflowSettings(BaseModel):
     use_champions: bool = Field(
         True, description="new jobs load each role's 'champion' adapter when no adapter is set"
     )
+    timeout_s: float = Field(
+        10.0, gt=0, description="connect/read timeout of one MLflow HTTP request"
+    )
+    retries: int = Field(
+        2, ge=0, description="retries of a failed MLflow HTTP request (bounded backoff)"
+    )
 
 
 class TrainSettings(BaseModel):
     """Defaults of a retraining cycle."""
 
-    num_workers: int = Field(1, gt=0, description="Ray Train workers (DDP; gloo on CPU)")
+    num_workers: int = Field(
+        1, gt=0, description="Ray Train workers (DDP; NCCL with model.device=cuda, else gloo)"
+    )
+    worker_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description='custom Ray resources each training worker needs, e.g. {"trainer": 1}',
+    )
     lr: float = Field(2e-4, gt=0)
     batch_size: int = Field(8, gt=0)
     epochs: int = Field(1, gt=0)
@@ -150,6 +180,12 @@ class StorageSettings(BaseModel):
         200_000, gt=0, description="prompt/completion texts longer than this are truncated"
     )
     pool_size: int = Field(5, gt=0, description="connection pool size (PostgreSQL)")
+    reconnect_s: float = Field(
+        10.0,
+        ge=0,
+        description="how long a write (and `Job.result`) keeps retrying a lost database "
+        "connection before giving up with DatabaseUnavailable",
+    )
 
 
 class Settings(BaseSettings):

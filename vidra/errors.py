@@ -14,9 +14,19 @@ boundary with ``raise ... from exc``; anything that is not a `VidraError` is a b
     │   ├── NoVideoStream           a media file without a decodable video stream
     │   ├── VideoTooLarge           over the configured pixel cap and downscaling disabled
     │   └── DecodeTimeout           a decode ran past its deadline
-    └── StorageError                the trajectory store refused or failed an operation
-        ├── IllegalTransition       a job status change that the state machine forbids
-        └── SchemaVersionError      the database is at a revision this vidra does not know
+    ├── StorageError                the trajectory store refused or failed an operation
+    │   ├── IllegalTransition       a job status change that the state machine forbids
+    │   ├── SchemaVersionError      the database is at a revision this vidra does not know
+    │   ├── DatabaseUnavailable     the database cannot be reached (down, restarting, network)
+    │   ├── DatabaseCorrupt         the database file is damaged (check it: PRAGMA integrity_check)
+    │   └── DiskFull                a write failed because the disk is full
+    ├── JobFailed                   a job ended failed (names the job and the cause)
+    ├── JobCancelled                a job was cancelled (by the user or Ctrl-C)
+    ├── TrainingDiverged            a loss became NaN/inf; training stopped at a good checkpoint
+    └── TrackingUnavailable         the MLflow tracking server did not answer in time
+
+Programmer errors (a wrong type, a broken invariant) are not `VidraError`s: they keep their
+traceback, and the CLI does not turn them into a one-line exit 2.
 """
 
 from __future__ import annotations
@@ -26,13 +36,20 @@ from pathlib import Path
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
+    "DatabaseCorrupt",
+    "DatabaseUnavailable",
     "DecodeTimeout",
+    "DiskFull",
     "IllegalTransition",
     "InvalidInput",
+    "JobCancelled",
+    "JobFailed",
     "NoVideoStream",
     "NotFound",
     "SchemaVersionError",
     "StorageError",
+    "TrackingUnavailable",
+    "TrainingDiverged",
     "VideoError",
     "VideoNotFound",
     "VideoTooLarge",
@@ -62,6 +79,10 @@ class BackendUnavailable(VidraError):
         super().__init__(f"backend {backend!r} is not available{detail}; fix: {hint}")
         self.backend = backend
         self.extra = extra
+        self._args = (backend, extra, cause, fix)
+
+    def __reduce__(self) -> tuple[type, tuple[str, ...]]:  # picklable (Ray ships errors)
+        return type(self), self._args
 
 
 class NotFound(VidraError):
@@ -75,6 +96,9 @@ class VideoError(VidraError):
         super().__init__(f"{path}: {cause}")
         self.path = str(path)
         self.cause = cause
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable (Ray ships errors)
+        return type(self), (self.path, self.cause)
 
 
 class VideoNotFound(VideoError, NotFound):
@@ -107,3 +131,39 @@ class IllegalTransition(StorageError):
 
 class SchemaVersionError(StorageError):
     """The database schema is at a revision this version of vidra does not know."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached; work stays resumable and nothing stored is lost."""
+
+
+class DatabaseCorrupt(StorageError):
+    """The database file is damaged beyond what SQLite can read."""
+
+
+class DiskFull(StorageError):
+    """A write failed because the disk (or the database's quota) is full."""
+
+
+class JobFailed(VidraError):
+    """A job ended ``failed``; ``job_id`` and ``cause`` say which and why."""
+
+    def __init__(self, job_id: str, cause: str) -> None:
+        super().__init__(f"job {job_id} failed: {cause}")
+        self.job_id = job_id
+        self.cause = cause
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable (Ray ships errors)
+        return type(self), (self.job_id, self.cause)
+
+
+class JobCancelled(VidraError):
+    """A job was cancelled (by `Job.cancel`, or Ctrl-C in the CLI) while it ran."""
+
+
+class TrainingDiverged(VidraError):
+    """The loss became NaN/inf; training stopped at the last good checkpoint."""
+
+
+class TrackingUnavailable(VidraError):
+    """The MLflow tracking server did not answer within its bounded timeout."""

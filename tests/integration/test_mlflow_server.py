@@ -17,7 +17,7 @@ from tests.unit.rl.helpers import record_groups, tiny_settings
 from vidra.api import Client
 from vidra.config import Settings
 from vidra.errors import ConfigError
-from vidra.rl.cycle import retrain
+from vidra.pipelines.retrain import retrain
 from vidra.rl.datasets import RewardSpec
 from vidra.rl.tracking import champion_adapters
 

@@ -4,6 +4,13 @@ import vidra
 
 EXPECTED = [
     "Answer",
+    "DatabaseCorrupt",
+    "DatabaseUnavailable",
+    "DiskFull",
+    "JobCancelled",
+    "JobFailed",
+    "TrackingUnavailable",
+    "TrainingDiverged",
     "BackendUnavailable",
     "Client",
     "ConfigError",

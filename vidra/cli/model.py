@@ -55,7 +55,7 @@ def cmd_train_tiny(args: argparse.Namespace) -> int:
     import torch
 
     from vidra.models import PACKAGED_MODELS
-    from vidra.models.train_tiny import TinyTrainSpec, train_tiny
+    from vidra.pipelines.train_tiny import TinyTrainSpec, train_tiny
 
     torch.set_num_threads(min(os.cpu_count() or 1, 8))
     spec = TinyTrainSpec(seed=args.seed)

@@ -40,11 +40,11 @@ def register(sub: Any) -> None:
 def cmd_retrain(args: argparse.Namespace) -> int:
     from vidra.api import Client
 
-    since = None if args.since_run == "all" else args.since_run
+    since = args.since_run
     roles = [r for r in args.roles.split(",") if r]
     if args.online:
         from vidra.config import Settings
-        from vidra.rl.cycle import online
+        from vidra.pipelines.online import online
 
         settings = Settings()
         for k, res in enumerate(

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidra.errors import VidraError
+from vidra.errors import JobCancelled
 from vidra.models.protocol import ChatModel, SamplingParams
+from vidra.video.decoders import FrameSource
 
-__all__ = ["Deps", "JobCancelled"]
+__all__ = ["Deps", "JobCancelled", "RewardFn"]
 
-
-class JobCancelled(VidraError):
-    """The job was cancelled while an episode was running."""
+RewardFn = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
+"""``(episode state, final answer record) -> [{"name", "value"}, ...]``: the episode's reward
+components. Built by the runtime from the reward registry; the graph never names a reward."""
 
 
 @dataclass
@@ -23,6 +25,7 @@ class Deps:
     Attributes:
         model: the chat model serving all four roles (one adapter per role).
         reader: a (cached) frame reader.
+        rewards: computes the episode's reward components when it finalizes.
         strategy: frame selector strategy name.
         sampling: sampling parameters for every agent call.
         reasoner_samples: >1 turns on self-consistency voting.
@@ -32,11 +35,13 @@ class Deps:
         frame_size: longer side (px) of frames given to the model.
         plan_budget: the planner's ``frame_budget`` may lower the episode's frame budget
             (off for fixed baselines such as uniform-N).
+        worker: where the episode runs (``host:pid``, or ``ray:<node>:<pid>``), recorded.
         cancel: set to stop the episode at the next node.
     """
 
     model: ChatModel
-    reader: Any
+    reader: FrameSource
+    rewards: RewardFn
     strategy: str = "coarse_to_fine"
     sampling: SamplingParams = field(default_factory=SamplingParams)
     reasoner_samples: int = 1
@@ -46,6 +51,7 @@ class Deps:
     frame_size: int = 112
     storyboard_size: int = 16
     plan_budget: bool = True
+    worker: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def check_cancelled(self) -> None:

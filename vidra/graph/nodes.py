@@ -24,14 +24,6 @@ from vidra.agents import (
 )
 from vidra.graph.deps import Deps
 from vidra.graph.state import EpisodeState
-from vidra.rl.rewards import (
-    accuracy,
-    critic_reward,
-    format_reward,
-    frame_cost,
-    parse_span,
-    temporal_iou,
-)
 
 __all__ = ["critique_node", "finalize_node", "plan_node", "reason_node", "select_node"]
 
@@ -181,7 +173,6 @@ def critique_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]
 
 def finalize_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
     """Settle the final answer and compute the episode's reward components."""
-    options = state["options"]
     last = state["answers"][-1] if state["answers"] else None
     final = {
         "answer": last["answer"] if last else None,
@@ -193,27 +184,5 @@ def finalize_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]
         "accepted": bool(state["critiques"] and state["critiques"][-1]["accept"]),
         "timed_out": time.time() >= state["deadline"],
     }
-    rewards = [
-        {"name": "format", "value": format_reward([s["parse_ok"] for s in state["steps"]])},
-        {
-            "name": "frame_cost",
-            "value": frame_cost(len(state["seen"]), state["budget"]["max_frames"]),
-        },
-        {
-            "name": "critic",
-            "value": critic_reward(state["critiques"][-1]["score"] if state["critiques"] else None),
-        },
-    ]
-    truth = state["truth"]
-    if truth is not None:
-        rewards.append(
-            {
-                "name": "accuracy",
-                "value": accuracy(final["answer"], truth, options, final["choice"]),
-            }
-        )
-        span = parse_span(truth)
-        if span is not None:
-            pred = parse_span(final["answer"])
-            rewards.append({"name": "temporal_iou", "value": temporal_iou(pred, span)})
+    rewards = runtime.context.rewards(dict(state), final)
     return {"final": final, "rewards": rewards}

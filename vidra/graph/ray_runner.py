@@ -1,28 +1,39 @@
-"""``executor="ray"``: episodes run as Ray tasks; the model lives in a Ray actor shared by
-all jobs (local Ray, or a cluster at ``runner.ray_address``).
+"""``executor="ray"``: jobs run on a pool of Ray episode-worker actors; the model lives in a
+model-server actor shared by all of them (local Ray, or a cluster at ``runner.ray_address``).
 
-The driver keeps the job bookkeeping (status, events); each task opens its own store,
-reader and checkpointer from the settings, so a cluster node needs only the settings.
+Each worker builds its components once, from the settings, for its whole life (store
+engine, frame reader with its cache, checkpointer, compiled graph) through the factory the
+composition root hands in, so the G rollouts of a job decode each shared frame once, as in
+process. A job runs on one worker (``execute_job``, with the worker's own lease); its events
+stream back to the driver as they happen (a Ray streaming generator).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from vidra.config import Settings
 from vidra.errors import BackendUnavailable
+from vidra.graph.episode import Emit
+from vidra.graph.executor import DONE, JobBook, JobContext, LeaseKeeper, execute_job
 from vidra.models.protocol import ChatModel, ChatRequest, Completion
 from vidra.ray_session import ensure_ray
 
-__all__ = ["RayJobRunner", "RemoteChatModel"]
+__all__ = ["RayExecutor", "RayJobRunner", "RemoteChatModel"]
 
 log = logging.getLogger(__name__)
+
+ModelFactory = Callable[[str], ChatModel]
+"""Builds the served model from the settings (JSON): the composition root's `build_model`."""
+ContextFactory = Callable[[str, ChatModel, str], JobContext]
+"""Builds a worker's job context from the settings (JSON), the remote model and a worker id."""
 
 
 class RemoteChatModel:
@@ -52,20 +63,16 @@ class RemoteChatModel:
 
 
 class _ModelServer:
-    """Ray actor body: holds one model (built from settings, or a given picklable model)."""
+    """Ray actor body: holds one model (built by the factory, or a given picklable model)."""
 
-    def __init__(self, settings_json: str, model: ChatModel | None) -> None:
+    def __init__(self, settings_json: str, factory: ModelFactory, model: ChatModel | None) -> None:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-        if model is None:
-            from vidra.models import load_chat_model
-
-            model = load_chat_model(Settings.model_validate_json(settings_json))
-        self.model = model
+        self.model = model if model is not None else factory(settings_json)
 
     def adapters(self) -> list[str]:
-        return list(getattr(self.model, "adapters", []) or [])
+        return list(self.model.adapters)
 
     def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         return self.model.generate(requests)
@@ -76,116 +83,147 @@ class _ModelServer:
         return self.model.score(requests, completions)
 
 
-def _episode_task(
-    settings_json: str, job_id: str, rollout: int, actor: Any, adapters: list[str]
-) -> str:
-    """Ray task: run (or resume) one rollout and record it; returns the episode id."""
-    from vidra.api import Client
-    from vidra.graph.checkpoint import open_checkpointer
-    from vidra.graph.graph import build_graph
-    from vidra.graph.runner import run_episode
+class _EpisodeWorker:
+    """Ray actor body: runs whole jobs with components built once for the actor's life."""
 
-    settings = Settings.model_validate_json(settings_json)
-    client = Client(settings, model=RemoteChatModel(actor, adapters))
-    try:
-        job = client.store.get_job(job_id)
-        with open_checkpointer(settings) as saver:
-            return run_episode(
-                build_graph(saver),
-                client.store,
-                job,
-                rollout,
-                client._deps(job, rollout),
-                client._facts(job),
-                checkpointer=saver,
-            )
-    finally:
-        client.close()
+    def __init__(
+        self,
+        settings_json: str,
+        factory: ContextFactory,
+        model_actor: Any,
+        adapters: list[str],
+        owner: str,
+        lease_s: float,
+    ) -> None:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        self.worker = f"ray:{node[:12]}:{os.getpid()}"
+        self.ctx = factory(settings_json, RemoteChatModel(model_actor, adapters), self.worker)
+        self.owner, self.lease_s = owner, lease_s
+        self.lease = LeaseKeeper(self.ctx.store, owner, lease_s)
+        self.cancels: dict[str, threading.Event] = {}
+
+    def node(self) -> str:
+        return self.worker
+
+    def cancel(self, job_id: str) -> None:
+        self.cancels.setdefault(job_id, threading.Event()).set()
+
+    def run(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """Run one job; yields its events as they happen, then ``job_done`` (or the
+        exception that interrupted it, as an ``{"type": "raise"}`` event)."""
+        events: queue.Queue[dict[str, Any]] = queue.Queue()
+        cancel = self.cancels.setdefault(job_id, threading.Event())
+        errors: list[BaseException] = []
+
+        def body() -> None:
+            try:
+                execute_job(
+                    self.ctx, job_id, self.owner, self.lease, cancel, events.put, self.lease_s
+                )
+            except BaseException as exc:
+                errors.append(exc)
+                events.put(dict(DONE))
+
+        thread = threading.Thread(target=body, name=f"vidra-job-{job_id[:8]}", daemon=True)
+        thread.start()
+        while True:
+            event = events.get()
+            if event == DONE:
+                break
+            yield event
+        thread.join()
+        self.cancels.pop(job_id, None)
+        if errors:
+            yield {"type": "raise", "error": errors[0]}
 
 
-class RayJobRunner:
-    """Same interface as `JobRunner`; episodes are Ray tasks, the model a Ray actor."""
+class RayExecutor(JobBook):
+    """The `Executor` on Ray: ``runner.workers`` episode-worker actors, one model server.
 
-    def __init__(self, store: Any, settings: Settings, model: ChatModel | None = None) -> None:
+    Args:
+        settings: what every worker builds its components from.
+        model_factory: builds the served model from the settings JSON (on the model actor).
+        context_factory: builds a worker's job context (on each episode worker).
+        model: a ready picklable model to serve instead of building one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        model_factory: ModelFactory,
+        context_factory: ContextFactory,
+        model: ChatModel | None = None,
+    ) -> None:
         try:
             import ray
         except ImportError as exc:
             raise BackendUnavailable("ray", "ray", str(exc)) from exc
-        self.store = store
-        self.settings = settings
-        self._settings_json = settings.model_dump_json()
+        r = settings.runner
+        super().__init__(r.workers * r.jobs_per_worker, "vidra-ray-job")
         ensure_ray(settings)
-        actor_cls: Any = ray.remote(num_cpus=0)(_ModelServer)
-        self.actor: Any = actor_cls.remote(self._settings_json, model)
-        self.adapters = ray.get(self.actor.adapters.remote())
-        self.task = ray.remote(num_cpus=0.5)(_episode_task)
-        self.pool = ThreadPoolExecutor(
-            max_workers=settings.runner.workers, thread_name_prefix="vidra-ray-job"
+        settings_json = settings.model_dump_json()
+        server: Any = ray.remote(num_cpus=0)(_ModelServer)
+        self.model_actor = server.options(resources=dict(r.model_resources)).remote(
+            settings_json, model_factory, model
         )
-        self.futures: dict[str, Future[None]] = {}
-        self.queues: dict[str, queue.Queue[dict[str, Any]]] = {}
-        self.refs: dict[str, list[Any]] = {}
-        self.cancelled: set[str] = set()
-        self._lock = threading.Lock()
+        adapters = ray.get(self.model_actor.adapters.remote())
+        worker_cls: Any = ray.remote(num_cpus=r.worker_cpus)(_EpisodeWorker)
+        self.workers = [
+            worker_cls.options(
+                max_concurrency=r.jobs_per_worker + 1, resources=dict(r.episode_resources)
+            ).remote(
+                settings_json, context_factory, self.model_actor, adapters,
+                f"{self.owner}/w{k}", r.lease_s,
+            )
+            for k in range(r.workers)
+        ]  # fmt: skip
+        self._next = itertools.cycle(range(len(self.workers)))
+        self._assigned: dict[str, Any] = {}
+
+    def nodes(self) -> list[str]:
+        """Each episode worker's ``ray:<node id>:<pid>`` (what episodes record as ``worker``)."""
+        import ray
+
+        return list(ray.get([w.node.remote() for w in self.workers]))
 
     def submit(self, job_id: str) -> Future[None]:
-        with self._lock:
-            if job_id in self.futures and not self.futures[job_id].done():
-                return self.futures[job_id]
-            self.queues.setdefault(job_id, queue.Queue())
-            self.futures[job_id] = self.pool.submit(self._run_job, job_id)
-            return self.futures[job_id]
+        def body(job_id: str, cancel: threading.Event, emit: Emit) -> None:
+            worker = self.workers[next(self._next)]
+            self._assigned[job_id] = worker
+            if cancel.is_set():
+                worker.cancel.remote(job_id)
+            _relay(worker.run.remote(job_id), emit)
 
-    def events(self, job_id: str) -> queue.Queue[dict[str, Any]]:
-        with self._lock:
-            return self.queues.setdefault(job_id, queue.Queue())
+        return self.start(job_id, body)
 
     def cancel(self, job_id: str) -> None:
-        import ray
-
-        with self._lock:
-            self.cancelled.add(job_id)
-            refs = list(self.refs.get(job_id, []))
-        for ref in refs:
-            ray.cancel(ref, force=True)
-
-    def _run_job(self, job_id: str) -> None:
-        import ray
-
-        from vidra.graph.deps import JobCancelled
-        from vidra.graph.runner import begin_job
-
-        emit: Callable[[dict[str, Any]], None] = self.events(job_id).put
-        try:
-            started = begin_job(self.store, job_id)
-            if started is None:
-                return
-            if job_id in self.cancelled:
-                raise JobCancelled("the job was cancelled")
-            refs = [
-                self.task.remote(self._settings_json, job_id, r, self.actor, self.adapters)
-                for r in started[1]
-            ]
-            with self._lock:
-                self.refs[job_id] = refs
-            for ref in refs:
-                emit({"type": "episode", "episode_id": ray.get(ref)})
-                if job_id in self.cancelled:
-                    raise JobCancelled("the job was cancelled")
-            self.store.set_job_status(job_id, "done")
-        except Exception as exc:
-            cancelled = job_id in self.cancelled
-            status = "cancelled" if cancelled else "failed"
-            log.log(
-                logging.INFO if cancelled else logging.ERROR, "job %s %s: %s", job_id, status, exc
-            )
-            try:
-                self.store.set_job_status(job_id, status, error=str(exc)[:2000])
-            except Exception:
-                log.exception("could not mark job %s %s", job_id, status)
-            emit({"type": status, "error": str(exc)})
-        finally:
-            emit({"type": "job_done"})
+        super().cancel(job_id)
+        worker = self._assigned.get(job_id)
+        if worker is not None:
+            worker.cancel.remote(job_id)
 
     def shutdown(self, wait: bool = True) -> None:
-        self.pool.shutdown(wait=wait)
+        super().shutdown(wait)
+        import ray
+
+        for actor in [*self.workers, self.model_actor]:
+            ray.kill(actor)
+
+
+def _relay(stream: Any, emit: Emit) -> None:
+    """Forward a worker's event stream; re-raise what interrupted the job there."""
+    import ray
+
+    try:
+        for ref in stream:
+            event = ray.get(ref)
+            if event.get("type") == "raise":
+                raise event["error"]
+            emit(event)
+    finally:
+        emit(dict(DONE))
+
+
+RayJobRunner = RayExecutor  # the name the package exported before executors had a protocol

@@ -193,6 +193,11 @@ class ChatModel(Protocol):
 
     name: str
 
+    @property
+    def adapters(self) -> list[str]:
+        """Names of the loaded adapters (requests name one, or None for the base model)."""
+        ...
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         """``n`` completions per request, request by request (flat, in order)."""
         ...

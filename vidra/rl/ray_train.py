@@ -1,16 +1,22 @@
-"""Run the role trainers on Ray Train: a ``TorchTrainer`` (gloo on CPU, NCCL on GPU) with
-``num_workers`` workers, checkpoints reported to Ray Train, resume from the last one.
+"""Run the role trainers on Ray Train: a ``TorchTrainer`` (NCCL on GPU when the settings ask
+for CUDA, gloo on CPU) with ``num_workers`` workers, checkpoints reported to Ray Train,
+resume from the last one.
 
-Each worker builds the model from the base checkpoint plus the starting adapters, trains
-each role in turn on its shard (`vidra.rl.trainer`), and rank 0 logs step metrics to MLflow.
+Each worker builds its model with the factory the caller hands in (the composition root's
+`training_model`: the same code and settings that built the sampling model, so replayed
+frames become the same visual tokens), trains each role in turn on its shard
+(`vidra.rl.trainer`), and rank 0 logs step metrics to MLflow (best effort: a dead tracking
+server stops the logging, not the training; the driver then fails the cycle).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,15 +27,94 @@ from vidra.ray_session import ensure_ray
 from vidra.rl.datasets import Sample
 from vidra.rl.trainer import TrainConfig
 
-__all__ = ["fit"]
+__all__ = ["ModelBuilder", "fit"]
+
+log = logging.getLogger(__name__)
+
+ModelBuilder = Callable[[str, str, dict[str, str]], Any]
+"""``(settings JSON, base checkpoint, adapters) -> trainable model`` (an `HFChatModel`)."""
+
+
+class _MetricLog:
+    """Rank 0's step metrics: ``progress.jsonl`` always, MLflow while it answers."""
+
+    def __init__(self, settings: Settings, run_id: str | None, out: Path, world: int) -> None:
+        self.progress, self.world, self.run_id = out / "progress.jsonl", world, run_id
+        self.client: Any = None
+        if run_id:
+            import mlflow
+
+            from vidra.rl.tracking import configure_http
+
+            configure_http(settings)
+            mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+            self.client = mlflow.tracking.MlflowClient()
+
+    def write(self, role: str, metrics: dict[str, float], resumed: int | None, ckpt: bool) -> None:
+        line = {
+            "role": role,
+            "step": int(metrics["step"]),
+            "resumed_from": resumed,
+            "pid": os.getpid(),
+            "checkpoint": ckpt,
+            "world": self.world,
+            "metrics": metrics,
+        }
+        with self.progress.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        if self.client is None:
+            return
+        try:
+            for k, v in metrics.items():
+                self.client.log_metric(self.run_id, f"{role}/{k}", float(v), step=line["step"])
+        except Exception as exc:  # the driver fails the cycle; training itself goes on
+            log.warning("MLflow metric logging stopped: %s", exc)
+            self.client = None
+
+
+def _restore(start: Any) -> tuple[dict[str, Any], Path | None]:
+    """The loop state of a Ray Train checkpoint, and its copied step directory."""
+    state: dict[str, Any] = {"done": [], "role": None, "step_dir": None}
+    if start is None:
+        return state, None
+    with start.as_directory() as d:
+        state = json.loads((Path(d) / "state.json").read_text())
+        if not state.get("step_dir"):
+            return state, None
+        resume_dir = Path(tempfile.mkdtemp()) / "resume"
+        shutil.copytree(Path(d) / "step", resume_dir)
+    return state, resume_dir
+
+
+def _reporter(
+    role: str, state: dict[str, Any], metrics_log: _MetricLog | None, resumed: int | None
+) -> Callable[[dict[str, float], Path | None], None]:
+    import ray.train
+
+    def report(metrics: dict[str, float], ckpt: Path | None) -> None:
+        named = {f"{role}/{k}": v for k, v in metrics.items()}
+        if metrics_log is not None:
+            metrics_log.write(role, metrics, resumed, ckpt is not None)
+        if ckpt is None:
+            ray.train.report(named)
+            return
+        holder = Path(tempfile.mkdtemp())
+        shutil.copytree(ckpt, holder / "step")
+        step = int(metrics["step"])
+        (holder / "state.json").write_text(
+            json.dumps({"done": state["done"], "role": role, "step_dir": "step", "step": step})
+        )
+        ray.train.report(named, checkpoint=ray.train.Checkpoint.from_directory(str(holder)))
+
+    return report
 
 
 def _loop(config: dict[str, Any]) -> None:
-    """Ray Train worker body."""
+    """Ray Train worker body: build the model, then train each role not yet done."""
     import ray.train
     import torch
 
-    from vidra.models.hf import HFChatModel
+    from vidra.models.adapters import save_adapter
     from vidra.rl.replay import batch_step_frames, step_frames
     from vidra.rl.trainer import train_role
     from vidra.video import open_reader
@@ -38,82 +123,35 @@ def _loop(config: dict[str, Any]) -> None:
     settings = Settings.model_validate_json(config["settings"])
     cfg = TrainConfig(**config["train"])
     samples = [Sample(**s) for s in config["samples"]]
-    reader = open_reader(settings)
-    paths: dict[str, str] = config["paths"]
-    hf = HFChatModel(config["base"], adapters=config["adapters"])
+    reader, paths = open_reader(settings), config["paths"]
+    hf = config["build"](config["settings"], config["base"], config["adapters"])
     rank = ray.train.get_context().get_world_rank()
-    tracker = None
-    if rank == 0 and config.get("mlflow_run"):
-        import mlflow
-
-        mlflow.set_tracking_uri(settings.resolved_tracking_uri())
-        tracker = mlflow.tracking.MlflowClient()
-
-    def frames_of(s: Sample) -> Any:
-        return step_frames(s.frames, reader, paths, cfg.frame_size)
-
-    def batch_frames(batch: Sequence[Sample]) -> list[Any]:
-        return batch_step_frames([s.frames for s in batch], reader, paths, cfg.frame_size)
-
-    start = ray.train.get_checkpoint()
-    state: dict[str, Any] = {"done": [], "role": None, "step_dir": None}
-    if start is not None:
-        with start.as_directory() as d:
-            state = json.loads((Path(d) / "state.json").read_text())
-            resume_dir = Path(tempfile.mkdtemp()) / "resume"
-            if state.get("step_dir"):
-                import shutil
-
-                shutil.copytree(Path(d) / "step", resume_dir)
-    out_root = Path(tempfile.mkdtemp(prefix="vidra-train-"))
-    progress = Path(config["out"]) / "progress.jsonl"  # one line per optimizer step (rank 0)
+    out = Path(config["out"])
+    metrics_log = (
+        _MetricLog(settings, config["mlflow_run"], out, config["world"]) if rank == 0 else None
+    )
+    state, resume_dir = _restore(ray.train.get_checkpoint())
+    scratch = Path(tempfile.mkdtemp(prefix="vidra-train-"))
+    size = cfg.frame_size
     for role in config["roles"]:
         if role in state["done"]:
             continue
-        resume = resume_dir if start is not None and state.get("role") == role else None
-        resumed_at = state.get("step") if resume is not None else None
-
-        def report(
-            metrics: dict[str, float],
-            ckpt: Path | None,
-            role: str = role,
-            resumed_at: int | None = resumed_at,
-        ) -> None:
-            step = int(metrics["step"])
-            named = {f"{role}/{k}": v for k, v in metrics.items()}
-            if rank == 0:
-                line = {
-                    "role": role,
-                    "step": step,
-                    "resumed_from": resumed_at,
-                    "pid": os.getpid(),
-                    "checkpoint": ckpt is not None,
-                    "world": config["world"],
-                    "metrics": metrics,
-                }
-                with progress.open("a") as f:
-                    f.write(json.dumps(line) + "\n")
-            if tracker is not None:
-                for k, v in named.items():
-                    tracker.log_metric(config["mlflow_run"], k, float(v), step=step)
-            if ckpt is None:
-                ray.train.report(named)
-                return
-            holder = Path(tempfile.mkdtemp())
-            import shutil
-
-            shutil.copytree(ckpt, holder / "step")
-            (holder / "state.json").write_text(
-                json.dumps({"done": state["done"], "role": role, "step_dir": "step", "step": step})
-            )
-            ray.train.report(named, checkpoint=ray.train.Checkpoint.from_directory(str(holder)))
-
-        train_role(hf, role, samples, frames_of, cfg, out_root / role, resume, report, batch_frames)
+        resume = resume_dir if state.get("role") == role else None
+        resumed = state.get("step") if resume is not None else None
+        train_role(
+            hf,
+            role,
+            samples,
+            lambda s: step_frames(s.frames, reader, paths, size),
+            cfg,
+            scratch / role,
+            resume,
+            _reporter(role, state, metrics_log, resumed),
+            lambda batch: batch_step_frames([s.frames for s in batch], reader, paths, size),
+        )
         state["done"].append(role)
         if rank == 0:
-            from vidra.models.adapters import save_adapter
-
-            save_adapter(hf.model, role, Path(config["out"]) / role)
+            save_adapter(hf.model, role, out / role)
 
 
 def fit(
@@ -128,19 +166,28 @@ def fit(
     mlflow_run: str | None,
     num_workers: int = 1,
     name: str = "vidra-train",
+    build: ModelBuilder | None = None,
 ) -> Path:
     """Train ``roles`` on Ray Train; returns ``out`` holding one adapter directory per role
     and ``progress.jsonl`` (role, step, the checkpoint step a restarted attempt resumed
     from, worker pid, rank 0's step metrics). A worker that dies mid-way is restarted once
-    (``FailureConfig(max_failures=1)``) and resumes from the last reported checkpoint."""
+    (``FailureConfig(max_failures=1)``) and resumes from the last reported checkpoint.
+
+    Args:
+        build: the workers' model factory (default: `vidra.runtime.training_model`).
+    """
     try:
         from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
     except ImportError as exc:
         raise BackendUnavailable("ray train", "ray", str(exc)) from exc
+    if build is None:
+        raise TypeError("fit needs the workers' model factory (vidra.runtime.training_model)")
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     ensure_ray(settings)
     out.mkdir(parents=True, exist_ok=True)
+    gpu = settings.model.device.startswith("cuda")
+    extra = dict(settings.train.worker_resources)
     trainer = TorchTrainer(
         _loop,
         train_loop_config={
@@ -154,8 +201,13 @@ def fit(
             "out": str(out),
             "mlflow_run": mlflow_run,
             "world": num_workers,
+            "build": build,
         },
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=False),
+        scaling_config=ScalingConfig(
+            num_workers=num_workers,
+            use_gpu=gpu,
+            resources_per_worker={"CPU": 1.0, **extra} if extra else None,
+        ),
         run_config=RunConfig(
             name=name,
             storage_path=str((settings.data_dir / "ray_results").absolute()),
@@ -170,3 +222,8 @@ def fit(
     if missing:
         raise VidraError(f"training finished without adapters for {missing}")
     return out
+
+
+def sample_paths(store: Any, samples: Sequence[Sample]) -> dict[str, str]:
+    """``video id -> path`` for every video the samples' frames refer to."""
+    return {v: store.get_video(v).path for v in {v for s in samples for v, _ in s.frames}}

@@ -1,8 +1,9 @@
 """Reward components as plain typed functions, and the registry that names them.
 
-Each returns a float; episodes record them separately (``accuracy``, ``format``,
-``frame_cost``, ``temporal_iou``, ``critic``) and training combines them with a weighted
-spec recorded with each run.
+Each returns a float; episodes record them separately (``format``, ``frame_cost``,
+``critic``, ``accuracy``, ``temporal_iou``) and training combines them with a weighted spec
+recorded with each run. `REWARDS` is the one place the names live: the runtime hands the
+episode graph `episode_rewards`, which computes every registered component that applies.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "DEFAULT_WEIGHTS",
     "REWARDS",
+    "Outcome",
+    "Reward",
     "accuracy",
     "critic_reward",
+    "episode_rewards",
     "format_reward",
     "frame_cost",
     "normalise_answer",
@@ -92,10 +98,57 @@ def parse_span(text: str | None) -> tuple[float, float] | None:
     return (a, b)
 
 
-REWARDS: dict[str, Callable[..., float]] = {
-    "accuracy": accuracy,
-    "format": format_reward,
-    "frame_cost": frame_cost,
-    "temporal_iou": temporal_iou,
-    "critic": critic_reward,
+@dataclass(frozen=True)
+class Outcome:
+    """What an episode's rewards are computed from: plain values, no graph types.
+
+    Attributes:
+        answer, choice: the final answer text and option index (None: no answer).
+        options: the multiple-choice options (None: open-ended).
+        truth: the ground truth (None: unknown; accuracy-type rewards do not apply).
+        parse_ok: one flag per model step: did its output parse as asked.
+        frames_used, frame_budget: frames the episode looked at, and its budget.
+        critic_score: the critic's last score (None: it never scored).
+    """
+
+    answer: str | None
+    choice: int | None
+    options: list[str] | None
+    truth: str | None
+    parse_ok: list[bool]
+    frames_used: int
+    frame_budget: int
+    critic_score: float | None
+
+
+Reward = Callable[[Outcome], "float | None"]
+"""A reward component: its value for an outcome, or None where it does not apply."""
+
+
+def _accuracy(o: Outcome) -> float | None:
+    return None if o.truth is None else accuracy(o.answer, o.truth, o.options, o.choice)
+
+
+def _temporal_iou(o: Outcome) -> float | None:
+    span = parse_span(o.truth)
+    return None if span is None else temporal_iou(parse_span(o.answer), span)
+
+
+REWARDS: dict[str, Reward] = {
+    "format": lambda o: format_reward(o.parse_ok),
+    "frame_cost": lambda o: frame_cost(o.frames_used, o.frame_budget),
+    "critic": lambda o: critic_reward(o.critic_score),
+    "accuracy": _accuracy,
+    "temporal_iou": _temporal_iou,
 }
+
+
+def episode_rewards(outcome: Outcome, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every registered component (or those in ``names``) that applies, as records
+    ``{"name", "value"}`` in registry order."""
+    out = []
+    for name in names or list(REWARDS):
+        value = REWARDS[name](outcome)
+        if value is not None:
+            out.append({"name": name, "value": float(value)})
+    return out

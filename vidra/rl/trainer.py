@@ -17,22 +17,39 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from vidra.errors import ConfigError, VidraError
+from vidra.errors import ConfigError, TrainingDiverged
 from vidra.models.adapters import LoraSpec, save_adapter
-from vidra.models.protocol import SamplingParams
+from vidra.models.protocol import ChatRequest, SamplingParams
 from vidra.rl.datasets import Sample
 from vidra.rl.losses import dpo_loss, grpo_loss, sft_loss
 from vidra.rl.replay import replay_request
 
-__all__ = ["TrainConfig", "TrainingDiverged", "cold_start_sft", "train_role"]
+__all__ = ["TrainConfig", "TrainableModel", "TrainingDiverged", "cold_start_sft", "train_role"]
 
 log = logging.getLogger(__name__)
 
 
-class TrainingDiverged(VidraError):
-    """The loss became NaN/inf; training stopped at the last good checkpoint."""
+class TrainableModel(Protocol):
+    """What the trainer needs of a model: the peft-wrapped transformers module, adapters it
+    can add, and teacher-forced logprobs with gradients (`vidra.models.hf.HFChatModel`)."""
+
+    model: Any
+
+    @property
+    def adapters(self) -> list[str]: ...
+
+    def add_adapter(self, role: str, spec: LoraSpec | None = None) -> str: ...
+
+    def batch_token_logprobs(
+        self,
+        requests: Sequence[ChatRequest],
+        token_ids: Sequence[Sequence[int]],
+        grad: bool = False,
+    ) -> list[Any]:
+        """``[T_i]`` logprob tensors, one per (request, completion) pair."""
+        ...
 
 
 @dataclass
@@ -75,7 +92,7 @@ def _distributed() -> tuple[int, int]:
 
 
 def _batch_losses(
-    hf: Any, role: str, batch: Sequence[Sample], frames: Sequence[Any], cfg: TrainConfig
+    hf: TrainableModel, role: str, batch: Sequence[Sample], frames: Sequence[Any], cfg: TrainConfig
 ) -> list[tuple[Any, dict[str, float]]]:
     """Per-sample losses of one batch, from batched forward passes (policy, reference)."""
     import torch
@@ -122,8 +139,133 @@ def _batch_losses(
     return out
 
 
+def _trainable(hf: TrainableModel, role: str, cfg: TrainConfig) -> list[Any]:
+    """The role's adapter parameters (the adapter is created when missing)."""
+    if role not in hf.adapters:
+        hf.add_adapter(role, LoraSpec(rank=cfg.lora_rank, train_norm=cfg.train_norm))
+    hf.model.set_adapter(role)
+    params = [p for n, p in hf.model.named_parameters() if p.requires_grad and f".{role}" in n]
+    if not params:
+        raise ConfigError(f"adapter {role!r} has no trainable parameters")
+    return params
+
+
+def _schedule(
+    samples: Sequence[Sample], role: str, cfg: TrainConfig, rank: int, world: int
+) -> tuple[list[list[Sample]], int]:
+    """This worker's shard as batches over all epochs (seeded shuffles), and the number of
+    optimizer steps."""
+    order = [s for s in samples if s.role == role and s.token_ids]
+    if cfg.algorithm == "dpo":
+        order = [s for s in order if s.rejected_token_ids]
+    shard = order[rank::world]
+    batches: list[list[Sample]] = []
+    rng = random.Random(cfg.seed)
+    for _ in range(cfg.epochs):
+        epoch = list(shard)
+        rng.shuffle(epoch)
+        batches += [epoch[k : k + cfg.batch_size] for k in range(0, len(epoch), cfg.batch_size)]
+    total = math.ceil(len(batches) / cfg.grad_accum)
+    return batches, total if cfg.max_steps is None else min(total, cfg.max_steps)
+
+
+def _backward(
+    hf: TrainableModel,
+    role: str,
+    group: Sequence[Sequence[Sample]],
+    frames: Callable[[Sequence[Sample]], list[Any]],
+    cfg: TrainConfig,
+    step: int,
+    last_good: Path | None,
+) -> tuple[list[float], list[dict[str, float]], int]:
+    """Accumulate the gradients of one optimizer step; losses, extra stats, tokens."""
+    import torch
+
+    n = sum(len(b) for b in group)
+    losses, extra, tokens = [], [], 0
+    for batch in group:
+        results = _batch_losses(hf, role, batch, frames(batch), cfg)
+        total = sum(loss for loss, _ in results)
+        if not torch.isfinite(total):
+            raise TrainingDiverged(
+                f"{role}: loss became {float(total)} at step {step}; stopped, the last "
+                f"good checkpoint is {last_good or 'the starting adapter'}; "
+                "lower the learning rate"
+            )
+        (total / n).backward()
+        for (loss, info), s in zip(results, batch, strict=True):
+            losses.append(float(loss.detach()))
+            extra.append(info)
+            tokens += len(s.token_ids) + len(s.rejected_token_ids or [])
+    return losses, extra, tokens
+
+
+def _all_reduce(params: Sequence[Any], world: int) -> None:
+    """Average gradients over the DDP workers (synchronous)."""
+    import torch
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
+
+
+def _step_metrics(
+    losses: list[float],
+    extra: list[dict[str, float]],
+    rewards: list[float],
+    tokens: int,
+    n: int,
+    elapsed: float,
+    grad_norm: float,
+    step: int,
+) -> dict[str, float]:
+    import torch
+
+    metrics = {
+        "loss": sum(losses) / max(1, len(losses)),
+        "grad_norm": grad_norm,
+        "reward_mean": sum(rewards) / max(1, len(rewards)),
+        "reward_std": float(torch.tensor(rewards).std()) if len(rewards) > 1 else 0.0,
+        "tokens_per_s": tokens / max(1e-9, elapsed),
+        "samples_per_s": n / max(1e-9, elapsed),
+        "step": float(step),
+    }
+    for key in ("kl", "clip_fraction", "margin"):
+        vals = [e[key] for e in extra if key in e]
+        if vals:
+            metrics[key] = sum(vals) / len(vals)
+    return metrics
+
+
+def _save(
+    hf: TrainableModel, role: str, params: Sequence[Any], opt: Any, step: int, cfg: TrainConfig,
+    ckpt: Path,
+) -> Path:  # fmt: skip
+    import torch
+
+    save_adapter(hf.model, role, ckpt / "adapter")
+    state = {"params": [p.detach().clone() for p in params], "optimizer": opt.state_dict(),
+             "step": step}  # fmt: skip
+    torch.save(state, ckpt / "trainer.pt")
+    (ckpt / "config.json").write_text(json.dumps(asdict(cfg)))
+    return ckpt
+
+
+def _resume(resume_from: Path, params: Sequence[Any], opt: Any) -> int:
+    import torch
+
+    state = torch.load(resume_from / "trainer.pt", weights_only=False)
+    for p, saved in zip(params, state["params"], strict=True):
+        p.data.copy_(saved)
+    opt.load_state_dict(state["optimizer"])
+    return int(state["step"])
+
+
 def train_role(
-    hf: Any,
+    hf: TrainableModel,
     role: str,
     samples: Sequence[Sample],
     frames_of: Callable[[Sample], Any],
@@ -136,7 +278,7 @@ def train_role(
     """Train ``role``'s adapter on ``samples``; returns the last step's metrics.
 
     Args:
-        hf: an `HFChatModel` (its ``model`` gets the adapter if missing).
+        hf: the model (its ``model`` gets the adapter if missing).
         frames_of: decodes a sample's frames (``[n, h, w, 3]`` uint8).
         checkpoint_dir: where checkpoints go (every ``cfg.checkpoint_every`` steps).
         resume_from: a checkpoint to continue from (adapter, optimizer, step).
@@ -145,112 +287,47 @@ def train_role(
             when given: shared frames decoded once, one call per video).
     """
     import torch
-    import torch.distributed as dist
 
     cfg.validate()
     torch.manual_seed(cfg.seed)
     rank, world = _distributed()
-    if role not in hf.adapters:
-        hf.add_adapter(role, LoraSpec(rank=cfg.lora_rank, train_norm=cfg.train_norm))
-    hf.model.set_adapter(role)
-    params = [p for n, p in hf.model.named_parameters() if p.requires_grad and f".{role}" in n]
-    if not params:
-        raise ConfigError(f"adapter {role!r} has no trainable parameters")
+    params = _trainable(hf, role, cfg)
     opt = torch.optim.AdamW(params, lr=cfg.lr)
-    step = 0
+    step = 0 if resume_from is None else _resume(resume_from, params, opt)
     if resume_from is not None:
-        state = torch.load(resume_from / "trainer.pt", weights_only=False)
-        for p, saved in zip(params, state["params"], strict=True):
-            p.data.copy_(saved)
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
         log.info("resumed %s at step %d from %s", role, step, resume_from)
-    order = [s for s in samples if s.role == role and s.token_ids]
-    if cfg.algorithm == "dpo":
-        order = [s for s in order if s.rejected_token_ids]
-    shard = order[rank::world]
-    batches = []
-    rng = random.Random(cfg.seed)
-    for _ in range(cfg.epochs):
-        epoch = list(shard)
-        rng.shuffle(epoch)
-        batches += [epoch[k : k + cfg.batch_size] for k in range(0, len(epoch), cfg.batch_size)]
-    per_step = cfg.grad_accum
-    total_steps = math.ceil(len(batches) / per_step)
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
+    batches, total_steps = _schedule(samples, role, cfg, rank, world)
+    frames = batch_frames or (lambda batch: [frames_of(s) for s in batch])
     metrics: dict[str, float] = {}
     last_good: Path | None = resume_from
     while step < total_steps:
         t0 = time.perf_counter()
-        group = batches[step * per_step : (step + 1) * per_step]
-        n = sum(len(b) for b in group)
-        losses, extra, tokens = [], [], 0
-        for batch in group:
-            frames = batch_frames(batch) if batch_frames else [frames_of(s) for s in batch]
-            results = _batch_losses(hf, role, batch, frames, cfg)
-            total = sum(loss for loss, _ in results)
-            if not torch.isfinite(total):
-                raise TrainingDiverged(
-                    f"{role}: loss became {float(total)} at step {step}; stopped, the last "
-                    f"good checkpoint is {last_good or 'the starting adapter'}; "
-                    "lower the learning rate"
-                )
-            (total / n).backward()
-            for (loss, info), s in zip(results, batch, strict=True):
-                losses.append(float(loss.detach()))
-                extra.append(info)
-                tokens += len(s.token_ids) + len(s.rejected_token_ids or [])
+        group = batches[step * cfg.grad_accum : (step + 1) * cfg.grad_accum]
+        losses, extra, tokens = _backward(hf, role, group, frames, cfg, step, last_good)
         if world > 1:
-            for p in params:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                dist.all_reduce(p.grad)
-                p.grad /= world
+            _all_reduce(params, world)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        elapsed = time.perf_counter() - t0
         rewards = [s.reward for b in group for s in b]
-        metrics = {
-            "loss": sum(losses) / max(1, len(losses)),
-            "grad_norm": grad_norm,
-            "reward_mean": sum(rewards) / max(1, len(rewards)),
-            "reward_std": float(torch.tensor(rewards).std()) if len(rewards) > 1 else 0.0,
-            "tokens_per_s": tokens / max(1e-9, elapsed),
-            "samples_per_s": n / max(1e-9, elapsed),
-            "step": float(step),
-        }
-        for key in ("kl", "clip_fraction", "margin"):
-            vals = [e[key] for e in extra if key in e]
-            if vals:
-                metrics[key] = sum(vals) / len(vals)
+        n = sum(len(b) for b in group)
+        metrics = _step_metrics(
+            losses, extra, rewards, tokens, n, time.perf_counter() - t0, grad_norm, step
+        )
         ckpt = None
-        if (
-            checkpoint_dir is not None
-            and rank == 0
-            and (step % cfg.checkpoint_every == 0 or step == total_steps)
-        ):
-            ckpt = checkpoint_dir / f"step-{step:06d}"
-            save_adapter(hf.model, role, ckpt / "adapter")
-            torch.save(
-                {
-                    "params": [p.detach().clone() for p in params],
-                    "optimizer": opt.state_dict(),
-                    "step": step,
-                },
-                ckpt / "trainer.pt",
+        due = step % cfg.checkpoint_every == 0 or step == total_steps
+        if checkpoint_dir is not None and rank == 0 and due:
+            ckpt = last_good = _save(
+                hf, role, params, opt, step, cfg, checkpoint_dir / f"step-{step:06d}"
             )
-            (ckpt / "config.json").write_text(json.dumps(asdict(cfg)))
-            last_good = ckpt
         if report is not None:
             report(metrics, ckpt)
     return metrics
 
 
 def cold_start_sft(
-    hf: Any,
+    hf: TrainableModel,
     examples: Sequence[tuple[Any, Sequence[int]]],
     epochs: int,
     lr: float = 1e-3,

@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
 from vidra.errors import BackendUnavailable, ConfigError, StorageError
 
-__all__ = ["WRITE", "enable_wal", "is_sqlite", "make_engine", "with_retry"]
+__all__ = ["WRITE", "DamagedText", "enable_wal", "is_sqlite", "make_engine", "with_retry"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +52,22 @@ def enable_wal(dbapi_conn: Any, wait_s: float = _BUSY_MS / 1000) -> None:
                 raise
         time.sleep(delay * (1 + random.random()))
         delay = min(delay * 2, 0.5)
+
+
+class DamagedText(str):
+    """Text that was not valid UTF-8 in the database, read with U+FFFD replacements.
+
+    SQLite stores whatever bytes it is given; a damaged row must not make reading the
+    trajectory (``vidra show``, training) die with a decode error. Records flag it.
+    """
+
+
+def _decode_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        log.warning("a stored text is not valid UTF-8; read with replacement characters")
+        return DamagedText(raw.decode("utf-8", "replace"))
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -96,6 +112,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        dbapi_conn.text_factory = _decode_text
         enable_wal(dbapi_conn)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")

@@ -89,6 +89,8 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(200), doc="process holding the lease")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(doc="the owner's last heartbeat")
 
 
 class EpisodeRow(Base):
@@ -106,6 +108,7 @@ class EpisodeRow(Base):
     rounds: Mapped[int] = mapped_column(Integer)
     latency_s: Mapped[float] = mapped_column(Float)
     thread_id: Mapped[str | None] = mapped_column(String(200))
+    worker: Mapped[str | None] = mapped_column(String(200), doc="host:pid or ray:<node>:<pid>")
     n_steps: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -168,8 +171,12 @@ class ModelVersionRow(Base):
     alias: Mapped[str | None] = mapped_column(String(64))
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    tracking_uri: Mapped[str] = mapped_column(Text, default="", server_default="")
+    source: Mapped[str | None] = mapped_column(Text, doc="artifact URI of the adapter")
 
-    __table_args__ = (UniqueConstraint("registry_name", "version", name="uq_model_version"),)
+    __table_args__ = (
+        UniqueConstraint("tracking_uri", "registry_name", "version", name="uq_model_version_store"),
+    )
 
 
 class TrainingRunRow(Base):
@@ -183,6 +190,9 @@ class TrainingRunRow(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None]
+    promotion: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON, doc="champions the cycle moves: {state, versions, previous}"
+    )
 
 
 class TrainingRunEpisodeRow(Base):

@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from vidra.errors import InvalidInput, NotFound
 from vidra.storage.codec import decode_ids, decode_logprobs
+from vidra.storage.engine import DamagedText
 from vidra.storage.orm import EpisodeRow, RewardRow, StepRow, TrainingRunEpisodeRow, TrainingRunRow
 from vidra.storage.records import (
     EpisodeRecord,
@@ -206,6 +207,7 @@ def episode_record(r: Any) -> EpisodeRecord:
         r.thread_id,
         r.n_steps,
         utc(r.created_at),
+        getattr(r, "worker", None),
     )
 
 
@@ -228,6 +230,7 @@ def _step(s: Any) -> StepRecord:
         s.prompt_tokens,
         s.completion_tokens,
         s.messages,
+        isinstance(s.prompt, DamagedText) or isinstance(s.completion, DamagedText),
     )
 
 

@@ -46,6 +46,7 @@ __all__ = [
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")
 MAX_TOKENS = 1_000_000
+MAX_OPTIONS = 26  # options are lettered A-Z in prompts and answers
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 FrameRef = tuple[str, Annotated[int, Field(ge=0)]]
@@ -132,6 +133,11 @@ class JobCreate(_In):
         if self.options is not None:
             if len(self.options) < 2:
                 raise ValueError("give at least 2 options, or none for a free-form question")
+            if len(self.options) > MAX_OPTIONS:
+                raise ValueError(
+                    f"{len(self.options)} options: at most {MAX_OPTIONS} (lettered A-Z); "
+                    "split the question or ask it open-ended"
+                )
             if len(set(self.options)) != len(self.options):
                 raise ValueError("options must be distinct")
             if self.answer is not None and self.answer not in self.options:
@@ -155,6 +161,8 @@ class JobRecord(_Out):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
 
 
 class StepIn(_In):
@@ -213,6 +221,7 @@ class EpisodeIn(_In):
     rounds: int = Field(0, ge=0)
     latency_s: FiniteFloat = Field(0.0, ge=0)
     thread_id: str | None = Field(None, max_length=200)
+    worker: str | None = Field(None, max_length=200, description="where it ran")
     steps: list[StepIn] = Field(default_factory=list)
     rewards: list[RewardIn] = Field(default_factory=list)
 
@@ -251,6 +260,7 @@ class EpisodeRecord:
     thread_id: str | None
     n_steps: int
     created_at: datetime
+    worker: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +282,7 @@ class StepRecord:
     prompt_tokens: int
     completion_tokens: int
     messages: list[dict[str, Any]] | None = None
+    damaged: bool = False  # a stored text was not valid UTF-8 (read with U+FFFD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +333,8 @@ class ModelVersionRecord(_Out):
     alias: str | None
     metrics: dict[str, Any]
     created_at: datetime
+    tracking_uri: str = ""
+    source: str | None = None
 
 
 class TrainingRunRecord(_Out):
@@ -334,3 +347,4 @@ class TrainingRunRecord(_Out):
     created_at: datetime
     finished_at: datetime | None
     n_episodes: int
+    promotion: dict[str, Any] | None = None

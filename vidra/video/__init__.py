@@ -4,7 +4,14 @@ Knows nothing about agents, models or SQL. Frames are ``[n, h, w, 3]`` uint8 arr
 """
 
 from vidra.video.cache import CachedReader, FrameCache
-from vidra.video.decoders import DecodeStats, FrameDecoder, FrameReader, Size, get_decoder
+from vidra.video.decoders import (
+    DecodeStats,
+    FrameDecoder,
+    FrameReader,
+    FrameSource,
+    Size,
+    get_decoder,
+)
 from vidra.video.identity import VideoIdentity, content_hash, identify
 from vidra.video.info import VideoInfo, probe
 from vidra.video.sampling import (
@@ -22,6 +29,7 @@ __all__ = [
     "FrameCache",
     "FrameDecoder",
     "FrameReader",
+    "FrameSource",
     "Segment",
     "Size",
     "Storyboard",

@@ -26,6 +26,7 @@ __all__ = [
     "DecodeStats",
     "FrameDecoder",
     "FrameReader",
+    "FrameSource",
     "Size",
     "check_indices",
     "check_times",
@@ -110,6 +111,35 @@ class FrameDecoder(Protocol):
         self, path: str | Path, seconds: Sequence[float], size: Size = None
     ) -> np.ndarray:
         """Frames shown at ``seconds``: ``[n, h, w, 3]`` uint8."""
+        ...
+
+
+class FrameSource(Protocol):
+    """What agents, graph nodes and training replay need from a (cached) frame reader."""
+
+    @property
+    def stats(self) -> DecodeStats:
+        """Counters of the work done (read them as deltas)."""
+        ...
+
+    def probe(self, path: str | Path) -> VideoInfo: ...
+
+    def frames(self, path: str | Path, indices: Sequence[int], size: Size = None) -> np.ndarray:
+        """Frames at ``indices`` in the caller's order: ``[n, h, w, 3]`` uint8."""
+        ...
+
+    def frames_at(
+        self, path: str | Path, seconds: Sequence[float], size: Size = None
+    ) -> np.ndarray: ...
+
+    def thumbnails(
+        self, path: str | Path, n: int, size: Size = 160
+    ) -> tuple[np.ndarray, list[float]]:
+        """``n`` overview frames ``[n, h, w, 3]`` at cheap-to-decode keyframes, and their times."""
+        ...
+
+    def decode_indices(self, info: VideoInfo, indices: Sequence[int], size: Size) -> np.ndarray:
+        """Frames at already-validated ``indices`` of a probed video."""
         ...
 
 

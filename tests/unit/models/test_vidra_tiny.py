@@ -14,7 +14,7 @@ import pytest
 
 from vidra.config import Settings
 from vidra.models import load_chat_model, resolve_model_path
-from vidra.models.train_tiny import TinyTrainSpec, eval_worlds, evaluate_model, train_tiny
+from vidra.pipelines.train_tiny import TinyTrainSpec, eval_worlds, evaluate_model, train_tiny
 
 
 def _shipped() -> Path:
@@ -87,8 +87,8 @@ def test_reasoner_drills_show_the_evidence_and_answer_right(
     from transformers import AutoTokenizer
 
     from vidra.models.protocol import ImagePart, TextPart
-    from vidra.models.train_tiny import _drills, tiny_agent_settings
-    from vidra.rl.evaluation import question_targets, synthetic_world, synthetic_worlds
+    from vidra.pipelines.heldout import question_targets, synthetic_world, synthetic_worlds
+    from vidra.pipelines.train_tiny import _drills, tiny_agent_settings
 
     spec = TinyTrainSpec(world_s=120, drill_per_kind=2, drills_per_question=2)
     worlds = synthetic_worlds(tmp_path / "v", [7], spec.world_s)

@@ -8,7 +8,7 @@ import pytest
 
 from vidra.api import Client
 from vidra.errors import InvalidInput
-from vidra.rl.cycle import retrain
+from vidra.pipelines.retrain import retrain
 from vidra.rl.tracking import champion_adapters
 
 from .helpers import record_groups, tiny_settings

@@ -1,5 +1,5 @@
 """Learning shown, not assumed: a tiny Qwen2.5-VL briefly SFT'd on a synthetic-world colour
-task (`vidra.rl.toy`), then
+task (`tests.toy`), then
 - one GRPO cycle (G=8 sampled rollouts per prompt, LoRA on the reasoner role) raises the
   held-out reward (sampled at T=1) by far more than its sampling noise;
 - one DPO cycle raises the chosen-minus-rejected log-ratio margin on held-out pairs."""
@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
+from tests.toy import ColourItem, cold_start_sft, colour_items
 from vidra.models import SamplingParams
 from vidra.models.adapters import LoraSpec
 from vidra.models.hf import HFChatModel
 from vidra.models.tiny import build_tiny
 from vidra.rl.datasets import Sample
 from vidra.rl.losses import grpo_advantages
-from vidra.rl.toy import ColourItem, cold_start_sft, colour_items
 from vidra.rl.trainer import TrainConfig, train_role
 
 

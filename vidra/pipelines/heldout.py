@@ -1,7 +1,7 @@
 """Held-out evaluation on synthetic worlds: real jobs with the configured model and agents,
 greedy; accuracy (overall and by question kind), frames, rounds and latency per question,
-per-role format rate and selector hit rate (did the reasoner see a frame within 2 s of the
-evidence). Used by the retraining gate, `vidra model train-tiny`, the demo and
+per-role format rate and selector hit rate (the reasoner was shown a frame within 2 s of a
+time that shows the answer). Used by `vidra model train-tiny`, the demo and
 `bench/learning.py`.
 """
 
@@ -66,7 +66,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Answer every question of ``worlds`` (at most ``limit``) in a scratch store with
     ``settings``' model and agents plus ``adapters`` (no champion lookup)."""
-    from vidra.api import Client
+    from vidra import jobs
+    from vidra.runtime import Runtime
 
     s = settings.model_copy(deep=True)
     s.model.adapters = dict(adapters or {})
@@ -77,19 +78,19 @@ def evaluate(
     fmt: dict[str, list[float]] = {}
     per_question: list[dict[str, Any]] = []
     left = limit if limit is not None else 10**9
-    with Client(s) as client:
+    with Runtime(s) as rt:
         for video, questions in worlds:
             if left <= 0:
                 break
-            fps = client.reader.probe(video).fps
-            jobs = [
-                (q, client.submit(video, q.text, options=q.options, answer=q.answer))
+            fps = rt.reader.probe(video).fps
+            submitted = [
+                (q, jobs.submit(rt, video, q.text, options=q.options, answer=q.answer))
                 for q in questions[:left]
             ]
-            left -= len(jobs)
-            for q, job in jobs:
-                ans = job.result(timeout=900)
-                t = client.episode(ans.episode_id)
+            left -= len(submitted)
+            for q, job_id in submitted:
+                ans = jobs.wait(rt, job_id, timeout=900)
+                t = rt.store.get_episode(ans.episode_id)
                 by_kind.setdefault(q.kind, []).append(ans.rewards.get("accuracy", 0.0))
                 frames.append(t.episode.frames_used)
                 rounds.append(t.episode.rounds)

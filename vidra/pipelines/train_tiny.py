@@ -39,7 +39,7 @@ from typing import Any
 
 from vidra.config import Settings
 from vidra.models.protocol import ChatRequest, ImagePart, SamplingParams, TextPart, VideoPart
-from vidra.rl.evaluation import (
+from vidra.pipelines.heldout import (
     World,
     evaluate,
     question_targets,
@@ -187,19 +187,18 @@ def _seeds(spec: TinyTrainSpec) -> tuple[list[int], list[int]]:
 
 
 def _record_oracle(home: Path, worlds: list[tuple[Path, list[Any]]], spec: TinyTrainSpec) -> Any:
-    from vidra.api import Client
+    from vidra import jobs
     from vidra.models.scripted import ScriptedChatModel
+    from vidra.runtime import Runtime
 
     settings = tiny_agent_settings(Settings(data_dir=home), spec)
     store_url = settings.resolved_database_url()
     for video, questions in worlds:
         model = ScriptedChatModel(oracle(questions, spec.wrong_rate, spec.seed, spec.max_frames))
-        with Client(settings, model=model) as client:
-            jobs = [
-                client.submit(video, q.text, options=q.options, answer=q.answer) for q in questions
-            ]
-            for job in jobs:
-                job.result(timeout=600)
+        with Runtime(settings, model=model) as rt:
+            ids = [jobs.submit(rt, video, q.text, q.options, q.answer) for q in questions]
+            for job_id in ids:
+                jobs.wait(rt, job_id, timeout=600)
     return store_url
 
 
@@ -381,8 +380,8 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     """Build, SFT and evaluate a tiny Qwen2.5-VL; save it with ``metrics.json`` at ``out``."""
     import torch
 
-    from vidra.models.hf import HFChatModel
     from vidra.models.tiny import build_tiny
+    from vidra.runtime import build_model
 
     spec = spec or TinyTrainSpec()
     torch.manual_seed(spec.seed)
@@ -397,8 +396,9 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     )
     store_url = _record_oracle(work / "oracle", train_worlds, spec)
     base = build_tiny(work / "base", size=spec.size, seed=spec.seed)
-    hf = HFChatModel(base)
     settings = tiny_agent_settings(Settings(data_dir=work / "oracle"), spec)
+    settings.model.path = str(base)
+    hf: Any = build_model(settings, {}, backend="hf")
     examples, oracle_accuracy = _examples(settings, store_url, hf.tokenizer, hf.eos_id)
     drills = _drills(spec, settings, train_worlds, train_seeds, hf.tokenizer, hf.eos_id)
     # store order depends on job timing; training must not

@@ -1,4 +1,5 @@
-"""A minimal perception task on one synthetic frame, for learning tests and `bench/train.py`.
+"""A minimal perception task on one synthetic frame, for learning tests and `bench/train.py`
+(test and benchmark fixture code: it lives outside the package).
 
 Each item is a 112x112 frame holding one coloured disc and a shuffled list of four colour
 options; the answer is JSON naming the colour. Small enough that a tiny Qwen2.5-VL learns it

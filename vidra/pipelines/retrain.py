@@ -1,0 +1,324 @@
+"""The retraining cycle: dataset from the store -> Ray Train -> held-out gate -> register one
+MLflow model version per role -> move every trained role's ``champion`` together, or none.
+
+Failure rules: a failed or interrupted cycle promotes nothing and is marked failed in the
+store (and in MLflow, now or when it answers again); promotion moves MLflow's aliases first
+and then the store's champions in one transaction (the store is what clients load), and a
+restart reconciles what a failure left half done. MLflow calls are time-bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidra.agents.roles import ROLES, check_roles
+from vidra.config import Settings
+from vidra.errors import InvalidInput, TrackingUnavailable
+from vidra.rl.datasets import Dataset, RewardSpec, build_dpo, build_grpo, build_sft
+from vidra.rl.trainer import TrainConfig
+from vidra.storage import TrainingRunRecord, TrajectoryStore
+
+__all__ = ["Hook", "RetrainResult", "evaluate", "resolve_since", "retrain"]
+
+log = logging.getLogger(__name__)
+Hook = Callable[[str], None]
+"""Called with the name of each stage (``before_fit``, ``before_alias:<role>``, ...): a place
+for tests to inject a fault at a known point; no behaviour depends on it."""
+
+
+@dataclass
+class RetrainResult:
+    """What a cycle did, in terms a user can read."""
+
+    algorithm: str
+    roles: list[str]
+    mlflow_run_id: str
+    training_run_id: str
+    samples: int
+    episodes: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    promoted: bool = False
+    decision: str = ""
+    eval_report: dict[str, dict[str, Any]] = field(default_factory=dict)  # full held-out metrics
+
+    def summary(self) -> str:
+        ev = ", ".join(f"{k} {v:.3f}" for k, v in self.evaluation.items())
+        vs = ", ".join(f"vidra-{r} v{v}" for r, v in self.versions.items())
+        return (
+            f"{self.algorithm} on {self.roles}: {self.samples} samples from {self.episodes} "
+            f"episodes; eval {ev}; registered {vs}; "
+            f"{'PROMOTED to champion' if self.promoted else 'not promoted'} ({self.decision}); "
+            f"MLflow run {self.mlflow_run_id}"
+        )
+
+
+def resolve_since(store: TrajectoryStore, since_run: str | None) -> str | None:
+    """``"last"``: the last successful run (failed runs never hide data); ``"all"``/None:
+    everything; else a run id, which must exist."""
+    if since_run in (None, "all"):
+        return None
+    if since_run == "last":
+        run = store.last_successful_run()
+        return run.id if run else None
+    store.get_training_run(since_run)
+    return since_run
+
+
+def _dataset(
+    store: TrajectoryStore,
+    algo: str,
+    roles: Sequence[str],
+    since_run: str | None,
+    spec: RewardSpec,
+    min_reward: float,
+) -> Dataset:
+    if algo == "grpo":
+        return build_grpo(store, spec, roles, since_run=since_run)
+    if algo == "dpo":
+        return build_dpo(store, spec, roles, since_run=since_run)
+    if algo == "sft":
+        return build_sft(store, spec, roles, since_run=since_run, threshold=min_reward)
+    raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo or sft")
+
+
+def evaluate(
+    settings: Settings, adapters: dict[str, str], n: int, seed: int = 12345
+) -> dict[str, Any]:
+    """Held-out metrics on ``n`` questions of a 3-minute synthetic world with ``adapters``."""
+    from vidra.pipelines.heldout import evaluate as run_eval
+    from vidra.pipelines.heldout import synthetic_worlds
+
+    worlds = synthetic_worlds(settings.data_dir / "eval", [seed], 180, per_kind=n // 5 + 1)
+    return run_eval(settings, worlds, adapters, limit=n)
+
+
+def _config(settings: Settings, algo: str, config: TrainConfig | None) -> TrainConfig:
+    t = settings.train
+    return config or TrainConfig(
+        algorithm=algo,
+        lr=t.lr,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        checkpoint_every=t.checkpoint_every,
+        frame_size=settings.agents.frame_size,
+        temperature=settings.agents.rollout_temperature,
+    )
+
+
+@dataclass
+class _Cycle:
+    """One cycle's parts, so each stage is its own short function."""
+
+    settings: Settings
+    store: TrajectoryStore
+    tracker: Any
+    run: TrainingRunRecord
+    roles: list[str]
+    start: dict[str, str]
+    hook: Hook
+
+
+def _params(c: _Cycle, algo: str, ds: Dataset, cfg: TrainConfig, base: str, workers: int) -> None:
+    c.tracker.params(
+        {
+            "algorithm": algo, "lr": cfg.lr, "beta": cfg.beta, "dpo_beta": cfg.dpo_beta,
+            "roles": ",".join(c.roles), "reward_spec": ds.spec.to_json(),
+            "dataset_samples": len(ds.samples), "dataset_episodes": len(ds.episode_ids),
+            "base_model": base, "seed": cfg.seed, "num_workers": workers,
+            "G": ds.filters.get("min_rollouts", ""), "training_run": c.run.id,
+        }
+    )  # fmt: skip
+
+
+def _train(c: _Cycle, ds: Dataset, cfg: TrainConfig, base: str, workers: int) -> dict[str, str]:
+    """Fit on Ray Train and log the adapters and dataset lineage; the candidate adapters."""
+    from vidra.rl.ray_train import fit, sample_paths
+    from vidra.runtime import training_model
+
+    out = c.settings.data_dir / "adapters" / c.run.id
+    c.hook("before_fit")
+    paths = sample_paths(c.store, ds.samples)
+    fit(c.settings, ds.samples, c.roles, cfg, base, c.start, paths, out, c.tracker.run_id,
+        workers, name=f"vidra-{c.run.id}", build=training_model)  # fmt: skip
+    c.hook("after_fit")
+    for role in c.roles:
+        c.tracker.artifacts(out / role, f"adapters/{role}")
+    manifest = Path(tempfile.mkdtemp()) / "dataset.json"
+    manifest.write_text(json.dumps({**ds.manifest(), "episode_ids": ds.episode_ids}))
+    c.tracker.artifacts(manifest.parent, "dataset")
+    return {**c.start, **{r: str(out / r) for r in c.roles}}
+
+
+def _gate(c: _Cycle, candidate: dict[str, str]) -> tuple[bool, str, dict[str, Any]]:
+    """Candidate vs champion on the held-out set: promote unless worse beyond tolerance."""
+    t = c.settings.train
+    cand, champ = (
+        evaluate(c.settings, candidate, t.eval_questions),
+        evaluate(c.settings, c.start, t.eval_questions),
+    )
+    c.tracker.metrics(
+        {"eval/candidate_accuracy": cand["accuracy"], "eval/champion_accuracy": champ["accuracy"]},
+        step=0,
+    )
+    report = Path(tempfile.mkdtemp()) / "eval.json"
+    report.write_text(json.dumps({"candidate": cand, "champion": champ}))
+    c.tracker.artifacts(report.parent, "eval")
+    promoted = cand["accuracy"] >= champ["accuracy"] - t.gate_tolerance
+    decision = (
+        f"held-out accuracy {cand['accuracy']:.3f} vs champion {champ['accuracy']:.3f} "
+        f"(tolerance {t.gate_tolerance})"
+    )
+    return promoted, decision, {"candidate": cand, "champion": champ}
+
+
+def _register(c: _Cycle, accuracy: float) -> dict[str, str]:
+    """One registry version per trained role, mirrored in the store (no alias yet)."""
+    from vidra.rl.tracking import registry_name
+
+    versions: dict[str, str] = {}
+    for role in c.roles:
+        c.hook(f"before_register:{role}")
+        versions[role] = c.tracker.register(role)
+        c.store.record_model_version(
+            role, registry_name(role), versions[role], c.tracker.run_id, {"accuracy": accuracy},
+            tracking_uri=c.tracker.uri, source=c.tracker.source(role),
+        )  # fmt: skip
+    return versions
+
+
+def _promote(c: _Cycle, versions: dict[str, str]) -> None:
+    """MLflow's aliases for every role, then the store's champions in one transaction. A
+    failure on the way puts back the aliases already moved (or leaves that to `reconcile`)."""
+    from vidra.rl.tracking import registry_name
+
+    previous = {r: v.version for r, v in c.store.champions(c.tracker.uri).items()}
+    c.store.set_promotion(c.run.id, "pending", versions=versions, previous=previous)
+    moved: list[str] = []
+    try:
+        for role, version in versions.items():
+            c.hook(f"before_alias:{role}")
+            c.tracker.set_alias(role, version)
+            moved.append(role)
+    except BaseException:
+        _restore_aliases(c, moved, previous)
+        raise
+    c.hook("before_store_promotion")
+    c.store.promote(
+        c.run.id, {r: (registry_name(r), v) for r, v in versions.items()}, c.tracker.uri
+    )
+
+
+def _restore_aliases(c: _Cycle, moved: list[str], previous: dict[str, str]) -> None:
+    from vidra.rl.tracking import CHAMPION, registry_name
+
+    try:
+        for role in moved:
+            if role in previous:
+                c.tracker.set_alias(role, previous[role])
+            else:
+                c.tracker._call(
+                    lambda r=role: c.tracker.client.delete_registered_model_alias(
+                        registry_name(r), CHAMPION
+                    )
+                )
+        c.store.set_promotion(c.run.id, "rolled_back")
+    except Exception as exc:  # MLflow dead: `reconcile` finishes this when it answers
+        log.warning("could not restore champion aliases now (%s); reconcile will", exc)
+
+
+def _fail(c: _Cycle, exc: BaseException) -> None:
+    """Mark the run failed in the store, and in MLflow when it answers (else later)."""
+    try:
+        c.store.finish_training_run(
+            c.run.id, "failed", {"error": str(exc)[:1000]}, c.tracker.run_id
+        )
+    except Exception:
+        log.exception("could not mark training run %s failed", c.run.id)
+    try:
+        c.tracker.end("FAILED")
+    except Exception as again:
+        log.warning("MLflow run %s stays open until MLflow answers: %s", c.tracker.run_id, again)
+        state = (c.store.get_training_run(c.run.id).promotion or {}).get("state", "none")
+        c.store.set_promotion(c.run.id, state, mlflow_end=True)
+
+
+def retrain(
+    settings: Settings,
+    algo: str = "grpo",
+    roles: Sequence[str] | None = None,
+    since_run: str | None = "last",
+    config: TrainConfig | None = None,
+    spec: RewardSpec | None = None,
+    num_workers: int | None = None,
+    min_reward: float = 1.0,
+    hook: Hook | None = None,
+) -> RetrainResult:
+    """Run one retraining cycle; raises `InvalidInput` saying why when there is nothing to learn.
+
+    Args:
+        since_run: ``"last"`` (after the last successful run), ``"all"``/None, or a run id.
+        hook: test-only fault-injection point (see `Hook`).
+    """
+    from vidra.models import resolve_model_path
+    from vidra.rl.tracking import Tracker, reconcile
+
+    roles = check_roles(list(roles or ROLES))
+    spec = spec or RewardSpec()
+    workers = num_workers or settings.train.num_workers
+    with TrajectoryStore(settings=settings) as store:
+        ds = _dataset(store, algo, roles, resolve_since(store, since_run), spec, min_reward)
+        if not ds.samples:
+            raise InvalidInput(ds.empty_reason or "the dataset is empty")
+        cfg = _config(settings, algo, config)
+        reconcile(settings, store)
+        tracker = Tracker(settings, f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}")
+        base = resolve_model_path(settings.model.path)
+        from vidra.rl.tracking import champion_adapters
+
+        start = dict(settings.model.adapters) or champion_adapters(settings, store, roles)
+        run = store.create_training_run(
+            algo, {"train": cfg.__dict__, "roles": roles, "reward_spec": spec.weights},
+            ds.episode_ids,
+        )  # fmt: skip
+        c = _Cycle(settings, store, tracker, run, roles, start, hook or (lambda stage: None))
+        try:
+            return _run(c, algo, ds, cfg, base, workers)
+        except BaseException as exc:
+            _fail(c, exc)
+            if isinstance(exc, TrackingUnavailable):
+                raise TrackingUnavailable(f"{exc} (training run {run.id} marked failed)") from exc
+            raise
+
+
+def _run(
+    c: _Cycle, algo: str, ds: Dataset, cfg: TrainConfig, base: str, workers: int
+) -> RetrainResult:
+    _params(c, algo, ds, cfg, base, workers)
+    candidate = _train(c, ds, cfg, base, workers)
+    promoted, decision, report = _gate(c, candidate)
+    acc = report["candidate"]["accuracy"]
+    versions = _register(c, acc)
+    if promoted:
+        _promote(c, versions)
+    c.store.finish_training_run(
+        c.run.id,
+        "done",
+        {"eval_candidate": acc, "eval_champion": report["champion"]["accuracy"],
+         "promoted": promoted},
+        c.tracker.run_id,
+    )  # fmt: skip
+    c.tracker.end()
+    return RetrainResult(
+        algo, c.roles, c.tracker.run_id, c.run.id, len(ds.samples), len(ds.episode_ids), {},
+        {"candidate": acc, "champion": report["champion"]["accuracy"]}, versions, promoted,
+        decision, report,
+    )  # fmt: skip
