@@ -58,8 +58,8 @@ class InvalidInput(ConfigError):
 class AnnotationError(InvalidInput):
     """An annotation file is not in the format of the benchmark it was given for.
 
-    The message is one line: the file, the row (when one is to blame), the cause, the
-    fields the format needs, and the fix.
+    The message is one line: the file, the row (when one is to blame: a number, or a
+    name such as ``"header"``), the cause, the fields the format needs, and the fix.
     """
 
     def __init__(
@@ -67,11 +67,13 @@ class AnnotationError(InvalidInput):
         path: str | Path,
         cause: str,
         *,
-        row: int | None = None,
+        row: int | str | None = None,
         expected: tuple[str, ...] | list[str] = (),
         fix: str = "",
     ) -> None:
-        where = f"{path}" if row is None else f"{path}, row {row}"
+        where = f"{path}"
+        if row is not None:
+            where += f", row {row}" if isinstance(row, int) else f", {row}"
         fields = f"; expected fields: {', '.join(expected)}" if expected else ""
         hint = f"; fix: {fix}" if fix else ""
         super().__init__(" ".join(f"{where}: {cause}{fields}{hint}".split()))

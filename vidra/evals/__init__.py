@@ -21,8 +21,10 @@ from vidra.evals.metrics import (
     parse_choice,
     parse_span_text,
 )
+from vidra.evals.registry import TASKS, load_task
 
 __all__ = [
+    "TASKS",
     "EvalItem",
     "LoadRequest",
     "LoadResult",
@@ -36,6 +38,7 @@ __all__ = [
     "grounding_scores",
     "iop",
     "iou",
+    "load_task",
     "normalised_match",
     "paired_bootstrap",
     "paired_from_maps",

@@ -117,6 +117,8 @@ def by_category(
         if value in (None, ""):
             continue
         labels = str(value).split(sep) if sep else [str(value)]
+        if row.get(score) is None:
+            raise InvalidInput(f"a row has no {score!r} field; fix: add it, or pass score=NAME")
         for label in dict.fromkeys(label.strip() for label in labels if label.strip()):
             groups.setdefault(label, []).append(float(row[score]))
     return {
