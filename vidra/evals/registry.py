@@ -17,6 +17,7 @@ from vidra.evals.tasks.egoschema import load_egoschema
 from vidra.evals.tasks.longvideobench import load_longvideobench
 from vidra.evals.tasks.lvbench import load_lvbench
 from vidra.evals.tasks.mlvu import load_mlvu
+from vidra.evals.tasks.needle import load_needle
 from vidra.evals.tasks.nextqa import load_nextgqa, load_nextqa
 from vidra.evals.tasks.synthetic import load_synthetic
 from vidra.evals.tasks.videomme import load_videomme
@@ -32,6 +33,14 @@ _SYNTH_OPTS = {
     "per_kind": "questions per kind per world (default 3)",
     "fps": "frame rate (default 4)",
     "needles": "needles per world (default 1)",
+}
+_NEEDLE_OPTS = {
+    "source": "synthetic (generated haystacks) or videos (every video under --videos)",
+    "minutes": "synthetic haystack lengths, comma-separated (default 30,60)",
+    "count": "needles per haystack length (synthetic) or per video (default 1)",
+    "seed": "seed of needle looks and positions (default 0)",
+    "fps": "synthetic haystack frame rate (default 4)",
+    "cache": "where re-encoded real haystacks go (default <data dir>/needle-cache)",
 }
 
 
@@ -111,6 +120,15 @@ _SPECS = [
         _MC,
         load_synthetic,
         options=_SYNTH_OPTS,
+        needs_annotations=False,
+    ),
+    _spec(
+        "needle",
+        "multiple_choice",
+        "needle in a video haystack (V-NIAH style)",
+        _MC,
+        load_needle,
+        options=_NEEDLE_OPTS,
         needs_annotations=False,
     ),
 ]

@@ -28,6 +28,7 @@ def test_every_task_is_declared_once_with_metrics() -> None:
         "charades-sta",
         "nextgqa",
         "synthetic",
+        "needle",
     }
     for name, spec in TASKS.items():
         assert spec.name == name and spec.metrics and spec.description
