@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vidra.errors import VideoUnreadable
 from vidra.video.identity import identify
 from vidra.video.info import open_container, probe, select_video_stream
 from vidra.video.synthetic import (
@@ -40,6 +41,7 @@ __all__ = [
     "NEEDLE_QUESTION",
     "Needle",
     "all_looks",
+    "cached_path",
     "choose_needle",
     "draw_needle",
     "insert_needle",
@@ -183,12 +185,18 @@ def insert_needle(haystack: Path, needle: Needle, cache_dir: Path, crf: int = 20
     out = cached_path(haystack, needle, cache_dir)
     if out.is_file():
         return out
+    import av
+
     info = probe(haystack)
     tmp = out.with_name(f".{out.stem}.part.mp4")
-    with open_container(haystack) as src:
-        stream = select_video_stream(src, haystack)
-        stream.thread_type = "AUTO"
-        _reencode(src, stream, tmp, needle, info.fps, info.rotation, crf)
+    try:
+        with open_container(haystack) as src:
+            stream = select_video_stream(src, haystack)
+            stream.thread_type = "AUTO"
+            _reencode(src, stream, tmp, needle, info.fps, info.rotation, crf)
+    except av.error.FFmpegError as exc:
+        tmp.unlink(missing_ok=True)
+        raise VideoUnreadable(haystack, f"decoding or re-encoding failed ({exc})") from exc
     tmp.replace(out)
     return out
 
@@ -203,9 +211,11 @@ def _reencode(
     last = -1
     try:
         for frame in src.decode(stream):
-            pts = frame.pts if frame.pts is not None else (last + step if last >= 0 else 0)
-            first = pts if first is None else first
-            rel = max(last + 1, pts - first)
+            if frame.pts is None or (first is None and last >= 0):  # no timestamp: next slot
+                rel = last + step if last >= 0 else 0
+            else:
+                first = frame.pts if first is None else first
+                rel = max(last + 1, frame.pts - first)
             img = frame.to_ndarray(format="rgb24")
             h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
             if writer is None:

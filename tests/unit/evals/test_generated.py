@@ -94,13 +94,15 @@ def test_needle_on_synthetic_haystacks(tmp_path: Path) -> None:
 
 @pytest.fixture
 def haystacks(tmp_path: Path) -> Path:
-    """Two counter videos (each frame shows its index): constant and variable frame rate."""
+    """Two counter videos (each frame shows its index): constant and variable frame rate;
+    and two files that are not haystacks (a text file, a broken .mp4)."""
     root = tmp_path / "hay"
     root.mkdir()
     write_counter_video(root / "cfr.mp4", 48, fps=4, width=160, height=96, gop=8)
     times = np.cumsum([0.0] + [0.2 if k % 3 else 0.35 for k in range(47)])
     write_counter_video(root / "vfr.mkv", 48, fps=4, width=160, height=96, times=list(times))
     (root / "notes.txt").write_text("not a video")
+    (root / "broken.mp4").write_bytes(b"\x00junk" * 100)
     return root
 
 
@@ -110,6 +112,7 @@ def test_needle_on_real_haystacks_is_in_the_pixels_at_the_stated_time(
     cache = tmp_path / "cache"
     res = load_task("needle", None, haystacks, source="videos", cache=cache, seed=7)
     assert [i.video_id for i in res.items] == ["cfr", "vfr"]
+    assert len(res.skipped) == 1 and "broken.mp4 unreadable" in res.skipped[0]["reason"]
     for item in res.items:
         assert item.span is not None and Path(item.path or "").parent == cache
         src = _decode(haystacks / f"{item.video_id}{'.mp4' if item.video_id == 'cfr' else '.mkv'}")

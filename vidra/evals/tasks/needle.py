@@ -121,7 +121,11 @@ def _real(req: LoadRequest, col: Collector, seed: int, count: int) -> None:
                 return
             rng = random.Random(f"needle:{seed}:{hay.name}:{k}")
             needle = choose_needle(rng, info.duration, info.fps)
-            video = insert_needle(hay, needle, cache)
+            try:
+                video = insert_needle(hay, needle, cache)
+            except VideoError as exc:
+                col.skip(n, None, f"haystack {hay.name} unusable: {exc}")
+                break
             qid = f"needle-s{seed}-{hay.stem}-{k}"
             options = needle_options(rng, needle)
             col.add(_item(req, qid, video, hay.stem, needle, info.duration, options))
