@@ -6,6 +6,7 @@ boundary with ``raise ... from exc``; anything that is not a `VidraError` is a b
     VidraError
     ├── ConfigError                 bad settings or arguments (fix the value named)
     │   └── InvalidInput            bad user input: question, options, indices, budgets
+    │       └── AnnotationError     a benchmark file not in its named format (file, row, fields)
     ├── BackendUnavailable          an optional dependency is missing (pip install 'vidra[extra]')
     ├── NotFound                    an id, file or record that does not exist
     ├── VideoError                  a video file that cannot be used
@@ -34,6 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "AnnotationError",
     "BackendUnavailable",
     "ConfigError",
     "DatabaseCorrupt",
@@ -68,6 +70,33 @@ class ConfigError(VidraError):
 
 class InvalidInput(ConfigError):
     """User input (question, options, indices, budgets) is invalid."""
+
+
+class AnnotationError(InvalidInput):
+    """An annotation file is not in the format of the benchmark it was given for.
+
+    The message is one line: the file, the row (when one is to blame: a number, or a
+    name such as ``"header"``), the cause, the fields the format needs, and the fix.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        cause: str,
+        *,
+        row: int | str | None = None,
+        expected: tuple[str, ...] | list[str] = (),
+        fix: str = "",
+    ) -> None:
+        where = f"{path}"
+        if row is not None:
+            where += f", row {row}" if isinstance(row, int) else f", {row}"
+        fields = f"; expected fields: {', '.join(expected)}" if expected else ""
+        hint = f"; fix: {fix}" if fix else ""
+        super().__init__(" ".join(f"{where}: {cause}{fields}{hint}".split()))
+        self.path = str(path)
+        self.row = row
+        self.expected = tuple(expected)
 
 
 class BackendUnavailable(VidraError):

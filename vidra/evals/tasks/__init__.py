@@ -1,0 +1,1 @@
+"""One loader per benchmark format; each reads its files into a `vidra.evals.LoadResult`."""
