@@ -6,6 +6,7 @@ The public API is re-exported here; ``__all__`` is pinned by a test so changes s
 from vidra.api import Answer, Client, Job
 from vidra.config import Settings
 from vidra.errors import (
+    AnnotationError,
     BackendUnavailable,
     ConfigError,
     DatabaseCorrupt,
@@ -33,6 +34,7 @@ from vidra.video import VideoInfo, get_decoder, open_reader, probe
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnnotationError",
     "Answer",
     "BackendUnavailable",
     "Client",

@@ -168,6 +168,11 @@ class TrainSettings(BaseModel):
         0.02, ge=0, description="promote when held-out accuracy >= champion's minus this"
     )
     eval_questions: int = Field(10, gt=0, description="held-out synthetic questions per eval")
+    promote: Literal["gate", "never"] = Field(
+        "gate",
+        description="gate: move the champions when the gate passes; never: register the "
+        "new versions only (promote later by hand)",
+    )
 
 
 class StorageSettings(BaseModel):

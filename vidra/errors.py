@@ -33,6 +33,7 @@ traceback, and the CLI does not turn them into a one-line exit 2.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "AnnotationError",
@@ -62,6 +63,17 @@ __all__ = [
 
 class VidraError(Exception):
     """Base of every error vidra raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # picklable whatever a subclass's __init__ takes (Ray ships errors between processes)
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild(cls: type[VidraError], args: tuple[Any, ...], state: dict[str, Any]) -> VidraError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class ConfigError(VidraError):
@@ -108,10 +120,6 @@ class BackendUnavailable(VidraError):
         super().__init__(f"backend {backend!r} is not available{detail}; fix: {hint}")
         self.backend = backend
         self.extra = extra
-        self._args = (backend, extra, cause, fix)
-
-    def __reduce__(self) -> tuple[type, tuple[str, ...]]:  # picklable (Ray ships errors)
-        return type(self), self._args
 
 
 class NotFound(VidraError):
@@ -125,9 +133,6 @@ class VideoError(VidraError):
         super().__init__(f"{path}: {cause}")
         self.path = str(path)
         self.cause = cause
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable (Ray ships errors)
-        return type(self), (self.path, self.cause)
 
 
 class VideoNotFound(VideoError, NotFound):
@@ -181,9 +186,6 @@ class JobFailed(VidraError):
         super().__init__(f"job {job_id} failed: {cause}")
         self.job_id = job_id
         self.cause = cause
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # picklable (Ray ships errors)
-        return type(self), (self.job_id, self.cause)
 
 
 class JobCancelled(VidraError):

@@ -39,6 +39,7 @@ __all__ = [
     "check_settings",
     "episode_outcome",
     "model_from_settings_json",
+    "reward_records",
     "training_model",
     "worker_context",
 ]
@@ -96,7 +97,8 @@ def episode_outcome(state: dict[str, Any], final: dict[str, Any]) -> Outcome:
     )
 
 
-def _rewards(state: dict[str, Any], final: dict[str, Any]) -> list[dict[str, Any]]:
+def reward_records(state: dict[str, Any], final: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `RewardFn` the graph gets: every registered reward that applies to the episode."""
     return episode_rewards(episode_outcome(state, final))
 
 
@@ -175,7 +177,7 @@ class Runtime:
         return Deps(
             model=self.model,
             reader=self.reader,
-            rewards=_rewards,
+            rewards=reward_records,
             strategy=job.budget.get("strategy", a.strategy),
             sampling=sampling,
             reasoner_samples=a.reasoner_samples,

@@ -3,6 +3,7 @@
 import vidra
 
 EXPECTED = [
+    "AnnotationError",
     "Answer",
     "DatabaseCorrupt",
     "DatabaseUnavailable",

@@ -172,11 +172,14 @@ def _gate(c: _Cycle, candidate: dict[str, str]) -> tuple[bool, str, dict[str, An
     report = Path(tempfile.mkdtemp()) / "eval.json"
     report.write_text(json.dumps({"candidate": cand, "champion": champ}))
     c.tracker.artifacts(report.parent, "eval")
-    promoted = cand["accuracy"] >= champ["accuracy"] - t.gate_tolerance
+    passed = cand["accuracy"] >= champ["accuracy"] - t.gate_tolerance
     decision = (
         f"held-out accuracy {cand['accuracy']:.3f} vs champion {champ['accuracy']:.3f} "
         f"(tolerance {t.gate_tolerance})"
     )
+    promoted = passed and t.promote == "gate"
+    if passed and not promoted:
+        decision += "; gate passed, but train.promote=never: versions registered only"
     return promoted, decision, {"candidate": cand, "champion": champ}
 
 

@@ -38,6 +38,7 @@ def test_sigkill_mid_episode_then_resume(
     path, _ = world_video
     data = tmp_path / "data"
     monkeypatch.setenv("VIDRA_DATA_DIR", str(data))
+    monkeypatch.setenv("VIDRA_RUNNER__LEASE_S", "2")  # the killed process's lease
     calls_before = tmp_path / "calls-before.log"
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(path), "Which is first?", str(calls_before)],
@@ -45,7 +46,7 @@ def test_sigkill_mid_episode_then_resume(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "VIDRA_DATA_DIR": str(data)},
+        env={**os.environ, "VIDRA_DATA_DIR": str(data), "VIDRA_RUNNER__LEASE_S": "2"},
     )
     assert proc.stdout is not None
     job_id = proc.stdout.readline().strip()
@@ -63,6 +64,7 @@ def test_sigkill_mid_episode_then_resume(
     assert len(EXPECTED) < made_before < 2 * len(EXPECTED)
 
     calls_after = tmp_path / "calls-after.log"
+    time.sleep(2.5)  # the dead process's lease expires; until then resume leaves the job alone
     with Client(model=Team(calls_after), resume=True) as client:
         job = client.job(job_id)
         job.result(timeout=120)

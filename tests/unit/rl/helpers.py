@@ -26,16 +26,19 @@ def record_groups(
     world = make_world(WorldSpec(duration=120, fps=4, width=160, height=90, seed=seed))
     video = render_world(world, settings.data_dir / f"world{seed}.mp4", gop_s=4)
     with Client(settings) as client:
+        ids = []
         for q in generate_questions(world, per_kind=2)[:questions]:
-            client.submit(
+            job = client.submit(
                 video,
                 q.text,
                 options=q.options,
                 answer=q.answer,
                 rollouts=rollouts,
                 budget={"max_frames": 4, "max_rounds": 1},
-            ).result(timeout=900)
-        for t in client.store.iter_trajectories():
+            )
+            job.result(timeout=900)
+            ids.append(job.id)
+        for t in client.store.iter_trajectories(job_ids=ids):
             client.store.add_rewards(
                 t.episode.id,
                 [{"name": judge, "source": "test", "value": t.episode.rollout_index / rollouts}],

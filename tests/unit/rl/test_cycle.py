@@ -1,4 +1,5 @@
-"""A whole retraining cycle on Ray Train with MLflow tracking, on the tiny model."""
+"""A whole retraining cycle on Ray Train with MLflow tracking, on the tiny model: both gate
+branches are forced (a cycle that promotes, then one that registers only)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ import pytest
 from vidra.api import Client
 from vidra.errors import InvalidInput
 from vidra.pipelines.retrain import retrain
+from vidra.rl.datasets import RewardSpec
 from vidra.rl.tracking import champion_adapters
 
 from .helpers import record_groups, tiny_settings
+
+pytestmark = pytest.mark.integration  # real Ray Train and MLflow
+
+SPEC = RewardSpec({"accuracy": 1.0, "accuracy_judge": 1.0})
 
 
 def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_path: Path) -> None:
@@ -21,38 +27,41 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
     settings = tiny_settings(tmp_path, tiny_model_path)
     settings.train.eval_questions = 2
     settings.train.batch_size = 4
+    settings.train.gate_tolerance = 1.0  # accuracy is in [0, 1]: this gate always passes
     with pytest.raises(InvalidInput, match="no GRPO samples"):
         retrain(settings, "grpo", ["reasoner"])
     record_groups(settings, seed=5, questions=2, rollouts=3, judge="accuracy_judge")
-    from vidra.rl.datasets import RewardSpec
-
     try:
-        result = retrain(
-            settings,
-            "grpo",
-            ["reasoner"],
-            spec=RewardSpec({"accuracy": 1.0, "accuracy_judge": 1.0}),
-        )
+        result = retrain(settings, "grpo", ["reasoner"], spec=SPEC)
+        assert result.promoted, result.decision
+        with Client(settings) as client:  # champion loads back from the store and MLflow
+            store = client.store
+            champions = champion_adapters(settings, store, ["reasoner"])
+            assert (Path(champions["reasoner"]) / "adapter_config.json").is_file()
+            assert [v.alias for v in store.model_versions("reasoner")] == ["champion"]
+            assert "reasoner" in client.model.adapters
+        # the next cycle starts after this one: nothing new to learn from
+        with pytest.raises(InvalidInput, match="no GRPO samples: 0 groups"):
+            retrain(settings, "grpo", ["reasoner"])
+        record_groups(settings, seed=6, questions=2, rollouts=3, judge="accuracy_judge")
+        settings.train.promote = "never"
+        second = retrain(settings, "grpo", ["reasoner"], spec=SPEC)
     finally:
         ray.shutdown()
     assert result.samples > 0 and result.versions == {"reasoner": "1"}
     assert "vidra-reasoner v1" in result.summary() and "MLflow run" in result.summary()
+    assert not second.promoted and "registered only" in second.decision
+    assert second.versions == {"reasoner": "2"}
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
-    run = mlflow.tracking.MlflowClient().get_run(result.mlflow_run_id)
+    client = mlflow.tracking.MlflowClient()
+    run = client.get_run(result.mlflow_run_id)
     assert run.data.params["algorithm"] == "grpo"
     assert any(k.startswith("reasoner/loss") for k in run.data.metrics)
     assert "eval/candidate_accuracy" in run.data.metrics
-    store_client = Client(settings)
-    runs = store_client.store.training_runs()
-    assert runs[-1].status == "done" and runs[-1].n_episodes == result.episodes
-    versions = store_client.store.model_versions("reasoner")
-    assert [v.version for v in versions] == ["1"]
-    if result.promoted:  # champion loads back by alias and new jobs use it
-        champions = champion_adapters(settings, ["reasoner"])
-        assert (Path(champions["reasoner"]) / "adapter_config.json").is_file()
-        assert versions[0].alias == "champion"
-        assert "reasoner" in store_client.model.adapters
-    store_client.close()
-    # the next cycle starts after this one: nothing new to learn from
-    with pytest.raises(InvalidInput, match="no GRPO samples: 0 groups"):
-        retrain(settings, "grpo", ["reasoner"])
+    assert str(client.get_model_version_by_alias("vidra-reasoner", "champion").version) == "1"
+    with Client(settings) as c:
+        runs = c.store.training_runs()
+        assert [r.status for r in runs] == ["done", "done"]
+        assert runs[0].n_episodes == result.episodes
+        versions = {v.version: v.alias for v in c.store.model_versions("reasoner")}
+        assert versions == {"1": "champion", "2": None}  # the champion did not move

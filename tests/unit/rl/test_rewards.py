@@ -4,6 +4,7 @@ episode actually records (`vidra.graph.nodes.finalize_node`).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -23,6 +24,7 @@ from vidra.rl.rewards import (
     parse_span,
     temporal_iou,
 )
+from vidra.runtime import reward_records
 
 OPTS = ["red circle", "blue square", "green triangle"]
 
@@ -147,7 +149,8 @@ def _episode(answer: str, truth: str, options: list[str]) -> dict[str, Any]:
     ]
     state["critiques"] = [{"score": 0.7, "accept": True}]
     state["steps"] = [{"parse_ok": True}, {"parse_ok": False}]
-    return finalize_node(state, cast(Runtime[Deps], None))  # the runtime is not used
+    runtime = SimpleNamespace(context=SimpleNamespace(rewards=reward_records))
+    return finalize_node(state, cast(Runtime[Deps], runtime))  # only the context's rewards
 
 
 def test_registry_names_exactly_what_an_episode_records() -> None:
