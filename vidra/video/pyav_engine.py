@@ -4,6 +4,7 @@ Targets are grouped by the keyframe a seek would land on; each group costs at mo
 seek, groups are visited in order, and a group inside the GOP already being decoded
 continues forward instead of seeking, so no GOP is decoded twice in one call. Requests
 spanning many GOPs are split into runs of whole GOPs decoded in parallel (``workers``).
+Remote sources are read the same way, through a file object per container.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class PyAVEngine:
     ) -> list[np.ndarray]:
         import av
 
-        with open_container(info.path) as container:
+        with open_container(info.location, info.identity) as container:
             stream = container.streams[info.stream_index]
             stream.thread_type = "AUTO" if self.threads != 1 else "NONE"
             stream.codec_context.thread_count = self.threads
