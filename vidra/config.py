@@ -71,8 +71,8 @@ class VideoSettings(BaseModel):
     remote_block_bytes: int = Field(
         1 << 20,
         ge=4096,
-        description="bytes fetched per HTTP Range request (read-ahead block); smaller blocks "
-        "transfer less for sparse reads, larger ones need fewer round trips",
+        description="most bytes one HTTP Range request fetches (read-ahead): a read after a "
+        "seek fetches 64 KiB, and reading on doubles the request up to this",
     )
     remote_cache_bytes: int = Field(
         64 << 20, ge=0, description="process-wide LRU of fetched remote blocks, in bytes"

@@ -135,6 +135,9 @@ class FsspecSource:
             raise self.failure
         return data
 
+    def prefetch(self, lo: int, hi: int) -> None:
+        """A hint only: fsspec's own cache reads ahead by itself."""
+
     def _changed(self, cause: str) -> VideoUnreadable:
         return VideoUnreadable(
             self.identity.path,

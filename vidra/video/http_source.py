@@ -1,8 +1,11 @@
 """HTTP(S) video bytes by ``Range`` requests: a seekable read-only file over a block cache.
 
-Blocks are fetched on demand into a bounded LRU shared by every open of one file, each
-response is checked against the identity the file was opened for, and the whole file is
-downloaded once only where the server ignores ranges. Knows nothing of media formats.
+64 KiB pages are fetched on demand into a bounded LRU shared by every open of one file:
+a read after a seek asks for one page, and each further page read in sequence doubles
+the next request, up to ``block_bytes`` (read-ahead that follows FFmpeg's forward decode
+without over-reading sparse seeks). Each response is checked against the identity the
+file was opened for; the whole file is downloaded once only where the server ignores
+ranges. Knows nothing of media formats.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = ["HttpSource", "http_identity"]
 log = logging.getLogger(__name__)
 
 _DOWNLOADS_KEPT = 4
+_PAGE = 64 << 10  # cache unit; requests are runs of pages up to ``block_bytes``
 
 
 def _identity_from(resp: http.client.HTTPResponse, display: str) -> VideoIdentity:
@@ -142,9 +146,11 @@ class HttpSource(io.RawIOBase):
         self.failure: VideoUnreadable | None = None
         self._client = HttpClient(url, options)
         self._cache = cache
-        self._block = options.block_bytes
+        self._page = min(_PAGE, options.block_bytes)
+        self._max_pages = max(1, options.block_bytes // self._page)
+        self._window = 1  # pages per request now
         self._pos = 0
-        self._last: tuple[int, bytes] = (-1, b"")
+        self._last: tuple[int, bytes] = (-2, b"")  # (page index, bytes) last read; -2: none
         with _DOWNLOADS.lock:
             self._file: BinaryIO | None = _DOWNLOADS.open(identity.key)
 
@@ -199,30 +205,70 @@ class HttpSource(io.RawIOBase):
             self.failure = exc
             raise
 
+    def prefetch(self, lo: int, hi: int) -> None:
+        """Fetch the pages of bytes ``lo..hi`` (exclusive) not yet cached, in as few requests
+        of at most ``block_bytes`` as they allow; skipped for spans too large to keep cached.
+        """
+        if self._file is not None or self.failure is not None:
+            return
+        hi = min(hi, self.size)
+        if hi <= lo or hi - lo > self._cache.max_bytes // 4:
+            return
+        i, last = lo // self._page, (hi - 1) // self._page
+        while i <= last:
+            if self._cache.get(self._key(i)) is not None:
+                i += 1
+                continue
+            j = i + 1
+            while j <= last and j - i < self._max_pages and self._cache.get(self._key(j)) is None:
+                j += 1
+            try:
+                run = self._fetch(i * self._page, min(self.size, j * self._page) - 1)
+            except VideoUnreadable as exc:
+                self.failure = exc
+                raise
+            if run is None:  # the server sent the whole file: reads come from it now
+                return
+            for k in range(j - i):
+                self._cache.put(self._key(i + k), run[k * self._page : (k + 1) * self._page])
+            i = j
+
     def _blocks(self, start: int, end: int) -> bytes | None:
-        size = self._block
+        size = self._page
         parts: list[bytes] = []
         for i in range(start // size, (end - 1) // size + 1):
-            block = self._get_block(i)
-            if block is None:
+            page = self._get_page(i)
+            if page is None:
                 return None
             lo, hi = max(start, i * size) - i * size, min(end, (i + 1) * size) - i * size
-            parts.append(block if (lo, hi) == (0, len(block)) else block[lo:hi])
+            parts.append(page if (lo, hi) == (0, len(page)) else page[lo:hi])
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _get_block(self, i: int) -> bytes | None:
+    def _get_page(self, i: int) -> bytes | None:
+        """Page ``i``; a miss fetches a run of missing pages, longer while reads run on."""
         if self._last[0] == i:
             return self._last[1]
-        key = (self.identity.key, self._block, i)
-        data = self._cache.get(key)
+        data = self._cache.get(self._key(i))
         if data is None:
-            lo = i * self._block
-            data = self._fetch(lo, min(self.size, lo + self._block) - 1)
-            if data is None:
+            on = self._last[0] == i - 1  # read on from the previous page: read further ahead
+            self._window = min(self._max_pages, 2 * self._window) if on else 1
+            n = 1
+            while n < self._window and (i + n) * self._page < self.size:
+                if self._cache.get(self._key(i + n)) is not None:
+                    break
+                n += 1
+            lo = i * self._page
+            run = self._fetch(lo, min(self.size, lo + n * self._page) - 1)
+            if run is None:
                 return None
-            self._cache.put(key, data)
+            for k in range(n):
+                self._cache.put(self._key(i + k), run[k * self._page : (k + 1) * self._page])
+            data = run[: self._page]
         self._last = (i, data)
         return data
+
+    def _key(self, i: int) -> tuple[str, int, int]:
+        return (self.identity.key, self._page, i)
 
     def _fetch(self, lo: int, hi: int) -> bytes | None:
         """Bytes ``lo..hi`` (inclusive), or ``None`` once the file was downloaded instead."""
@@ -300,5 +346,5 @@ class HttpSource(io.RawIOBase):
         self._client.close()
         if self._file is not None:
             self._file.close()
-        self._last = (-1, b"")
+        self._last = (-2, b"")
         super().close()

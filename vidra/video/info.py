@@ -18,7 +18,7 @@ from typing import Any
 from vidra.errors import NoVideoStream, VideoUnreadable
 from vidra.video.identity import VideoIdentity, identify, is_remote
 
-__all__ = ["VideoInfo", "open_container", "probe", "select_video_stream"]
+__all__ = ["VideoInfo", "open_container", "open_media", "probe", "select_video_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def open_container(path: str | Path, identity: VideoIdentity | None = None) -> A
 
     av.logging.set_level(av.logging.PANIC)
     if is_remote(path):
-        return _open_remote(str(path), identity)
+        return _container_of(open_media(path, identity))
     try:
         return av.open(str(path), mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
@@ -94,18 +94,32 @@ def open_container(path: str | Path, identity: VideoIdentity | None = None) -> A
 
 
 @contextmanager
-def _open_remote(uri: str, identity: VideoIdentity | None) -> Iterator[Any]:
+def open_media(path: str | Path, identity: VideoIdentity | None = None) -> Iterator[Any]:
+    """Like `open_container`, yielding ``(container, source)``: the remote file, or ``None``.
+
+    Engines pass hints (`vidra.video.sources.RemoteFile.prefetch`) to the source.
+    """
+    if not is_remote(path):
+        with open_container(path) as container:
+            yield container, None
+        return
     import av
 
     from vidra.video.sources import opened
 
-    with opened(uri, identity) as source:
+    with opened(str(path), identity) as source:
         try:
             container = av.open(source, mode="r", metadata_errors="ignore")
         except av.error.FFmpegError as exc:
             raise VideoUnreadable(source.identity.path, _describe_open_error(exc)) from exc
         with container:
-            yield container
+            yield container, source
+
+
+@contextmanager
+def _container_of(media: Any) -> Iterator[Any]:
+    with media as (container, _):
+        yield container
 
 
 def _describe_open_error(exc: Exception) -> str:

@@ -62,6 +62,10 @@ class RemoteFile(Protocol):
 
     def pread(self, offset: int, length: int) -> bytes: ...
 
+    def prefetch(self, lo: int, hi: int) -> None:
+        """Hint: bytes ``lo..hi`` (exclusive) are about to be read."""
+        ...
+
     def close(self) -> None: ...
 
 
