@@ -46,8 +46,9 @@ def fsspec_identity(uri: str, display: str) -> VideoIdentity:
     except PermissionError as exc:
         raise VideoNotFound(display, "permission denied; check the credentials") from exc
     except Exception as exc:  # backends raise their own types (botocore, google.auth, ...)
+        cause = one_line(exc).replace(uri, display)
         raise VideoNotFound(
-            display, f"cannot be reached ({one_line(exc)}); check the URL and the credentials"
+            display, f"cannot be reached ({cause}); check the URL and the credentials"
         ) from exc
     if info.get("type") == "directory":
         raise VideoNotFound(display, "is a directory; pass a video file inside it")
@@ -91,7 +92,7 @@ class FsspecSource:
         try:
             self._file: Any = _import_fsspec().open(uri, "rb").open()
         except Exception as exc:
-            raise self._changed(one_line(exc)) from exc
+            raise self._changed(one_line(exc).replace(uri, identity.path)) from exc
         size = getattr(self._file, "size", None)
         if isinstance(size, int) and size != identity.size:
             self._file.close()

@@ -103,8 +103,8 @@ _identities: OrderedDict[str, tuple[float, VideoIdentity]] = OrderedDict()
 def configure_remote(settings: VideoSettings | RemoteOptions | None = None) -> RemoteOptions:
     """Set how remote sources are read, process-wide (``None``: from ``VIDRA_VIDEO__*``).
 
-    `vidra.video.open_reader` calls it with its settings. Cached identities and blocks are
-    dropped. Returns the options in force.
+    `vidra.video.open_reader` calls it with its settings. New options drop the cached
+    identities and pages. Returns the options in force.
     """
     global _options
     if isinstance(settings, RemoteOptions):
@@ -122,6 +122,8 @@ def configure_remote(settings: VideoSettings | RemoteOptions | None = None) -> R
             revalidate_s=settings.remote_revalidate_s,
         )
     with _lock:
+        if opts == _options:
+            return opts  # unchanged (every open_reader calls this): keep what is cached
         _options = opts
         _identities.clear()
     _blocks.resize(0)  # start afresh: cached blocks and identities belong to the old options
