@@ -1,8 +1,9 @@
-"""HTTP plumbing for remote videos: options, one keep-alive GET client, a block LRU.
+"""HTTP plumbing for remote videos: options, a keep-alive GET client, a page LRU, identity.
 
 `HttpClient` follows redirects, sends Basic auth from the URL to its own host only, and
 retries network errors and 5xx with backoff; every error it reports is one line without
-credentials. No file semantics here (see `vidra.video.http_source`).
+credentials. `http_identity` asks for the first byte to learn size, ETag and Last-Modified.
+No file semantics here (see `vidra.video.http_source`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,18 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
-__all__ = ["BlockCache", "FetchError", "HttpClient", "RemoteOptions", "mtime_ns", "one_line"]
+from vidra.errors import VideoNotFound, VideoUnreadable
+from vidra.video.identity import VideoIdentity
+
+__all__ = [
+    "BlockCache",
+    "FetchError",
+    "HttpClient",
+    "RemoteOptions",
+    "http_identity",
+    "mtime_ns",
+    "one_line",
+]
 
 T = TypeVar("T")
 
@@ -209,3 +221,53 @@ def mtime_ns(resp: http.client.HTTPResponse) -> int:
         return int(email.utils.parsedate_to_datetime(value).timestamp()) * 1_000_000_000
     except (TypeError, ValueError):
         return 0
+
+
+def _identity_from(resp: http.client.HTTPResponse, display: str) -> VideoIdentity:
+    status = f"HTTP {resp.status} {resp.reason}"
+    if resp.status == 206:
+        total = (resp.getheader("Content-Range") or "").rpartition("/")[2]
+        resp.read()
+        if not total.isdigit():
+            raise VideoUnreadable(display, f"{status} without a file size; serve it with one")
+        size = int(total)
+    elif resp.status == 200:
+        length = resp.getheader("Content-Length") or ""
+        if not length.isdigit():
+            raise VideoUnreadable(
+                display,
+                "the server does not say how long the file is (no Content-Length); "
+                "download it and pass the local path",
+            )
+        size = int(length)
+    elif resp.status == 416:
+        size = 0
+    elif resp.status in (404, 410):
+        raise VideoNotFound(display, f"{status}: no such file on the server; check the URL")
+    elif resp.status in (401, 403):
+        raise VideoNotFound(
+            display, f"{status}: access denied; check the credentials or renew the signed URL"
+        )
+    else:
+        raise VideoNotFound(display, f"{status}; check the URL")
+    if size == 0:
+        raise VideoUnreadable(display, "empty file (0 bytes) on the server; check the upload")
+    return VideoIdentity(display, size, mtime_ns(resp), resp.getheader("ETag") or "")
+
+
+def http_identity(url: str, display: str, options: RemoteOptions) -> VideoIdentity:
+    """Who the file at ``url`` is, from one ``GET`` of its first byte.
+
+    Raises:
+        VideoNotFound: 404/403 and other refusals, or the server cannot be reached.
+        VideoUnreadable: the file is empty or its size is not given.
+    """
+    client = HttpClient(url, options)
+    try:
+        return client.fetch({"Range": "bytes=0-0"}, lambda r: _identity_from(r, display))
+    except FetchError as exc:
+        raise VideoNotFound(
+            display, f"cannot be reached ({exc.cause}); check the URL and that the server is up"
+        ) from exc
+    finally:
+        client.close()

@@ -21,66 +21,16 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import BinaryIO
 
-from vidra.errors import VideoNotFound, VideoUnreadable
+from vidra.errors import VideoUnreadable
 from vidra.video.http_client import BlockCache, FetchError, HttpClient, RemoteOptions, mtime_ns
 from vidra.video.identity import VideoIdentity
 
-__all__ = ["HttpSource", "http_identity"]
+__all__ = ["HttpSource"]
 
 log = logging.getLogger(__name__)
 
 _DOWNLOADS_KEPT = 4
 _PAGE = 64 << 10  # cache unit; requests are runs of pages up to ``block_bytes``
-
-
-def _identity_from(resp: http.client.HTTPResponse, display: str) -> VideoIdentity:
-    status = f"HTTP {resp.status} {resp.reason}"
-    if resp.status == 206:
-        total = (resp.getheader("Content-Range") or "").rpartition("/")[2]
-        resp.read()
-        if not total.isdigit():
-            raise VideoUnreadable(display, f"{status} without a file size; serve it with one")
-        size = int(total)
-    elif resp.status == 200:
-        length = resp.getheader("Content-Length") or ""
-        if not length.isdigit():
-            raise VideoUnreadable(
-                display,
-                "the server does not say how long the file is (no Content-Length); "
-                "download it and pass the local path",
-            )
-        size = int(length)
-    elif resp.status == 416:
-        size = 0
-    elif resp.status in (404, 410):
-        raise VideoNotFound(display, f"{status}: no such file on the server; check the URL")
-    elif resp.status in (401, 403):
-        raise VideoNotFound(
-            display, f"{status}: access denied; check the credentials or renew the signed URL"
-        )
-    else:
-        raise VideoNotFound(display, f"{status}; check the URL")
-    if size == 0:
-        raise VideoUnreadable(display, "empty file (0 bytes) on the server; check the upload")
-    return VideoIdentity(display, size, mtime_ns(resp), resp.getheader("ETag") or "")
-
-
-def http_identity(url: str, display: str, options: RemoteOptions) -> VideoIdentity:
-    """Who the file at ``url`` is, from one ``GET`` of its first byte.
-
-    Raises:
-        VideoNotFound: 404/403 and other refusals, or the server cannot be reached.
-        VideoUnreadable: the file is empty or its size is not given.
-    """
-    client = HttpClient(url, options)
-    try:
-        return client.fetch({"Range": "bytes=0-0"}, lambda r: _identity_from(r, display))
-    except FetchError as exc:
-        raise VideoNotFound(
-            display, f"cannot be reached ({exc.cause}); check the URL and that the server is up"
-        ) from exc
-    finally:
-        client.close()
 
 
 class _Downloads:

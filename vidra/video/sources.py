@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from vidra.errors import VideoUnreadable
 from vidra.video.fsspec_source import FsspecSource, fsspec_identity
-from vidra.video.http_client import BlockCache, RemoteOptions
-from vidra.video.http_source import HttpSource, http_identity
+from vidra.video.http_client import BlockCache, RemoteOptions, http_identity
+from vidra.video.http_source import HttpSource
 from vidra.video.identity import VideoIdentity, is_remote
 
 if TYPE_CHECKING:
