@@ -59,6 +59,30 @@ class VideoSettings(BaseModel):
     decode_timeout_s: float = Field(120.0, gt=0, description="deadline of one decode call")
     cache_bytes: int = Field(512 * 1024 * 1024, ge=0, description="in-memory frame cache budget")
     cache_dir: Path | None = Field(None, description="optional on-disk frame cache directory")
+    remote_timeout_s: float = Field(
+        20.0, gt=0, description="socket timeout (s) of one HTTP request to a remote video"
+    )
+    remote_retries: int = Field(
+        2,
+        ge=0,
+        description="extra tries of a remote request that failed to connect, was cut off or "
+        "got a 5xx (backoff 0.2 s, doubling)",
+    )
+    remote_block_bytes: int = Field(
+        1 << 20,
+        ge=4096,
+        description="most bytes one HTTP Range request fetches (read-ahead): a read after a "
+        "seek fetches 64 KiB, and reading on doubles the request up to this",
+    )
+    remote_cache_bytes: int = Field(
+        64 << 20, ge=0, description="process-wide LRU of fetched remote blocks, in bytes"
+    )
+    remote_revalidate_s: float = Field(
+        30.0,
+        ge=0,
+        description="seconds a remote file's identity (size, ETag) is trusted before it is "
+        "asked for again (0: every call); every fetched block is checked against it anyway",
+    )
 
 
 class ModelSettings(BaseModel):

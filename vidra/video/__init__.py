@@ -1,6 +1,7 @@
 """Video: probing, sparse decoding by short-named backends, sampling, storyboards, shots, cache.
 
 Knows nothing about agents, models or SQL. Frames are ``[n, h, w, 3]`` uint8 arrays.
+Wherever a path is accepted, an ``http(s)://`` or fsspec URL (``s3://``, ``memory://``) is too.
 """
 
 from vidra.video.cache import CachedReader, FrameCache
@@ -21,6 +22,13 @@ from vidra.video.sampling import (
     uniform_segment_indices,
 )
 from vidra.video.shots import Segment, detect_shots, shot_boundaries
+from vidra.video.sources import (
+    RemoteOptions,
+    configure_remote,
+    is_remote,
+    open_source,
+    redact,
+)
 from vidra.video.storyboard import Storyboard, format_timestamp, make_storyboard, render_grid
 
 __all__ = [
@@ -30,21 +38,26 @@ __all__ = [
     "FrameDecoder",
     "FrameReader",
     "FrameSource",
+    "RemoteOptions",
     "Segment",
     "Size",
     "Storyboard",
     "VideoIdentity",
     "VideoInfo",
+    "configure_remote",
     "content_hash",
     "detect_shots",
     "fixed_fps_indices",
     "format_timestamp",
     "get_decoder",
     "identify",
+    "is_remote",
     "keyframe_thumbnail_times",
     "make_storyboard",
     "open_reader",
+    "open_source",
     "probe",
+    "redact",
     "render_grid",
     "shot_boundaries",
     "uniform_indices",
@@ -53,11 +66,15 @@ __all__ = [
 
 
 def open_reader(settings: object | None = None) -> CachedReader:
-    """A cached frame reader configured from `vidra.config.Settings` (defaults if ``None``)."""
+    """A cached frame reader configured from `vidra.config.Settings` (defaults if ``None``).
+
+    Also applies the ``remote_*`` settings to remote sources (process-wide).
+    """
     from vidra.config import Settings
 
     s = settings if isinstance(settings, Settings) else Settings()
     v = s.video
+    configure_remote(v)
     reader = get_decoder(
         v.backend,
         device=v.device,

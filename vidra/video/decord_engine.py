@@ -1,7 +1,8 @@
 """The ``decord`` engine: decord's VideoReader, resized during decode, in sorted chunks.
 
 decord picks its own seek strategy. decord 0.6 mis-sizes frames of files with a display
-rotation, so those files are decoded by the PyAV engine instead (logged once per call).
+rotation, and it reads local paths only, so rotated files and URLs are decoded by the PyAV
+engine instead (logged once per call).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from vidra.errors import VideoUnreadable
 from vidra.video.decoders import Deadline, DecodeStats, require_cpu
+from vidra.video.identity import is_remote
 from vidra.video.info import VideoInfo
 from vidra.video.pyav_engine import PyAVEngine
 
@@ -44,10 +46,9 @@ class DecordEngine:
     ) -> list[np.ndarray]:
         import decord
 
-        if info.rotation:
-            log.info(
-                "%s: rotated video, decoding with pyav (decord mishandles rotation)", info.path
-            )
+        reason = _pyav_reason(info)
+        if reason:
+            log.info("%s: decoding with pyav (%s)", info.path, reason)
             return PyAVEngine(threads=self.threads, workers=self.workers).decode(
                 info, times, size, deadline, stats
             )
@@ -68,3 +69,12 @@ class DecordEngine:
         except decord.DECORDError as exc:
             raise VideoUnreadable(info.path, f"decord failed to decode ({exc})") from exc
         return out
+
+
+def _pyav_reason(info: VideoInfo) -> str:
+    """Why this video goes to the PyAV engine instead, or ``""``."""
+    if is_remote(info.location):
+        return "decord reads local files only"
+    if info.rotation:
+        return "decord mishandles rotation"
+    return ""

@@ -1,21 +1,24 @@
 """`probe(path) -> VideoInfo`: what a video is, read from its container with PyAV.
 
 Reads headers and the container's index, and decodes only the first frame (to learn
-rotation and prove the stream decodes). Keyframe positions are computed lazily.
+rotation and prove the stream decodes). Keyframe positions are computed lazily. URLs are
+read through `vidra.video.sources` (only the byte ranges FFmpeg asks for).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vidra.errors import NoVideoStream, VideoUnreadable
-from vidra.video.identity import VideoIdentity, identify
+from vidra.video.identity import VideoIdentity, identify, is_remote
 
-__all__ = ["VideoInfo", "open_container", "probe", "select_video_stream"]
+__all__ = ["VideoInfo", "open_container", "open_media", "probe", "select_video_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class VideoInfo:
     """Facts about one video stream of one file.
+
+    ``path`` is the resolved local path, or a URL without its credentials (safe to print
+    and store); ``location`` is what decoders open (a remote URL as given).
 
     Frame indices live on a uniform timeline: index ``i`` means the frame on screen at
     ``i / fps`` seconds after ``start_time``; for constant-frame-rate files that is
@@ -48,11 +54,17 @@ class VideoInfo:
     truncated: bool  # the index promises more bytes than the file holds
     indexed: bool  # the container has a seek index (MP4 sample table, MKV cues)
     _keyframes: list[float] = field(default_factory=list, repr=False, compare=False)
+    uri: str = field(default="", repr=False, compare=False)  # a remote URL as given
+
+    @property
+    def location(self) -> str:
+        """What to open: the local path, or the remote URL with its credentials."""
+        return self.uri or self.path
 
     def keyframe_times(self) -> list[float]:
         """Seconds (from ``start_time``) of every keyframe; computed on first call."""
         if not self._keyframes:
-            self._keyframes.extend(_scan_keyframes(self.path, self.stream_index))
+            self._keyframes.extend(_scan_keyframes(self.location, self.identity, self.stream_index))
         return list(self._keyframes)
 
     def index_at(self, seconds: float) -> int:
@@ -64,15 +76,50 @@ class VideoInfo:
         return index / self.fps
 
 
-def open_container(path: str | Path) -> Any:
-    """Open ``path`` with PyAV, turning its errors into `VideoUnreadable`."""
+def open_container(path: str | Path, identity: VideoIdentity | None = None) -> Any:
+    """Open ``path`` with PyAV (use it in ``with``), turning its errors into `VideoUnreadable`.
+
+    A URL is read through `vidra.video.sources.opened`, pinned to ``identity`` when given:
+    a source that changes or vanishes meanwhile raises `VideoUnreadable` on leaving.
+    """
     import av
 
     av.logging.set_level(av.logging.PANIC)
+    if is_remote(path):
+        return _container_of(open_media(path, identity))
     try:
         return av.open(str(path), mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
         raise VideoUnreadable(path, _describe_open_error(exc)) from exc
+
+
+@contextmanager
+def open_media(path: str | Path, identity: VideoIdentity | None = None) -> Iterator[Any]:
+    """Like `open_container`, yielding ``(container, source)``: the remote file, or ``None``.
+
+    Engines pass hints (`vidra.video.sources.RemoteFile.prefetch`) to the source.
+    """
+    if not is_remote(path):
+        with open_container(path) as container:
+            yield container, None
+        return
+    import av
+
+    from vidra.video.sources import opened
+
+    with opened(str(path), identity) as source:
+        try:
+            container = av.open(source, mode="r", metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise VideoUnreadable(source.identity.path, _describe_open_error(exc)) from exc
+        with container:
+            yield container, source
+
+
+@contextmanager
+def _container_of(media: Any) -> Iterator[Any]:
+    with media as (container, _):
+        yield container
 
 
 def _describe_open_error(exc: Exception) -> str:
@@ -97,19 +144,25 @@ def select_video_stream(container: Any, path: str | Path) -> Any:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Describe the video at ``path``.
+    """Describe the video at ``path`` (a local path or a URL).
+
+    For a URL, ``info.path`` is the URL without credentials (for messages and records);
+    decoders open ``info.location``, the URL as given.
 
     Raises:
-        VideoNotFound: missing path, directory, unreadable file.
+        VideoNotFound: missing path, directory, unreadable file; a URL that 404s, refuses
+            access or cannot be reached.
         VideoUnreadable: empty, random bytes, truncated beyond use.
         NoVideoStream: audio-only, or the video codec cannot be decoded.
     """
+    if is_remote(path):
+        return _probe(identify(path), str(path))
     return _probe(identify(path))
 
 
 @functools.lru_cache(maxsize=512)
-def _probe(ident: VideoIdentity) -> VideoInfo:
-    with open_container(ident.path) as container:
+def _probe(ident: VideoIdentity, uri: str = "") -> VideoInfo:
+    with open_container(uri or ident.path, ident) as container:
         stream = select_video_stream(container, ident.path)
         first = _first_frame(container, stream, ident.path)
         tb = float(stream.time_base)
@@ -119,7 +172,7 @@ def _probe(ident: VideoIdentity) -> VideoInfo:
         present = [e for e in entries if e.pos + e.size <= ident.size]
         truncated = len(present) < len(entries)
         duration = _duration(container, stream)
-        count, exact = _frame_count(stream, present, truncated, duration, nominal, ident.path)
+        count, exact = _frame_count(stream, present, truncated, duration, nominal, ident, uri)
         if truncated and present and nominal:
             duration = min(duration or float("inf"), count / nominal)
         if not duration:
@@ -151,6 +204,7 @@ def _probe(ident: VideoIdentity) -> VideoInfo:
             start_time=start,
             truncated=truncated,
             indexed=bool(entries),
+            uri=uri,
         )
 
 
@@ -190,28 +244,29 @@ def _frame_count(
     truncated: bool,
     duration: float,
     nominal: float,
-    path: str | Path,
+    ident: VideoIdentity,
+    uri: str,
 ) -> tuple[int, bool]:
     if truncated:
-        log.warning("%s: truncated file, %d frames are present", path, len(present))
+        log.warning("%s: truncated file, %d frames are present", ident.path, len(present))
         return max(1, len(present)), True
     if stream.frames:
         return int(stream.frames), True
     if duration and nominal:
         return max(1, round(duration * nominal)), False
-    count = _count_packets(path, stream.index)
+    count = _count_packets(uri or ident.path, ident, stream.index)
     return max(1, count), True
 
 
-def _count_packets(path: str | Path, stream_index: int) -> int:
-    with open_container(path) as container:
+def _count_packets(location: str, ident: VideoIdentity, stream_index: int) -> int:
+    with open_container(location, ident) as container:
         stream = container.streams[stream_index]
         return sum(1 for p in container.demux(stream) if p.size)
 
 
-def _scan_keyframes(path: str, stream_index: int) -> list[float]:
+def _scan_keyframes(location: str, ident: VideoIdentity, stream_index: int) -> list[float]:
     """Keyframe times from the index when there is one, else by demuxing (no decode)."""
-    with open_container(path) as container:
+    with open_container(location, ident) as container:
         stream = container.streams[stream_index]
         tb = float(stream.time_base)
         entries = _index_entries(stream)

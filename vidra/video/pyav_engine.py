@@ -4,6 +4,7 @@ Targets are grouped by the keyframe a seek would land on; each group costs at mo
 seek, groups are visited in order, and a group inside the GOP already being decoded
 continues forward instead of seeking, so no GOP is decoded twice in one call. Requests
 spanning many GOPs are split into runs of whole GOPs decoded in parallel (``workers``).
+Remote sources are read the same way, through a file object per container.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from vidra.errors import VideoUnreadable
 from vidra.video.decoders import Deadline, DecodeStats, require_cpu
-from vidra.video.info import VideoInfo, open_container
+from vidra.video.info import VideoInfo, open_media
 
 __all__ = ["PyAVEngine"]
 
@@ -71,15 +72,52 @@ class PyAVEngine:
     ) -> list[np.ndarray]:
         import av
 
-        with open_container(info.path) as container:
+        with open_media(info.location, info.identity) as (container, source):
             stream = container.streams[info.stream_index]
             stream.thread_type = "AUTO" if self.threads != 1 else "NONE"
             stream.codec_context.thread_count = self.threads
             run = _Run(container, stream, info, size, deadline, stats)
+            if source is not None:
+                run.prefetch = _Prefetch(info, stream, source)
             try:
                 return run.fetch(times)
             except av.error.FFmpegError as exc:
                 raise VideoUnreadable(info.path, f"decoding failed ({exc})") from exc
+
+
+class _Prefetch:
+    """Tells a remote source which bytes the next group needs, from the container's index.
+
+    The span runs from the keyframe before the first target to a few packets past the last
+    one (decoder delay); anything else FFmpeg reads still arrives through read-ahead.
+    """
+
+    _SLACK = 4  # packets past the last target
+    _READ_PAST = 32 << 10  # FFmpeg reads its I/O buffer (32 KiB) past the last packet it uses
+
+    def __init__(self, info: VideoInfo, stream: Any, source: Any) -> None:
+        try:
+            self.entries = list(stream.index_entries)
+        except (AttributeError, TypeError):  # PyAV < 15 has no index access
+            self.entries = []
+        self.stamps = [e.timestamp for e in self.entries]  # decode order
+        self.keys = [k for k, e in enumerate(self.entries) if e.is_keyframe]
+        self.tb = float(stream.time_base)
+        self.start = info.start_time
+        self.source = source
+
+    def __call__(self, first: float, last: float) -> None:
+        if not self.keys:
+            return
+        lo = self._entry(first)
+        key = self.keys[max(0, bisect.bisect_right(self.keys, lo) - 1)]
+        end = min(len(self.entries) - 1, self._entry(last) + self._SLACK)
+        a, b = self.entries[key], self.entries[end]
+        self.source.prefetch(a.pos, b.pos + b.size + self._READ_PAST)
+
+    def _entry(self, t: float) -> int:
+        """The last packet (decode order) stamped at or before ``t``: the target or later."""
+        return max(0, bisect.bisect_right(self.stamps, (t + self.start) / self.tb + 0.5) - 1)
 
 
 def _split_by_gop(info: VideoInfo, times: Sequence[float], workers: int) -> list[list[float]]:
@@ -126,10 +164,13 @@ class _Run:
         self.frames: Iterator[Any] | None = None
         # keyframe times in seconds from the first frame (cached per video by VideoInfo)
         self.keys = info.keyframe_times() if info.indexed else []
+        self.prefetch: _Prefetch | None = None  # remote sources: fetch a group's bytes at once
 
     def fetch(self, times: Sequence[float]) -> list[np.ndarray]:
         out: dict[float, np.ndarray] = {}
         for key_time, group in self._groups(times):
+            if self.prefetch is not None:
+                self.prefetch(group[0], group[-1])
             if self.frames is None or (key_time is not None and key_time > self.last_time):
                 self._seek(key_time)
             self._decode_group(deque(group), out)

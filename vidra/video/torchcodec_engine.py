@@ -1,17 +1,20 @@
 """The ``torchcodec`` engine: torchcodec's VideoDecoder on the CPU or CUDA (NVDEC).
 
 torchcodec applies rotation itself and batches sorted indices; resizing is done with
-an antialiased interpolation on the decoded tensor (on the same device).
+an antialiased interpolation on the decoded tensor (on the same device). Remote sources
+are handed to it as a file object (`vidra.video.sources.opened`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from vidra.errors import BackendUnavailable, ConfigError, VideoUnreadable
 from vidra.video.decoders import Deadline, DecodeStats
+from vidra.video.identity import is_remote
 from vidra.video.info import VideoInfo
 
 __all__ = ["TorchCodecEngine", "require_ffmpeg"]
@@ -65,13 +68,26 @@ class TorchCodecEngine:
         deadline: Deadline,
         stats: DecodeStats,
     ) -> list[np.ndarray]:
-        import torch
+        if not is_remote(info.location):
+            return self._decode(info.path, info, times, size, deadline)
+        from vidra.video.sources import opened
+
+        with opened(info.location, info.identity) as source:  # a read failure wins on exit
+            return self._decode(source, info, times, size, deadline)
+
+    def _decode(
+        self,
+        source: Any,
+        info: VideoInfo,
+        times: Sequence[float],
+        size: tuple[int, int],
+        deadline: Deadline,
+    ) -> list[np.ndarray]:
         from torchcodec.decoders import VideoDecoder
 
-        w, h = size
         try:
             decoder = VideoDecoder(
-                info.path,
+                source,
                 stream_index=info.stream_index,
                 dimension_order="NCHW",
                 device=self.device,
@@ -84,17 +100,24 @@ class TorchCodecEngine:
             for start in range(0, len(times), _CHUNK):
                 deadline.check()
                 chunk = [min(end, info.start_time + t + eps) for t in times[start : start + _CHUNK]]
-                data = decoder.get_frames_played_at(chunk).data
-                if tuple(data.shape[-2:]) != (h, w):
-                    data = (
-                        torch.nn.functional.interpolate(
-                            data.float(), size=(h, w), mode="bilinear", antialias=True
-                        )
-                        .round()
-                        .clamp(0, 255)
-                        .to(torch.uint8)
-                    )
-                out.extend(np.ascontiguousarray(f) for f in data.permute(0, 2, 3, 1).cpu().numpy())
+                out.extend(_to_numpy(decoder.get_frames_played_at(chunk).data, size))
         except (RuntimeError, ValueError) as exc:
             raise VideoUnreadable(info.path, f"torchcodec failed to decode ({exc})") from exc
         return out
+
+
+def _to_numpy(data: Any, size: tuple[int, int]) -> list[np.ndarray]:
+    """``[n, 3, h', w']`` uint8 tensor -> ``n`` ``[h, w, 3]`` arrays resized to ``size``."""
+    import torch
+
+    w, h = size
+    if tuple(data.shape[-2:]) != (h, w):
+        data = (
+            torch.nn.functional.interpolate(
+                data.float(), size=(h, w), mode="bilinear", antialias=True
+            )
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
+    return [np.ascontiguousarray(f) for f in data.permute(0, 2, 3, 1).cpu().numpy()]
