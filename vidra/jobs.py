@@ -67,15 +67,18 @@ class Answer:
 
 def register_video(rt: Runtime, video: str | Path) -> str:
     """Probe ``video`` and record it; returns its id. Raises `VideoError` for bad files."""
-    from vidra.video import content_hash, probe
+    from vidra.video import content_hash, is_remote, probe
 
     info = probe(video)
+    # a remote source is hashed through the URL as given (its credentials, if any, are not
+    # stored: ``info.path`` is the URL without them)
+    source = str(video) if is_remote(video) else info.path
     rec = rt.store.register_video(
         VideoIn(
             path=info.path,
             size=info.identity.size,
             mtime_ns=info.identity.mtime_ns,
-            content_hash=content_hash(info.path),
+            content_hash=content_hash(source),
             duration=info.duration,
             fps=info.fps,
             frame_count=info.frame_count,

@@ -48,18 +48,44 @@ def _run_team_job(client: Client, video: Path, rollouts: int = 2) -> str:
     return job.id
 
 
-def test_ray_executor_runs_episodes_as_tasks(video: Path, tmp_path: Path) -> None:
+def test_ray_executor_runs_episodes_on_ray_workers(video: Path, tmp_path: Path) -> None:
+    import socket
+
     import ray
 
     settings = Settings()
     settings.runner.executor = "ray"
     client = Client(settings, model=Team())
     try:
-        _run_team_job(client, video, rollouts=3)
-        assert ray.is_initialized()
+        job_id = _run_team_job(client, video, rollouts=3)
+        workers = {e.worker for e in client.store.episodes_of_job(job_id)}
+        here = f"{socket.gethostname()}:{os.getpid()}"
+        assert len(workers) == 1 and workers <= set(client.runner.nodes())  # one actor per job
+        assert all(w and w.startswith("ray:") and w != here for w in workers)
     finally:
         client.close()
         ray.shutdown()
+
+
+def test_a_group_on_ray_decodes_each_shared_frame_once(video: Path) -> None:
+    """G rollouts of one question on a Ray worker decode what one rollout decodes in
+    process: the worker keeps its frame cache for its life."""
+    import ray
+
+    local = Settings()
+    with Client(local, model=Team()) as client:
+        _run_team_job(client, video, rollouts=1)
+        once = client.reader.stats.frames_decoded
+    settings = Settings()
+    settings.runner.executor = "ray"
+    client = Client(settings, model=Team())
+    try:
+        _run_team_job(client, video, rollouts=4)
+        decoded = sum(s.frames_decoded for s in client.runner.decode_stats())
+    finally:
+        client.close()
+        ray.shutdown()
+    assert once > 0 and decoded == once
 
 
 def test_ray_executor_with_the_tiny_model(video: Path, tiny_model_path: Path) -> None:
@@ -116,7 +142,7 @@ def test_postgres_crash_resume(video: Path, pg_url: str, tmp_path: Path, monkeyp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "VIDRA_DATABASE_URL": pg_url},
+        env={**os.environ, "VIDRA_DATABASE_URL": pg_url, "VIDRA_RUNNER__LEASE_S": "2"},
     )
     assert proc.stdout is not None
     job_id = proc.stdout.readline().strip()
@@ -127,6 +153,8 @@ def test_postgres_crash_resume(video: Path, pg_url: str, tmp_path: Path, monkeyp
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    monkeypatch.setenv("VIDRA_RUNNER__LEASE_S", "2")
+    time.sleep(2.5)  # the killed process's lease expires
     with Client(model=Team(), resume=True) as client:
         job = client.job(job_id)
         job.result(timeout=120)

@@ -61,8 +61,8 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_bad_arguments(synth: Path) -> None:
-    video = str(synth / "video.mp4")
-    assert main(["video", "sample", video, "/tmp/x", "--indices", "a,b"]) == 2
-    assert main(["video", "sample", video, "/tmp/x", "--indices", "99999"]) == 2
-    assert main(["video", "synth", "/tmp/x", "--size", "big"]) == 2
+def test_bad_arguments(synth: Path, tmp_path: Path) -> None:
+    video, out = str(synth / "video.mp4"), str(tmp_path / "x")
+    assert main(["video", "sample", video, out, "--indices", "a,b"]) == 2
+    assert main(["video", "sample", video, out, "--indices", "99999"]) == 2
+    assert main(["video", "synth", out, "--size", "big"]) == 2

@@ -76,6 +76,7 @@ def test_ask_bad_input_is_one_line_exit_2(video: Path, tmp_path: Path) -> None:
     assert shown.returncode == 2 and "does not exist" in shown.stderr
 
 
+@pytest.mark.integration  # real Ray Train and MLflow
 def test_ask_with_rollouts_then_retrain(video: Path, tiny_model_path: Path, tmp_path: Path) -> None:
     """`vidra ask --rollouts 4 --answer ...`, then `vidra retrain`: an MLflow run, registered
     versions and a promotion decision a user can read."""

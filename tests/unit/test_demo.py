@@ -13,6 +13,7 @@ import pytest
 
 
 @pytest.mark.slow
+@pytest.mark.integration  # real Ray Train and MLflow
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     env = {**os.environ, "VIDRA_DATA_DIR": str(tmp_path / "home"), "OMP_NUM_THREADS": "2"}
     out = subprocess.run(

@@ -15,12 +15,35 @@ from vidra.errors import VidraError
 
 __all__ = ["build_parser", "main"]
 
+DESCRIPTION = (
+    "Answer questions about long videos with a team of agents (planner, frame selector,\n"
+    "reasoner, critic), record every step in SQL, and retrain the agents from that record."
+)
+EPILOG = """common commands:
+  vidra demo                               the whole loop offline, on a generated video
+  vidra ask VIDEO "QUESTION" [--option A --option B]   answer one question
+  vidra jobs / vidra show ID               recent jobs; one job's or episode's trajectory
+  vidra retrain --algo grpo                train the agents on what was recorded
+  vidra eval TASK --annotations F --videos DIR         run a benchmark
+
+settings: VIDRA_* environment variables (see the README's Configuration table)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     from vidra.cli import ask, data, db, demo, model, retrain, video
 
-    parser = argparse.ArgumentParser(prog="vidra", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    from vidra import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vidra",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vidra {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log at INFO level, show third-party output"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     video.register(sub)
     demo.register(sub)

@@ -107,6 +107,9 @@ class _EpisodeWorker:
     def node(self) -> str:
         return self.worker
 
+    def decode_stats(self) -> Any:
+        return self.ctx.reader.stats
+
     def cancel(self, job_id: str) -> None:
         self.cancels.setdefault(job_id, threading.Event()).set()
 
@@ -187,6 +190,12 @@ class RayExecutor(JobBook):
         import ray
 
         return list(ray.get([w.node.remote() for w in self.workers]))
+
+    def decode_stats(self) -> list[Any]:
+        """Each episode worker's decoder counters (`DecodeStats`)."""
+        import ray
+
+        return list(ray.get([w.decode_stats.remote() for w in self.workers]))
 
     def submit(self, job_id: str) -> Future[None]:
         def body(job_id: str, cancel: threading.Event, emit: Emit) -> None:

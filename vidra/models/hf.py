@@ -221,10 +221,10 @@ class HFChatModel:
 
         s = batch[0].sampling
         inputs = self._inputs(batch)
+        pad = inputs["attention_mask"].sum(dim=1).tolist()  # prompt tokens, before any prefix
         if prefix[0]:  # forced first tokens, appended to every row's prompt
             inputs = _extend(inputs, prefix[0])
         prompt_len = int(inputs["input_ids"].shape[1])
-        pad = inputs["attention_mask"].sum(dim=1).tolist()
         kwargs = _generation_kwargs(s, self.suppress, self.eos_id, self.tokenizer)
         if s.seed is not None:
             torch.manual_seed(s.seed)

@@ -36,10 +36,13 @@ ModelBuilder = Callable[[str, str, dict[str, str]], Any]
 
 
 class _MetricLog:
-    """Rank 0's step metrics: ``progress.jsonl`` always, MLflow while it answers."""
+    """Step metrics: every rank's in ``progress.jsonl``; rank 0's in MLflow while it answers."""
 
-    def __init__(self, settings: Settings, run_id: str | None, out: Path, world: int) -> None:
+    def __init__(
+        self, settings: Settings, run_id: str | None, out: Path, world: int, rank: int
+    ) -> None:
         self.progress, self.world, self.run_id = out / "progress.jsonl", world, run_id
+        self.rank = rank
         self.client: Any = None
         if run_id:
             import mlflow
@@ -58,6 +61,7 @@ class _MetricLog:
             "pid": os.getpid(),
             "checkpoint": ckpt,
             "world": self.world,
+            "rank": self.rank,
             "metrics": metrics,
         }
         with self.progress.open("a") as f:
@@ -87,14 +91,13 @@ def _restore(start: Any) -> tuple[dict[str, Any], Path | None]:
 
 
 def _reporter(
-    role: str, state: dict[str, Any], metrics_log: _MetricLog | None, resumed: int | None
+    role: str, state: dict[str, Any], metrics_log: _MetricLog, resumed: int | None
 ) -> Callable[[dict[str, float], Path | None], None]:
     import ray.train
 
     def report(metrics: dict[str, float], ckpt: Path | None) -> None:
         named = {f"{role}/{k}": v for k, v in metrics.items()}
-        if metrics_log is not None:
-            metrics_log.write(role, metrics, resumed, ckpt is not None)
+        metrics_log.write(role, metrics, resumed, ckpt is not None)
         if ckpt is None:
             ray.train.report(named)
             return
@@ -169,8 +172,8 @@ def fit(
     build: ModelBuilder | None = None,
 ) -> Path:
     """Train ``roles`` on Ray Train; returns ``out`` holding one adapter directory per role
-    and ``progress.jsonl`` (role, step, the checkpoint step a restarted attempt resumed
-    from, worker pid, rank 0's step metrics). A worker that dies mid-way is restarted once
+    and ``progress.jsonl`` (one line per rank and optimizer step: role, step, rank, the
+    checkpoint step a restarted attempt resumed from, worker pid, step metrics). A worker that dies mid-way is restarted once
     (``FailureConfig(max_failures=1)``) and resumes from the last reported checkpoint.
 
     Args:

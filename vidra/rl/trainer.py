@@ -154,10 +154,15 @@ def _schedule(
     samples: Sequence[Sample], role: str, cfg: TrainConfig, rank: int, world: int
 ) -> tuple[list[list[Sample]], int]:
     """This worker's shard as batches over all epochs (seeded shuffles), and the number of
-    optimizer steps."""
+    optimizer steps. Shards are padded to equal length (as torch's DistributedSampler does),
+    so every DDP worker takes the same number of steps and none waits forever in an
+    all-reduce."""
     order = [s for s in samples if s.role == role and s.token_ids]
     if cfg.algorithm == "dpo":
         order = [s for s in order if s.rejected_token_ids]
+    if order and world > 1:
+        per = math.ceil(len(order) / world)
+        order = (order * world)[: per * world]
     shard = order[rank::world]
     batches: list[list[Sample]] = []
     rng = random.Random(cfg.seed)

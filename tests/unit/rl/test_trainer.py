@@ -76,24 +76,52 @@ def test_grpo_moves_only_the_trained_adapter(
     assert (tmp_path / "ckpt" / "step-000002" / "adapter" / "adapter_config.json").is_file()
 
 
-def test_resume_and_nan_guard(recorded: Client, tiny_model_path: Path, tmp_path: Path) -> None:
+def _trainer_state(ckpt: Path) -> dict:  # type: ignore[type-arg]
+    return torch.load(ckpt / "trainer.pt", weights_only=False)  # type: ignore[no-any-return]
+
+
+def test_resume_equals_an_uninterrupted_run(
+    recorded: Client, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """2 steps, stop, resume for the 3rd == 3 steps in one go: parameters and optimizer
+    state (Adam moments and step counts) alike, not only the step number."""
     ds = build_sft(recorded.store, RewardSpec({"format": 1.0}), roles=["planner"], threshold=-1)
-    assert ds.samples
-    cfg = TrainConfig(algorithm="sft", lr=1e-3, batch_size=2, max_steps=2, checkpoint_every=1)
-    hf = HFChatModel(tiny_model_path)
-    train_role(hf, "planner", ds.samples, _frames_of(recorded), cfg, tmp_path / "a")
-    resumed = HFChatModel(tiny_model_path)
-    cfg3 = TrainConfig(algorithm="sft", lr=1e-3, batch_size=2, max_steps=3, checkpoint_every=1)
+    assert len(ds.samples) >= 6
+    frames = _frames_of(recorded)
+
+    def cfg(steps: int) -> TrainConfig:
+        return TrainConfig(algorithm="sft", lr=1e-3, batch_size=2, max_steps=steps,
+                           checkpoint_every=1)  # fmt: skip
+
+    train_role(HFChatModel(tiny_model_path), "planner", ds.samples, frames, cfg(3), tmp_path / "u")
+    train_role(HFChatModel(tiny_model_path), "planner", ds.samples, frames, cfg(2), tmp_path / "a")
     m = train_role(
-        resumed,
-        "planner",
-        ds.samples,
-        _frames_of(recorded),
-        cfg3,
-        tmp_path / "b",
+        HFChatModel(tiny_model_path), "planner", ds.samples, frames, cfg(3), tmp_path / "b",
         resume_from=tmp_path / "a" / "step-000002",
-    )
+    )  # fmt: skip
     assert m["step"] == 3  # continued at step 2, did one more
+    whole, resumed = (
+        _trainer_state(tmp_path / "u" / "step-000003"),
+        _trainer_state(tmp_path / "b" / "step-000003"),
+    )
+    assert len(whole["params"]) == len(resumed["params"]) > 0
+    for a, b in zip(whole["params"], resumed["params"], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    moments_a, moments_b = whole["optimizer"]["state"], resumed["optimizer"]["state"]
+    assert moments_a.keys() == moments_b.keys() and moments_a
+    for key in moments_a:
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            torch.testing.assert_close(moments_a[key][name], moments_b[key][name], atol=1e-6,
+                                       rtol=0)  # fmt: skip
+    stopped = _trainer_state(tmp_path / "a" / "step-000002")  # and the 3rd step did move them
+    assert not torch.equal(stopped["params"][0], whole["params"][0])
+
+
+def test_nan_guard_stops_at_the_last_good_checkpoint(
+    recorded: Client, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    ds = build_sft(recorded.store, RewardSpec({"format": 1.0}), roles=["planner"], threshold=-1)
+    cfg = TrainConfig(algorithm="sft", lr=1e-3, batch_size=2, max_steps=2, checkpoint_every=1)
     bad = HFChatModel(tiny_model_path)
     bad.add_adapter("planner")
     with torch.no_grad():
@@ -104,12 +132,19 @@ def test_resume_and_nan_guard(recorded: Client, tiny_model_path: Path, tmp_path:
         train_role(bad, "planner", ds.samples, _frames_of(recorded), cfg, tmp_path / "c")
 
 
+@pytest.mark.integration  # real Ray Train
 def test_ray_train_with_two_ddp_workers(
     recorded: Client, tiny_model_path: Path, tmp_path: Path
 ) -> None:
+    """Two workers really ran (ranks 0 and 1 each logged every step, on different shards:
+    different losses) and their gradients were all-reduced (the same clipped-gradient norm
+    on both ranks at every step)."""
+    import json
+
     import ray
 
     from vidra.rl.ray_train import fit
+    from vidra.runtime import training_model
 
     ds = build_grpo(recorded.store, RewardSpec({"judge": 1.0}), roles=["reasoner"])
     paths = _paths(recorded)
@@ -127,14 +162,25 @@ def test_ray_train_with_two_ddp_workers(
             None,
             num_workers=2,
             name="ddp-test",
+            build=training_model,
         )
     finally:
         ray.shutdown()
     trained = HFChatModel(tiny_model_path, adapters={"reasoner": out / "reasoner"})
     lora_b = [p for n, p in trained.model.named_parameters() if "lora_B" in n]
     assert lora_b and any(float(p.abs().sum()) > 0 for p in lora_b)
+    lines = [json.loads(x) for x in (out / "progress.jsonl").read_text().splitlines()]
+    by_step: dict[int, dict[int, dict]] = {}  # type: ignore[type-arg]
+    for x in lines:
+        by_step.setdefault(x["step"], {})[x["rank"]] = x["metrics"]
+    assert sorted(by_step) == [1, 2] and all(sorted(r) == [0, 1] for r in by_step.values())
+    assert len({x["pid"] for x in lines}) == 2
+    for ranks in by_step.values():
+        assert ranks[0]["grad_norm"] == pytest.approx(ranks[1]["grad_norm"], rel=1e-5)
+    assert any(r[0]["loss"] != r[1]["loss"] for r in by_step.values())
 
 
+@pytest.mark.integration  # real Ray Train
 def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
     recorded: Client, tiny_model_path: Path, tmp_path: Path
 ) -> None:
@@ -149,6 +195,7 @@ def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
     import ray
 
     from vidra.rl.ray_train import fit
+    from vidra.runtime import training_model
 
     ds = build_grpo(recorded.store, RewardSpec({"judge": 1.0}), roles=["reasoner"])
     paths = _paths(recorded)
@@ -189,6 +236,7 @@ def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
             None,
             num_workers=1,
             name="kill-test",
+            build=training_model,
         )
     finally:
         ray.shutdown()
