@@ -59,7 +59,7 @@ dir_pids() { # pids whose command line mentions $1 (a path only our processes us
 start_session() { # start_session NAME LOG CMD...: run CMD in a new session, record its pid
   local name=$1 logfile=$2
   shift 2
-  setsid "$@" </dev/null >>"$logfile" 2>&1 &
+  setsid "$@" </dev/null >>"$logfile" 2>&1 3>&- & # fd 3 (our stdout) must not stay open
   echo "$!" >"$DIR/$name.pid"
   log "$name started (pid $!), log $logfile"
 }
@@ -161,6 +161,10 @@ cmd_up() {
   [ ! -f "$DIR/$MARK" ] || die "$DIR already holds a cluster; run '$0 down $DIR' first"
   mkdir -p "$DIR"
   chmod 755 "$DIR" # PostgreSQL runs as 'postgres' when we are root: it must reach DIR/pg
+  if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 &&
+    ! runuser -u postgres -- test -x "$DIR"; then
+    die "user postgres cannot enter $DIR (a parent directory is private): chmod o+x its parents or pick another DIR"
+  fi
   touch "$DIR/$MARK"
   trap 'if [ $? != 0 ]; then log "up failed; stopping it"; KEEP_LOGS=1 cmd_down || true; fi' EXIT
   local pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port
@@ -169,11 +173,11 @@ cmd_up() {
     w_agent w_grpc w_metrics w_env w_nm w_om <<<"$(free_ports 15)"
   # Ray's unix sockets live under its temp dir, and a socket path has at most 107 bytes.
   raytmp="$DIR/ray"
-  if [ "${#DIR}" -gt 40 ]; then raytmp=$(mktemp -d /tmp/vidra-ray-XXXXXX); fi
+  if [ "${#DIR}" -gt 40 ]; then raytmp=$(mktemp -d /tmp/vidra-cluster-ray-XXXXXX); fi
   record RAY_TMP "$raytmp"
 
   log "PostgreSQL on 127.0.0.1:$pg_port"
-  bash "$ROOT/infra/scripts/pg_test_server.sh" start "$DIR/pg" "$pg_port" >/dev/null
+  bash "$ROOT/infra/scripts/pg_test_server.sh" start "$DIR/pg" "$pg_port" >/dev/null 3>&-
   local bin
   bin=$(pg_bindir)
   wait_until "PostgreSQL" "" "$bin/pg_isready" -h 127.0.0.1 -p "$pg_port" -U vidra
