@@ -168,9 +168,9 @@ cmd_up() {
   touch "$DIR/$MARK"
   trap 'if [ $? != 0 ]; then log "up failed; stopping it"; KEEP_LOGS=1 cmd_down || true; fi' EXIT
   local pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port
-  local w_agent w_grpc w_metrics w_env w_nm w_om raytmp
+  local w_agent w_grpc w_metrics w_env w_nm w_om client_port raytmp
   read -r pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port \
-    w_agent w_grpc w_metrics w_env w_nm w_om <<<"$(free_ports 15)"
+    w_agent w_grpc w_metrics w_env w_nm w_om client_port <<<"$(free_ports 16)"
   # Ray's unix sockets live under its temp dir, and a socket path has at most 107 bytes.
   raytmp="$DIR/ray"
   if [ "${#DIR}" -gt 40 ]; then raytmp=$(mktemp -d /tmp/vidra-cluster-ray-XXXXXX); fi
@@ -197,13 +197,19 @@ cmd_up() {
   log "Ray head on $RAY_IP:$ray_port (temp dir $raytmp)"
   local ray_env=(env -u RAY_ADDRESS RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
     RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0)
+  # With ray[client] installed the head also serves ray://; never on the fixed default 10001.
+  local client_args=()
+  if "$PY" -c "import grpc" 2>/dev/null; then
+    client_args=(--ray-client-server-port="$client_port")
+    record RAY_CLIENT_PORT "$client_port"
+  fi
   start_session ray-head "$DIR/ray-head.log" "${ray_env[@]}" "$VENV/bin/ray" start --head \
     --block --node-ip-address="$RAY_IP" --port="$ray_port" --include-dashboard=false \
     --temp-dir="$raytmp" --disable-usage-stats --num-cpus="$HEAD_CPUS" \
     --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$nm_port" \
     --object-manager-port="$om_port" --dashboard-agent-listen-port="$agent_port" \
     --dashboard-agent-grpc-port="$agent_grpc" --metrics-export-port="$metrics" \
-    --runtime-env-agent-port="$env_port"
+    --runtime-env-agent-port="$env_port" "${client_args[@]}"
   record RAY_HEAD_PID "$(cat "$DIR/ray-head.pid")"
   record RAY_PORT "$ray_port"
   wait_until "Ray head" "$DIR/ray-head.pid" \

@@ -1,7 +1,7 @@
 """`infra/scripts/local_cluster.sh up|down` for real: PostgreSQL, an MLflow server backed by
 it, a Ray head and a `worker_node` Ray node on loopback; `down` leaves no port or process.
 
-One cluster for the module (about 25 s to start on 2 cores); the last test takes it down.
+One cluster for the module (20-30 s to start on 2 cores); the last test takes it down.
 """
 
 from __future__ import annotations
