@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -126,6 +127,21 @@ def test_compose_vidra_command_is_a_vidra_command(compose: dict[str, Any]) -> No
 def test_dockerfile_installs_what_vidra_needs(name: str) -> None:
     text = (INFRA / "docker" / name).read_text()
     assert checks.dockerfile_problems(text, DOCKERFILES[name]) == []
+
+
+def test_cpu_image_pins_torch_as_the_makefile_does() -> None:
+    pins = re.findall(r"(torch(?:vision)?)==([\d.]+)", (ROOT / "Makefile").read_text())
+    text = (INFRA / "docker" / "Dockerfile").read_text()
+    for package, version in pins:
+        assert f"ARG {package.upper()}_VERSION={version}" in text, (package, version)
+    assert len(pins) == 2
+
+
+def test_gpu_image_builds_on_cuda() -> None:
+    text = (INFRA / "docker" / "Dockerfile.gpu").read_text()
+    [base] = re.findall(r"^ARG CUDA_IMAGE=(\S+)$", text, flags=re.MULTILINE)
+    assert base.startswith("nvidia/cuda:")
+    assert "FROM ${CUDA_IMAGE} AS runtime" in text
 
 
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
