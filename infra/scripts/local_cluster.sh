@@ -1,0 +1,267 @@
+#!/usr/bin/env bash
+# vidra's production topology on one machine, without containers, on loopback only:
+# PostgreSQL (vidra's trajectory store + MLflow's database), an MLflow tracking server backed
+# by it (artifacts proxied, stored under the state dir), a Ray head and a second Ray node that
+# carries the custom resource {"worker_node": 1}. Everything lives in one state directory.
+#   eval "$(infra/scripts/local_cluster.sh up [DIR])"   stdout: only `export NAME=value` lines
+#   infra/scripts/local_cluster.sh down [DIR]            stops exactly what `up` started
+# DIR: the argument, else $VIDRA_CLUSTER_DIR, else (up) a new temp dir, remembered in
+# ${TMPDIR:-/tmp}/vidra-local-cluster.last so that a plain `down` finds it. Binaries come from
+# ${VENV:-.venv} (relative to the repository root). PostgreSQL is installed with apt-get when
+# missing (infra/scripts/pg_test_server.sh). Diagnostics go to stderr and DIR/*.log.
+# Each server runs in its own session (setsid): `down` signals those sessions (never a broad
+# `ray stop`), waits, kills leftovers, and checks that no process of theirs remains.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+VENV=${VENV:-.venv}
+case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
+PY="$VENV/bin/python"
+LAST="${TMPDIR:-/tmp}/vidra-local-cluster.last"
+MARK=".vidra-local-cluster"
+WAIT_S=${VIDRA_CLUSTER_WAIT_S:-180}
+HEAD_CPUS=${VIDRA_CLUSTER_HEAD_CPUS:-2}
+OBJECT_STORE_BYTES=${VIDRA_CLUSTER_OBJECT_STORE_BYTES:-300000000}
+# Ray's nodes advertise (and its servers bind) this loopback address. Not 127.0.0.1: Ray
+# rewrites "localhost"/127.0.0.1 to the machine's outward address (nodes and clients alike).
+RAY_IP=${VIDRA_CLUSTER_RAY_IP:-127.0.0.2}
+
+exec 3>&1 1>&2 # stdout is for the export lines only (fd 3); everything else to stderr
+
+log() { echo "local_cluster: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+free_ports() { # N distinct free TCP ports on 127.0.0.1
+  "$PY" - "$1" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+pg_bindir() {
+  local d
+  d=$(find /usr/lib/postgresql -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$d" ] && command -v pg_ctl >/dev/null; then d=$(dirname "$(command -v pg_ctl)"); fi
+  echo "$d"
+}
+
+session_pids() { # pids whose session id is $1 (the setsid'd leader), leader included
+  ps -e -o pid=,sid= | awk -v s="$1" '$2 == s { print $1 }'
+}
+
+dir_pids() { # pids whose command line mentions $1 (a path only our processes use)
+  pgrep -f -- "$1" || true
+}
+
+start_session() { # start_session NAME LOG CMD...: run CMD in a new session, record its pid
+  local name=$1 logfile=$2
+  shift 2
+  setsid "$@" </dev/null >>"$logfile" 2>&1 3>&- & # fd 3 (our stdout) must not stay open
+  echo "$!" >"$DIR/$name.pid"
+  log "$name started (pid $!), log $logfile"
+}
+
+wait_until() { # wait_until WHAT PIDFILE CMD...: retry CMD until it succeeds or WAIT_S passes
+  local what=$1 pidfile=$2 deadline=$((SECONDS + WAIT_S))
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ -n "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      die "$what exited during start-up; see its log in $DIR"
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || die "$what not ready after ${WAIT_S}s; see $DIR"
+    sleep 1
+  done
+  log "$what ready"
+}
+
+mlflow_healthy() {
+  "$PY" -c "import urllib.request as u, sys; u.urlopen(sys.argv[1] + '/health', timeout=3)" "$1"
+}
+
+ray_has_worker_node() {
+  env RAY_AUTH_MODE=disabled "$VENV/bin/ray" status --address="$1" 2>/dev/null |
+    grep -q "worker_node"
+}
+
+stop_session() { # stop_session NAME: SIGTERM its session, wait, SIGKILL what is left
+  local name=$1 pid pids deadline
+  [ -f "$DIR/$name.pid" ] || return 0
+  pid=$(cat "$DIR/$name.pid")
+  pids=$(session_pids "$pid")
+  if [ -n "$pids" ]; then
+    log "stopping $name (session $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 30))
+    while [ -n "$(session_pids "$pid")" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.5; done
+    pids=$(session_pids "$pid")
+    if [ -n "$pids" ]; then
+      log "$name: killing what is left: $(echo "$pids" | tr '\n' ' ')"
+      # shellcheck disable=SC2086 # word splitting of the pid list is intended
+      kill -KILL $pids 2>/dev/null || true
+    fi
+  fi
+  rm -f "$DIR/$name.pid"
+}
+
+stop_ray_leftovers() { # any process that escaped the sessions but names our Ray temp dir
+  local raydir pids
+  raydir=$(state RAY_TMP)
+  [ -n "$raydir" ] || return 0
+  pids=$(dir_pids "$raydir")
+  if [ -n "$pids" ]; then
+    log "killing Ray processes left in $raydir: $(echo "$pids" | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    kill -KILL $pids 2>/dev/null || true
+    sleep 1
+  fi
+}
+
+state() { # state KEY: a value recorded in DIR/state.env
+  [ -f "$DIR/state.env" ] || return 0
+  sed -n "s/^$1=//p" "$DIR/state.env" | tail -n 1
+}
+
+record() { echo "$1=$2" >>"$DIR/state.env"; }
+
+cmd_down() {
+  [ -f "$DIR/$MARK" ] || die "$DIR is not a local_cluster.sh state dir (no $MARK)"
+  stop_session ray-worker
+  stop_session ray-head
+  stop_ray_leftovers
+  stop_session mlflow
+  if [ -d "$DIR/pg" ]; then bash "$ROOT/infra/scripts/pg_test_server.sh" stop "$DIR/pg" >&2; fi
+  local left="" key pid
+  for key in RAY_WORKER_PID RAY_HEAD_PID MLFLOW_PID; do
+    pid=$(state "$key")
+    [ -z "$pid" ] || left="$left$(session_pids "$pid")"
+  done
+  [ -z "$(state RAY_TMP)" ] || left="$left$(dir_pids "$(state RAY_TMP)")"
+  [ -z "$left" ] || die "processes still running after down: $left"
+  local raytmp
+  raytmp=$(state RAY_TMP)
+  if [ "${KEEP_LOGS:-0}" = 1 ]; then # a failed `up`: keep its logs to read
+    [ -z "$raytmp" ] || cp -r "$raytmp/session_latest/logs" "$DIR/ray-logs" 2>/dev/null || true
+    case "$raytmp" in "$DIR"/*) ;; ?*) rm -rf "$raytmp" ;; esac
+    rm -rf "${DIR:?}/ray" "${DIR:?}/mlflow" "${DIR:?}/$MARK"
+    log "stopped; logs kept in $DIR"
+    return 0
+  fi
+  case "$raytmp" in "$DIR"/*) ;; ?*) rm -rf "$raytmp" ;; esac
+  rm -rf "$DIR"
+  if [ -f "$LAST" ] && [ "$(cat "$LAST")" = "$DIR" ]; then rm -f "$LAST"; fi
+  log "down: $DIR removed"
+}
+
+cmd_up() {
+  [ -x "$VENV/bin/ray" ] && [ -x "$VENV/bin/mlflow" ] ||
+    die "no ray/mlflow in $VENV/bin; run 'make setup' or set VENV to a virtualenv with vidra[ray,train]"
+  [ ! -f "$DIR/$MARK" ] || die "$DIR already holds a cluster; run '$0 down $DIR' first"
+  mkdir -p "$DIR"
+  chmod 755 "$DIR" # PostgreSQL runs as 'postgres' when we are root: it must reach DIR/pg
+  if [ "$(id -u)" = 0 ] && id postgres >/dev/null 2>&1 &&
+    ! runuser -u postgres -- test -x "$DIR"; then
+    die "user postgres cannot enter $DIR (a parent directory is private): chmod o+x its parents or pick another DIR"
+  fi
+  touch "$DIR/$MARK"
+  trap 'if [ $? != 0 ]; then log "up failed; stopping it"; KEEP_LOGS=1 cmd_down || true; fi' EXIT
+  local pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port
+  local w_agent w_grpc w_metrics w_env w_nm w_om client_port raytmp
+  read -r pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port \
+    w_agent w_grpc w_metrics w_env w_nm w_om client_port <<<"$(free_ports 16)"
+  # Ray's unix sockets live under its temp dir, and a socket path has at most 107 bytes.
+  raytmp="$DIR/ray"
+  if [ "${#DIR}" -gt 40 ]; then raytmp=$(mktemp -d /tmp/vidra-cluster-ray-XXXXXX); fi
+  record RAY_TMP "$raytmp"
+
+  log "PostgreSQL on 127.0.0.1:$pg_port"
+  bash "$ROOT/infra/scripts/pg_test_server.sh" start "$DIR/pg" "$pg_port" >/dev/null 3>&-
+  local bin
+  bin=$(pg_bindir)
+  wait_until "PostgreSQL" "" "$bin/pg_isready" -h 127.0.0.1 -p "$pg_port" -U vidra
+  "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U vidra vidra
+  "$bin/createdb" -h 127.0.0.1 -p "$pg_port" -U vidra mlflow
+  record PG_PORT "$pg_port"
+
+  log "MLflow on 127.0.0.1:$ml_port"
+  mkdir -p "$DIR/mlflow/artifacts"
+  start_session mlflow "$DIR/mlflow.log" env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+    "$VENV/bin/mlflow" server --host 127.0.0.1 --port "$ml_port" --workers 1 \
+    --backend-store-uri "postgresql+psycopg://vidra@127.0.0.1:$pg_port/mlflow" \
+    --serve-artifacts --artifacts-destination "file://$DIR/mlflow/artifacts"
+  record MLFLOW_PID "$(cat "$DIR/mlflow.pid")"
+  record MLFLOW_PORT "$ml_port"
+
+  log "Ray head on $RAY_IP:$ray_port (temp dir $raytmp)"
+  local ray_env=(env -u RAY_ADDRESS RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
+    RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0)
+  # With ray[client] installed the head also serves ray://; never on the fixed default 10001.
+  local client_args=()
+  if "$PY" -c "import grpc" 2>/dev/null; then
+    client_args=(--ray-client-server-port="$client_port")
+    record RAY_CLIENT_PORT "$client_port"
+  fi
+  start_session ray-head "$DIR/ray-head.log" "${ray_env[@]}" "$VENV/bin/ray" start --head \
+    --block --node-ip-address="$RAY_IP" --port="$ray_port" --include-dashboard=false \
+    --temp-dir="$raytmp" --disable-usage-stats --num-cpus="$HEAD_CPUS" \
+    --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$nm_port" \
+    --object-manager-port="$om_port" --dashboard-agent-listen-port="$agent_port" \
+    --dashboard-agent-grpc-port="$agent_grpc" --metrics-export-port="$metrics" \
+    --runtime-env-agent-port="$env_port" "${client_args[@]}"
+  record RAY_HEAD_PID "$(cat "$DIR/ray-head.pid")"
+  record RAY_PORT "$ray_port"
+  wait_until "Ray head" "$DIR/ray-head.pid" \
+    "${ray_env[@]}" "$VENV/bin/ray" status --address="$RAY_IP:$ray_port"
+
+  log "Ray worker node (worker_node: 1, 1 CPU)"
+  start_session ray-worker "$DIR/ray-worker.log" "${ray_env[@]}" "$VENV/bin/ray" start \
+    --block --address="$RAY_IP:$ray_port" --node-ip-address="$RAY_IP" \
+    --resources='{"worker_node": 1}' --num-cpus=1 --temp-dir="$raytmp" \
+    --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$w_nm" \
+    --object-manager-port="$w_om" --dashboard-agent-listen-port="$w_agent" \
+    --dashboard-agent-grpc-port="$w_grpc" --metrics-export-port="$w_metrics" \
+    --runtime-env-agent-port="$w_env" --disable-usage-stats
+  record RAY_WORKER_PID "$(cat "$DIR/ray-worker.pid")"
+  wait_until "MLflow" "$DIR/mlflow.pid" mlflow_healthy "http://127.0.0.1:$ml_port"
+  wait_until "Ray worker node" "$DIR/ray-worker.pid" ray_has_worker_node "$RAY_IP:$ray_port"
+  trap - EXIT
+
+  cat >"$DIR/exports.sh" <<EOF
+export VIDRA_DATABASE_URL=postgresql+psycopg://vidra@127.0.0.1:$pg_port/vidra
+export VIDRA_MLFLOW__TRACKING_URI=http://127.0.0.1:$ml_port
+export VIDRA_RUNNER__EXECUTOR=ray
+export VIDRA_RUNNER__RAY_ADDRESS=$RAY_IP:$ray_port
+export VIDRA_CLUSTER_DIR=$DIR
+export RAY_ADDRESS=$RAY_IP:$ray_port
+export RAY_AUTH_MODE=disabled
+EOF
+  cat "$DIR/exports.sh" >&3
+  log "up: state in $DIR; stop with: $0 down $DIR"
+}
+
+cmd=${1:-}
+case "$cmd" in
+  up)
+    DIR=${2:-${VIDRA_CLUSTER_DIR:-}}
+    if [ -z "$DIR" ]; then
+      DIR=$(mktemp -d "${TMPDIR:-/tmp}/vidra-cluster-XXXXXX")
+      echo "$DIR" >"$LAST"
+    fi
+    DIR=$(mkdir -p "$DIR" && cd "$DIR" && pwd)
+    cmd_up
+    ;;
+  down)
+    DIR=${2:-${VIDRA_CLUSTER_DIR:-}}
+    if [ -z "$DIR" ] && [ -f "$LAST" ]; then DIR=$(cat "$LAST"); fi
+    [ -n "$DIR" ] || die "which cluster? pass DIR or set VIDRA_CLUSTER_DIR"
+    [ -d "$DIR" ] || die "$DIR does not exist"
+    DIR=$(cd "$DIR" && pwd)
+    cmd_down
+    ;;
+  *)
+    echo "usage: $0 up [DIR] | down [DIR]" >&2
+    exit 2
+    ;;
+esac
