@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vidra import jobs
-from vidra.config import Settings
+from vidra.config import Settings, load_settings
 from vidra.jobs import Answer, Budget
 from vidra.models.protocol import ChatModel
 from vidra.runtime import Runtime, check_settings
@@ -100,7 +100,7 @@ class Client:
         model: ChatModel | None = None,
         resume: bool = False,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         check_settings(self.settings, model_path=model is None)
         self.runtime = Runtime(self.settings, model=model)
         if resume:

@@ -10,8 +10,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from vidra.errors import ConfigError
 
 __all__ = [
     "AgentSettings",
@@ -23,6 +26,7 @@ __all__ = [
     "TrainSettings",
     "VideoSettings",
     "default_data_dir",
+    "load_settings",
 ]
 
 
@@ -249,3 +253,50 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'vidra.db').absolute()}"
+
+
+def _env_name(loc: tuple[object, ...]) -> str:
+    return "VIDRA_" + "__".join(str(x).upper() for x in loc)
+
+
+def _field_line(err: dict[str, object]) -> str:
+    raw = err.get("loc", ())
+    loc = tuple(raw) if isinstance(raw, tuple | list) else (raw,)
+    got = err.get("input")
+    shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+    return f"{_env_name(loc)}: {err.get('msg')}{shown}"
+
+
+def _json_line(exc: SettingsError) -> str:
+    """Name the variable whose value is not the JSON its field needs."""
+    import json
+
+    text = str(exc)
+    field = text.split('"')[1] if text.count('"') >= 2 else ""
+    prefix = f"VIDRA_{field.upper()}"
+    for name, value in sorted(os.environ.items()):
+        if name == prefix or name.startswith(prefix + "__"):
+            try:
+                json.loads(value)
+            except ValueError:
+                if value.lstrip()[:1] in "{[" or name.endswith(("ADAPTERS", "RESOURCES")):
+                    return (
+                        f"{name}: not valid JSON (got {value!r}); write an object such as "
+                        '{"reasoner": "/adapters/r1"}'
+                    )
+    return f"{prefix}: {text}"
+
+
+def load_settings(**values: object) -> Settings:
+    """`Settings` from the environment (and ``values``), with one line per bad field.
+
+    Raises:
+        ConfigError: each line names the variable (``VIDRA_AGENTS__MAX_FRAMES: ...``).
+    """
+    try:
+        return Settings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [_field_line(dict(e)) for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from exc
+    except SettingsError as exc:
+        raise ConfigError(_json_line(exc)) from exc

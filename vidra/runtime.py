@@ -127,7 +127,7 @@ class Runtime:
         self.settings = settings
         self._store = store or TrajectoryStore(settings=settings)
         self._owns_store = store is None
-        self.reader: FrameSource = open_reader(settings)
+        self._reader: FrameSource = open_reader(settings)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._model = model
         self._adapters = adapters
@@ -143,6 +143,10 @@ class Runtime:
     @property
     def store(self) -> TrajectoryStore:
         return self._store
+
+    @property
+    def reader(self) -> FrameSource:
+        return self._reader
 
     @property
     def checkpointer(self) -> Any:
@@ -176,7 +180,7 @@ class Runtime:
             sampling = SamplingParams(temperature=0.0, max_tokens=a.max_tokens)
         return Deps(
             model=self.model,
-            reader=self.reader,
+            reader=self._reader,
             rewards=reward_records,
             strategy=job.budget.get("strategy", a.strategy),
             sampling=sampling,
@@ -276,6 +280,7 @@ def check_settings(settings: Settings, model_path: bool = True) -> None:
     Raises:
         ConfigError: naming the setting (as its ``VIDRA_...`` variable) and the fix.
     """
+    _check_data_dir(settings.data_dir)
     m = settings.model
     for role, path in m.adapters.items():
         if role not in ROLES:
@@ -299,6 +304,19 @@ def check_settings(settings: Settings, model_path: bool = True) -> None:
             f"VIDRA_MLFLOW__TRACKING_URI: {uri!r} is not a tracking store MLflow serves; use "
             "http(s)://host:port for a server or sqlite:///path/mlflow.db"
         )
+
+
+def _check_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".vidra-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"VIDRA_DATA_DIR: {path} is not a writable directory ({exc.strerror or exc}); "
+            "point it at a folder vidra may write to"
+        ) from exc
 
 
 def _check_model_path(path: str, backend: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from tests.unit.rl.helpers import record_groups, tiny_settings
 from vidra.api import Client
 from vidra.config import Settings
-from vidra.errors import ConfigError
+from vidra.errors import TrackingUnavailable
 from vidra.pipelines.retrain import retrain
 from vidra.rl.datasets import RewardSpec
 from vidra.rl.tracking import champion_adapters
@@ -86,9 +86,9 @@ def test_cycle_against_a_real_mlflow_server(
     finally:
         ray.shutdown()
     assert result.promoted and result.versions == {"reasoner": "1"}
-    champions = champion_adapters(settings, ["reasoner"])
-    assert (Path(champions["reasoner"]) / "adapter_config.json").is_file()
     with Client(settings) as client:
+        champions = champion_adapters(settings, client.store, ["reasoner"])
+        assert (Path(champions["reasoner"]) / "adapter_config.json").is_file()
         assert "reasoner" in client.model.adapters  # new jobs pick the champion up
 
 
@@ -97,5 +97,5 @@ def test_unreachable_server_fails_before_training(tiny_model_path: Path, tmp_pat
     settings.mlflow.tracking_uri = "http://127.0.0.1:9"
     from vidra.rl.tracking import Tracker
 
-    with pytest.raises(ConfigError, match="unreachable"):
+    with pytest.raises(TrackingUnavailable, match="unreachable"):
         Tracker(settings, "x")

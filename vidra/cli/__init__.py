@@ -30,9 +30,8 @@ settings: VIDRA_* environment variables (see the README's Configuration table)."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidra.cli import ask, data, db, demo, model, retrain, video
-
     from vidra import __version__
+    from vidra.cli import ask, data, db, demo, model, retrain, video
 
     parser = argparse.ArgumentParser(
         prog="vidra",
@@ -66,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.func(args)
     except VidraError as exc:
-        print(f"vidra: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"vidra: error: {line}", file=sys.stderr)
         return 2
     return int(result or 0)
 

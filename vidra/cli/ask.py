@@ -37,9 +37,9 @@ def register(sub: Any) -> None:
 
 def _client(model: str | None = None) -> Any:
     from vidra.api import Client
-    from vidra.config import Settings
+    from vidra.config import load_settings
 
-    settings = Settings()
+    settings = load_settings()
     if model:
         settings.model.path = model
     return Client(settings)
@@ -132,6 +132,13 @@ def print_trajectory(t: Any) -> None:
             (json.dumps(s.parsed) if s.parsed else s.completion)[:70],
         )
     console.print(table)
+    damaged = [str(s.order) for s in t.steps if s.damaged]
+    if damaged:
+        console.print(
+            f"note: the stored text of step(s) {', '.join(damaged)} is damaged (not valid "
+            "UTF-8); shown with replacement characters, token ids are intact",
+            highlight=False,
+        )
     console.print(f"answer: {e.answer!r}  confidence: {e.confidence}", highlight=False)
     console.print(
         "rewards: "

@@ -20,13 +20,13 @@ def register(sub: Any) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from vidra.config import Settings
+    from vidra.config import load_settings
     from vidra.rl.datasets import build_dpo, build_grpo, build_sft
     from vidra.rl.export import export_dataset
     from vidra.storage import TrajectoryStore
 
     roles = [r for r in args.roles.split(",") if r] or None
-    with TrajectoryStore(settings=Settings()) as store:
+    with TrajectoryStore(settings=load_settings()) as store:
         if args.algo == "grpo":
             ds = build_grpo(store, None, roles)
         elif args.algo == "dpo":

@@ -20,10 +20,10 @@ def register(sub: Any) -> None:
 
 
 def _engine(args: argparse.Namespace) -> Any:
-    from vidra.config import Settings
+    from vidra.config import load_settings
     from vidra.storage.engine import make_engine
 
-    return make_engine(args.url or Settings().resolved_database_url())
+    return make_engine(args.url or load_settings().resolved_database_url())
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:

@@ -43,10 +43,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     since = args.since_run
     roles = [r for r in args.roles.split(",") if r]
     if args.online:
-        from vidra.config import Settings
+        from vidra.config import load_settings
         from vidra.pipelines.online import online
 
-        settings = Settings()
+        settings = load_settings()
         for k, res in enumerate(
             online(settings, args.iterations, args.questions, args.rollouts, roles)
         ):

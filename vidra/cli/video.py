@@ -58,10 +58,10 @@ def register(sub: Any) -> None:
 
 
 def _reader(backend: str = "pyav") -> Any:
-    from vidra.config import Settings
+    from vidra.config import load_settings
     from vidra.video import open_reader
 
-    settings = Settings()
+    settings = load_settings()
     settings.video.backend = backend  # type: ignore[assignment]
     return open_reader(settings)
 

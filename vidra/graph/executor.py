@@ -29,6 +29,7 @@ from vidra.graph.deps import Deps
 from vidra.graph.episode import Emit, run_episode
 from vidra.storage import JobRecord, TrajectoryStore
 from vidra.storage.db import database_error
+from vidra.video.decoders import FrameSource
 
 __all__ = [
     "Executor",
@@ -54,6 +55,9 @@ class JobContext(Protocol):
 
     @property
     def graph(self) -> Any: ...
+
+    @property
+    def reader(self) -> FrameSource: ...
 
     @property
     def checkpointer(self) -> Any: ...
@@ -221,7 +225,9 @@ class JobBook:
             running = self.futures.get(job_id)
             if running is not None and not running.done():
                 return running
-            events = self.queues.setdefault(job_id, queue.Queue())
+            events = self.queues.get(job_id)
+            if running is not None or events is None:  # a new run gets a fresh event queue
+                events = self.queues[job_id] = queue.Queue()
             cancel = self.cancels.setdefault(job_id, threading.Event())
             fut = self.pool.submit(body, job_id, cancel, events.put)
             self.futures[job_id] = fut

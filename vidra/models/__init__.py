@@ -66,9 +66,9 @@ def load_chat_model(settings: Any = None, **overrides: Any) -> ChatModel:
         ConfigError: an unknown backend (``scripted`` is built in code, not from settings).
         BackendUnavailable: the backend's package is not installed.
     """
-    from vidra.config import Settings
+    from vidra.config import load_settings
 
-    s = (settings or Settings()).model
+    s = (settings or load_settings()).model
     backend = overrides.pop("backend", s.backend)
     if backend not in _BACKENDS:
         raise ConfigError(

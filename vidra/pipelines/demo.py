@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vidra.config import Settings
+from vidra.config import Settings, load_settings
 
 __all__ = ["DemoSpec", "run_demo"]
 
@@ -148,7 +148,7 @@ def run_demo(spec: DemoSpec, settings: Settings | None = None, say: Say = print)
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     video, questions = _world(spec, say)
-    settings = tiny_agent_settings(settings or Settings())
+    settings = tiny_agent_settings(settings or load_settings())
     settings.mlflow.use_champions = False  # the demo compares against the SFT'd base
     settings.model.path = _model_path(settings, say)
     settings.train.eval_questions = spec.eval_questions

@@ -130,9 +130,8 @@ def _loop(config: dict[str, Any]) -> None:
     hf = config["build"](config["settings"], config["base"], config["adapters"])
     rank = ray.train.get_context().get_world_rank()
     out = Path(config["out"])
-    metrics_log = (
-        _MetricLog(settings, config["mlflow_run"], out, config["world"]) if rank == 0 else None
-    )
+    run_id = config["mlflow_run"] if rank == 0 else None
+    metrics_log = _MetricLog(settings, run_id, out, config["world"], rank)
     state, resume_dir = _restore(ray.train.get_checkpoint())
     scratch = Path(tempfile.mkdtemp(prefix="vidra-train-"))
     size = cfg.frame_size
@@ -173,8 +172,9 @@ def fit(
 ) -> Path:
     """Train ``roles`` on Ray Train; returns ``out`` holding one adapter directory per role
     and ``progress.jsonl`` (one line per rank and optimizer step: role, step, rank, the
-    checkpoint step a restarted attempt resumed from, worker pid, step metrics). A worker that dies mid-way is restarted once
-    (``FailureConfig(max_failures=1)``) and resumes from the last reported checkpoint.
+    checkpoint step a restarted attempt resumed from, worker pid, step metrics). A worker
+    that dies mid-way is restarted once (``FailureConfig(max_failures=1)``) and resumes
+    from the last reported checkpoint.
 
     Args:
         build: the workers' model factory (default: `vidra.runtime.training_model`).

@@ -27,6 +27,7 @@ __all__ = [
     "CHAMPION",
     "Tracker",
     "champion_adapters",
+    "champion_dir",
     "configure_http",
     "reconcile",
     "registry_name",
@@ -176,7 +177,8 @@ class Tracker:
         self._call(lambda: self.client.set_terminated(self.run_id, status))
 
 
-def _cache_dir(settings: Settings, role: str, version: str) -> Path:
+def champion_dir(settings: Settings, role: str, version: str) -> Path:
+    """Where the adapter of ``role`` version ``version`` of this tracking store is cached."""
     store = hashlib.sha1(settings.resolved_tracking_uri().encode()).hexdigest()[:10]
     return settings.data_dir / "champions" / store / role / str(version)
 
@@ -192,7 +194,7 @@ def champion_adapters(
         mv = champions.get(role)
         if mv is None or not mv.source:
             continue
-        dst = _cache_dir(settings, role, mv.version)
+        dst = champion_dir(settings, role, mv.version)
         if not (dst / "adapter_config.json").is_file():
             mlflow = _mlflow(settings)
             dst.mkdir(parents=True, exist_ok=True)

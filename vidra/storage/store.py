@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from vidra.config import Settings
+from vidra.config import Settings, load_settings
 from vidra.errors import StorageError
 from vidra.storage.db import Database
 from vidra.storage.episodes import EpisodePart
@@ -41,7 +41,7 @@ class TrajectoryStore(VideoPart, JobPart, EpisodePart, RegistryPart):
         settings: Settings | None = None,
         auto_migrate: bool | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         st = self.settings.storage
         self.url = url or self.settings.resolved_database_url()
         self.db = Database(self.url, st.pool_size, st.reconnect_s)

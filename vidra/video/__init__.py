@@ -70,9 +70,9 @@ def open_reader(settings: object | None = None) -> CachedReader:
 
     Also applies the ``remote_*`` settings to remote sources (process-wide).
     """
-    from vidra.config import Settings
+    from vidra.config import Settings, load_settings
 
-    s = settings if isinstance(settings, Settings) else Settings()
+    s = settings if isinstance(settings, Settings) else load_settings()
     v = s.video
     configure_remote(v)
     reader = get_decoder(

@@ -111,9 +111,9 @@ def configure_remote(settings: VideoSettings | RemoteOptions | None = None) -> R
         opts = settings
     else:
         if settings is None:
-            from vidra.config import Settings
+            from vidra.config import load_settings
 
-            settings = Settings().video
+            settings = load_settings().video
         opts = RemoteOptions(
             timeout_s=settings.remote_timeout_s,
             retries=settings.remote_retries,
