@@ -138,6 +138,7 @@ class Client:
         rollouts: int = 1,
         budget: Budget | dict[str, Any] | None = None,
         strategy: str | None = None,
+        subtitles: str | Path | None = None,
     ) -> Job:
         """Queue a question about ``video``; every input is checked before any work starts.
 
@@ -149,10 +150,13 @@ class Client:
             rollouts: G sampled episodes (G > 1 forms a GRPO group).
             budget: per-job limits (positive); defaults from settings.
             strategy: frame selector strategy (default from settings).
+            subtitles: an SRT/VTT/JSON subtitle file; the lines near the frames the agents
+                look at are put in their prompts.
         """
         job_id = jobs.submit(
-            self.runtime, video, question, options, answer, rollouts, budget, strategy
-        )
+            self.runtime, video, question, options, answer, rollouts, budget, strategy,
+            subtitles=subtitles,
+        )  # fmt: skip
         return Job(self, job_id)
 
     def submit_many(self, items: Iterable[dict[str, Any]]) -> list[Job]:
@@ -206,6 +210,18 @@ class Client:
         return retrain(
             self.settings, algo, roles, since_run, num_workers=num_workers, min_reward=min_reward
         )
+
+    def evaluate(self, task: str, **spec: Any) -> dict[str, Any]:
+        """Evaluate on a benchmark task (see `vidra.pipelines.evaluate.EvalSpec` for the
+        fields, e.g. ``annotations=``, ``videos=``, ``limit=``, ``strategy=``); the report
+        (accuracy with its 95% interval, per category, costs, ``run_id``)."""
+        from vidra.pipelines.evaluate import EvalSpec, evaluate
+
+        paths = ("annotations", "videos", "answers", "subtitles", "out")
+        fields: dict[str, Any] = {
+            k: Path(v) if k in paths and v is not None else v for k, v in spec.items()
+        }
+        return evaluate(self.settings, EvalSpec(task, **fields))
 
     def close(self, wait: bool = True) -> None:
         self.runtime.close(wait=wait)

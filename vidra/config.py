@@ -18,6 +18,7 @@ from vidra.errors import ConfigError
 
 __all__ = [
     "AgentSettings",
+    "IndexSettings",
     "MLflowSettings",
     "ModelSettings",
     "RunnerSettings",
@@ -110,7 +111,7 @@ class ModelSettings(BaseModel):
 class AgentSettings(BaseModel):
     """How the four agents work an episode, and its default budget."""
 
-    strategy: Literal["uniform", "shots", "coarse_to_fine", "model"] = Field(
+    strategy: Literal["uniform", "shots", "coarse_to_fine", "model", "search", "retrieve"] = Field(
         "coarse_to_fine", description="frame selector strategy"
     )
     max_rounds: int = Field(3, gt=0, description="reason/critique rounds per episode")
@@ -131,7 +132,24 @@ class AgentSettings(BaseModel):
     reflect: bool = Field(False, description="ReAgent-V-style reflection on revision rounds")
     critic_threshold: float = Field(0.5, ge=0, le=1, description="critic score to accept")
     max_tokens: int = Field(128, gt=0, description="completion tokens per agent call")
+    max_tool_calls: int = Field(
+        4, gt=0, description="search strategy: tool calls per selection round"
+    )
     rollout_temperature: float = Field(1.0, gt=0, description="sampling temperature when G > 1")
+
+
+class IndexSettings(BaseModel):
+    """How a video's searchable index is built (once per video content and configuration)."""
+
+    stride_s: float | None = Field(
+        None, gt=0, description="seconds per clip; default: from the video's length"
+    )
+    min_stride_s: float = Field(2.0, gt=0, description="shortest clip (auto stride)")
+    max_clips: int = Field(2000, gt=0, description="most clips per video (auto stride)")
+    frame_size: int = Field(112, gt=0, description="longer side (px) of captioned frames")
+    batch: int = Field(32, gt=0, description="clips captioned per model call")
+    caption_tokens: int = Field(32, gt=0, description="tokens per caption")
+    search_k: int = Field(48, gt=0, description="clips one search returns at most")
 
 
 class RunnerSettings(BaseModel):
@@ -193,9 +211,31 @@ class TrainSettings(BaseModel):
     epochs: int = Field(1, gt=0)
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(
-        0.02, ge=0, description="promote when held-out accuracy >= champion's minus this"
+        0.02,
+        ge=0,
+        description="a tie (the paired interval holds 0) may be promoted (promote_ties) when "
+        "its lower bound is at least minus this",
     )
-    eval_questions: int = Field(10, gt=0, description="held-out synthetic questions per eval")
+    gate_task: str = Field(
+        "synthetic", description="the evaluation task the gate runs (see `vidra eval tasks`)"
+    )
+    gate_options: dict[str, str] = Field(
+        default_factory=lambda: {"worlds": "8", "duration": "180", "per_kind": "3", "seed": "7000"},
+        description="the gate task's options (default: 8 held-out synthetic worlds)",
+    )
+    gate_annotations: Path | None = Field(None, description="annotations of a benchmark gate")
+    gate_videos: Path | None = Field(
+        None, description="videos of the gate task (default: <data_dir>/gate)"
+    )
+    eval_questions: int = Field(
+        100, gt=0, description="questions the gate asks the candidate and the champion"
+    )
+    min_samples: int = Field(
+        16, ge=0, description="a version trained on fewer samples is registered, not promoted"
+    )
+    promote_ties: bool = Field(
+        False, description="promote when the gate cannot tell the versions apart (a tie)"
+    )
     promote: Literal["gate", "never"] = Field(
         "gate",
         description="gate: move the champions when the gate passes; never: register the "
@@ -238,6 +278,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)

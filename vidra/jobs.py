@@ -98,6 +98,8 @@ def _request(
     rollouts: int,
     budget: Budget | dict[str, Any] | None,
     strategy: str | None,
+    subtitles: str | Path | None = None,
+    evidence: Sequence[tuple[float, float]] | None = None,
 ) -> JobCreate:
     from vidra.agents import STRATEGIES
 
@@ -123,9 +125,21 @@ def _request(
             answer=answer,
             rollouts=rollouts,
             budget=limits,
+            subtitles=_subtitles(subtitles),
+            evidence=[(float(a), float(b)) for a, b in evidence] if evidence else None,
         )
     except ValidationError as exc:
         raise invalid_input(exc, "job") from exc
+
+
+def _subtitles(path: str | Path | None) -> str | None:
+    """A subtitle file's absolute path, after checking it parses (a bad file fails here)."""
+    if path is None:
+        return None
+    from vidra.video.subtitles import load_subtitles
+
+    load_subtitles(path)
+    return str(Path(path).expanduser().resolve())
 
 
 def submit(
@@ -138,10 +152,17 @@ def submit(
     budget: Budget | dict[str, Any] | None = None,
     strategy: str | None = None,
     run: bool = True,
+    subtitles: str | Path | None = None,
+    evidence: Sequence[tuple[float, float]] | None = None,
 ) -> str:
     """Queue a question about ``video`` (see `vidra.Client.submit`); returns the job id.
-    With ``run=False`` the job is only recorded (queued) for an executor to pick up."""
-    request = _request(rt, question, options, answer, rollouts, budget, strategy)
+
+    ``subtitles`` (SRT/VTT/JSON) are shown to the agents near the frames they look at;
+    ``evidence`` are ground-truth spans that show the answer (rewards only). With
+    ``run=False`` the job is only recorded (queued) for an executor to pick up."""
+    request = _request(
+        rt, question, options, answer, rollouts, budget, strategy, subtitles, evidence
+    )
     video_id = register_video(rt, video)
     m = rt.settings.model
     job = rt.store.create_job(

@@ -18,15 +18,18 @@ import os
 import re
 import socket
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vidra.agents.roles import ROLES
+from vidra.agents.selector import INDEXED
 from vidra.config import Settings
 from vidra.errors import ConfigError, VidraError
 from vidra.graph.deps import Deps
 from vidra.graph.episode import rollout_seed
 from vidra.graph.executor import Executor
+from vidra.indexing import StoreIndex, index_key
 from vidra.models.protocol import ChatModel, SamplingParams
 from vidra.rl.rewards import Outcome, episode_rewards
 from vidra.storage import JobRecord, TrajectoryStore
@@ -137,6 +140,10 @@ class Runtime:
         self._graph: Any = None
         self._executor: Executor | None = None
         self._executor_ok = executor_ok
+        self._subtitles: dict[str, Any] = {}
+        self.index = StoreIndex(
+            self._store, self._reader, lambda: self.model, settings.index, self._index_key
+        )
 
     # the JobContext protocol -----------------------------------------------------------------
 
@@ -168,6 +175,18 @@ class Runtime:
                 self._graph = build_graph(self.checkpointer)
             return self._graph
 
+    def _index_key(self) -> dict[str, Any]:
+        return index_key(
+            self.settings.model.path, self.adapters().get("captioner"), self.settings.index
+        )
+
+    def prepare(self, job: JobRecord) -> None:
+        """Before a job's episodes: build the video's index when its strategy searches it."""
+        if job.budget.get("strategy", self.settings.agents.strategy) in INDEXED:
+            rec = self.index.ensure(job.video_id)
+            if rec.status == "partial":
+                log.warning("job %s searches a partial index: %s", job.id, rec.error)
+
     def deps(self, job: JobRecord, rollout: int) -> Deps:
         """The graph's runtime context for one rollout of ``job``."""
         a = self.settings.agents
@@ -178,11 +197,12 @@ class Runtime:
             )
         else:
             sampling = SamplingParams(temperature=0.0, max_tokens=a.max_tokens)
+        strategy = job.budget.get("strategy", a.strategy)
         return Deps(
             model=self.model,
             reader=self._reader,
             rewards=reward_records,
-            strategy=job.budget.get("strategy", a.strategy),
+            strategy=strategy,
             sampling=sampling,
             reasoner_samples=a.reasoner_samples,
             answer_options=a.answer_mode == "options",
@@ -191,8 +211,28 @@ class Runtime:
             frame_size=a.frame_size,
             storyboard_size=a.storyboard_size,
             plan_budget=a.plan_budget,
+            subtitles=self.subtitle_lines,
+            index=self.index if strategy in INDEXED else None,
+            max_tool_calls=a.max_tool_calls,
             worker=self.worker,
         )
+
+    def subtitle_lines(self, path: str | None, times: Sequence[float], question: str) -> str:
+        """Rendered subtitle lines for a prompt: near ``times`` when given, else the lines
+        sharing a word with ``question`` (the planner, which looks at no frame)."""
+        if not path:
+            return ""
+        from vidra.video.subtitles import load_subtitles, render
+
+        with self._lock:
+            subs = self._subtitles.get(path)
+            if subs is None:
+                subs = self._subtitles[path] = load_subtitles(path)
+        if times:
+            return render(subs.near(times))
+        words = {w for w in re.findall(r"[a-z0-9']+", question.lower()) if len(w) > 3}
+        hits = [ln for ln in subs.lines if words & set(re.findall(r"[a-z0-9']+", ln.text.lower()))]
+        return render(hits[:8])
 
     def facts(self, job: JobRecord) -> dict[str, Any]:
         """The episode state's video fields for ``job``'s video."""

@@ -91,8 +91,6 @@ def _settings(tmp_path: Path, model: Path, srv: MlflowServer):  # type: ignore[n
     settings.mlflow.tracking_uri = srv.url
     settings.mlflow.timeout_s = 3
     settings.mlflow.retries = 1
-    settings.train.eval_questions = 2
-    settings.train.gate_tolerance = 1.0  # the gate always passes: promotion is reached
     return settings
 
 

@@ -78,8 +78,6 @@ def test_cycle_against_a_real_mlflow_server(
 
     settings = tiny_settings(tmp_path, tiny_model_path)
     settings.mlflow.tracking_uri = mlflow_server
-    settings.train.eval_questions = 2
-    settings.train.gate_tolerance = 1.0  # always promote: this test is about the plumbing
     record_groups(settings, seed=6, questions=2, rollouts=3)
     try:
         result = retrain(settings, "grpo", ["reasoner"], spec=RewardSpec({"judge": 1.0}))

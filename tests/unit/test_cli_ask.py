@@ -89,6 +89,8 @@ def test_ask_with_rollouts_then_retrain(video: Path, tiny_model_path: Path, tmp_
         "VIDRA_AGENTS__STRATEGY": "uniform",
         "VIDRA_MODEL__PATH": str(tiny_model_path),
         "VIDRA_TRAIN__EVAL_QUESTIONS": "1",
+        "VIDRA_TRAIN__GATE_OPTIONS": '{"worlds": "1", "duration": "60", "per_kind": "1"}',
+        "VIDRA_TRAIN__MIN_SAMPLES": "0",
         "VIDRA_TRAIN__BATCH_SIZE": "4",
         "OMP_NUM_THREADS": "2",
     }

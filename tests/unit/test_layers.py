@@ -31,12 +31,13 @@ ALLOWED: dict[str, set[str]] = {
     "vidra.agents": BASE | {"vidra.models", "vidra.video"},
     "vidra.graph": BELOW_GRAPH,  # no rl: rewards arrive through Deps
     "vidra.rl": BELOW_GRAPH,  # no graph
-    "vidra.runtime": BELOW_RUNTIME,
-    "vidra.jobs": BELOW_RUNTIME | {"vidra.runtime"},
-    "vidra.pipelines": BELOW_RUNTIME | {"vidra.runtime", "vidra.jobs"},
+    "vidra.indexing": BELOW_GRAPH,  # the index builder: captioner (agents) + store + video
+    "vidra.runtime": BELOW_RUNTIME | {"vidra.indexing"},
+    "vidra.jobs": BELOW_RUNTIME | {"vidra.runtime", "vidra.indexing"},
+    "vidra.pipelines": BELOW_RUNTIME | {"vidra.runtime", "vidra.jobs", "vidra.indexing"},
     "vidra.api": BELOW_RUNTIME | {"vidra.runtime", "vidra.jobs", "vidra.pipelines"},
     "vidra.cli": BELOW_RUNTIME
-    | {"vidra.runtime", "vidra.jobs", "vidra.pipelines", "vidra.api", "vidra"},
+    | {"vidra.runtime", "vidra.jobs", "vidra.pipelines", "vidra.api", "vidra", "vidra.indexing"},
     "vidra": BASE | {"vidra.api", "vidra.video"},
     "vidra.__main__": {"vidra.cli"},
 }
@@ -56,6 +57,12 @@ def _module(path: Path) -> str:
     return ".".join(parts)
 
 
+def _submodule(name: str) -> str:
+    """``vidra.<name>`` when it is a module of the package, else ``vidra`` (an attribute)."""
+    is_module = (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").is_file()
+    return f"vidra.{name}" if is_module else "vidra"
+
+
 def _imports(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), str(path))
     module = _module(path)
@@ -71,7 +78,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
                 target = node.module or ""
             if target.startswith("vidra"):
                 if target == "vidra":  # `from vidra import jobs` names a part
-                    out += [(node.lineno, f"vidra.{a.name}") for a in node.names]
+                    out += [(node.lineno, _submodule(a.name)) for a in node.names]
                 else:
                     out.append((node.lineno, target))
     return out

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from vidra.agents.base import AgentResult, call_agent
 from vidra.agents.context import VideoFacts
-from vidra.agents.prompts import PLANNER, options_block
+from vidra.agents.prompts import PLANNER, options_block, subtitles_block
 from vidra.agents.schemas import Plan, parse_plan
 from vidra.models.protocol import ChatModel, Message, SamplingParams
 
@@ -24,10 +24,16 @@ def plan(
     options: Sequence[str] | None,
     sampling: SamplingParams,
     budget: int,
+    subtitles: str = "",
 ) -> AgentResult[Plan]:
-    """Ask the planner; the returned plan's frame budget never exceeds ``budget``."""
+    """Ask the planner; the returned plan's frame budget never exceeds ``budget``.
+    ``subtitles``: rendered lines that match the question, if the video has any."""
     text = PLANNER.render(
-        duration=facts.duration, fps=facts.fps, question=question, options=options_block(options)
+        duration=facts.duration,
+        fps=facts.fps,
+        question=question,
+        options=options_block(options),
+        subtitles=subtitles_block(subtitles, near_frames=False),
     )
     result = call_agent(
         model,

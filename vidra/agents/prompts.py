@@ -7,7 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["CRITIC", "PLANNER", "REASONER", "REFLECT", "SELECTOR", "Prompt", "options_block"]
+__all__ = [
+    "CRITIC",
+    "PLANNER",
+    "REASONER",
+    "REFLECT",
+    "SELECTOR",
+    "Prompt",
+    "options_block",
+    "subtitles_block",
+]
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -27,11 +36,19 @@ def options_block(options: Sequence[str] | None) -> str:
     return "Options:\n" + "".join(f"{_LETTERS[k]}. {o}\n" for k, o in enumerate(options))
 
 
+def subtitles_block(lines: str, near_frames: bool = True) -> str:
+    """Rendered subtitle lines (``[12.0-15.5s] text``) as a prompt block; "" when none."""
+    if not lines:
+        return ""
+    head = "Subtitles near these frames:" if near_frames else "Subtitles that may matter:"
+    return f"{head}\n{lines}\n"
+
+
 PLANNER = Prompt(
     "planner/v1",
     (
         "You are the planner of a team that answers questions about a long video.\n"
-        "Video: {duration:.0f} s at {fps:g} fps.\nQuestion: {question}\n{options}"
+        "Video: {duration:.0f} s at {fps:g} fps.\nQuestion: {question}\n{options}{subtitles}"
         'Reply with JSON: {{"look_for": "<what to find>", "sub_questions": ["..."], '
         '"hints": [[start_s, end_s]], "frame_budget": <frames needed>}}'
     ),
@@ -51,7 +68,7 @@ REASONER = Prompt(
     "reasoner/v1",
     (
         "You are the reasoner. Above are frames of the video, each labelled with its time.\n"
-        "Question: {question}\n{options}{feedback}"
+        "{subtitles}Question: {question}\n{options}{feedback}"
         'Reply with JSON: {{"answer": "<option letter or text>", "confidence": <0..1>, '
         '"evidence": [<times in s of the frames that show it>]}}'
     ),

@@ -18,7 +18,7 @@ import numpy as np
 
 from vidra.agents.base import AgentResult, call_agent
 from vidra.agents.context import VideoFacts
-from vidra.agents.prompts import REASONER, REFLECT, options_block
+from vidra.agents.prompts import REASONER, REFLECT, options_block, subtitles_block
 from vidra.agents.schemas import Answer, parse_answer
 from vidra.models.protocol import ChatModel, ImagePart, Message, SamplingParams, TextPart
 
@@ -70,10 +70,19 @@ def reasoner_messages(
     frames: np.ndarray,
     times: Sequence[float],
     feedback: str = "",
+    subtitles: str = "",
+    captions: str = "",
 ) -> list[Message]:
-    """The reasoner's request: the frames with their times, then the question and options."""
+    """The reasoner's request: the frames with their times, then the index results that led
+    to them and the subtitles near them, the question and options."""
     note = f"Critic feedback on the last answer: {feedback}\n" if feedback else ""
-    text = REASONER.render(question=question, options=options_block(options), feedback=note)
+    found = f"Index results that led to these frames:\n{captions}\n" if captions else ""
+    text = REASONER.render(
+        question=question,
+        options=options_block(options),
+        feedback=note,
+        subtitles=found + subtitles_block(subtitles),
+    )
     return [Message("user", [*_frame_parts(frames, times), TextPart(text)])]
 
 
@@ -88,15 +97,18 @@ def reason(
     feedback: str = "",
     samples: int = 1,
     constrain: bool = True,
+    subtitles: str = "",
+    captions: str = "",
 ) -> AgentResult[Answer]:
-    """Answer from ``frames`` (``[n, h, w, 3]`` uint8) shown at ``times`` (s)."""
+    """Answer from ``frames`` (``[n, h, w, 3]`` uint8) shown at ``times`` (s), with the
+    rendered ``subtitles`` near them and the index ``captions`` that led to them."""
     refs = [(facts.video_id, facts.index_at(t)) for t in times]
     s = sampling.model_copy(update={"n": samples}) if samples > 1 else sampling
     s = _constrained(s, options) if constrain else s
     result = call_agent(
         model,
         "reasoner",
-        reasoner_messages(question, options, frames, times, feedback),
+        reasoner_messages(question, options, frames, times, feedback, subtitles, captions),
         lambda out: parse_answer(out, options),
         lambda: _fallback(options),
         s,

@@ -5,9 +5,12 @@ The model layer only sees these as adapter names; what a role means lives in `vi
 
 from __future__ import annotations
 
-__all__ = ["ROLES", "check_roles"]
+__all__ = ["EPISODE_ROLES", "ROLES", "check_roles"]
 
-ROLES: tuple[str, ...] = ("planner", "selector", "reasoner", "critic")
+ROLES: tuple[str, ...] = ("planner", "selector", "reasoner", "critic", "captioner")
+"""Every role with an adapter. The first four act in episodes; the captioner writes the
+captions of the video index (trained by SFT, outside episodes)."""
+EPISODE_ROLES: tuple[str, ...] = ROLES[:4]
 
 
 def check_roles(roles: object) -> list[str]:

@@ -26,6 +26,7 @@ class Plan(BaseModel):
     sub_questions: list[str] = Field(default_factory=list)
     hints: list[tuple[float, float]] = Field(default_factory=list, description="time spans (s)")
     frame_budget: int | None = Field(None, ge=1)
+    queries: list[str] = Field(default_factory=list, description="first searches of the index")
 
 
 class Selection(BaseModel):
@@ -65,6 +66,11 @@ def _spans(value: Any) -> list[tuple[float, float]]:
     return out
 
 
+def _queries(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else []
+    return [str(q).strip()[:200] for q in items if isinstance(q, str) and q.strip()][:4]
+
+
 def parse_plan(text: str) -> Plan:
     data = _obj(text)
     try:
@@ -75,6 +81,7 @@ def parse_plan(text: str) -> Plan:
             frame_budget=int(data["frame_budget"])
             if str(data.get("frame_budget", "")).isdigit()
             else None,
+            queries=[str(q)[:200] for q in data.get("queries", []) if isinstance(q, str) and q][:4],
         )
     except (ValidationError, TypeError, ValueError) as exc:
         raise ValueError(f"plan fields are invalid: {exc}") from exc
@@ -111,8 +118,24 @@ def _answer_obj(text: str) -> dict[str, Any]:
             raise ValueError("no JSON object found") from None
 
 
+def _free_text(text: str) -> dict[str, Any]:
+    """An open-ended reply that is not JSON: its first line is the answer."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = line.strip(" \"'`").removeprefix("Answer:").removeprefix("answer:").strip()
+    if not line:
+        raise ValueError("'answer' is empty")
+    return {"answer": line[:300]}
+
+
 def parse_answer(text: str, options: Sequence[str] | None) -> Answer:
-    data = _answer_obj(text)
+    """The answer in a reply: JSON (or its leading answer field); for an open-ended
+    question, plain text is an answer too. A blank answer is an error (a format failure)."""
+    try:
+        data = _answer_obj(text)
+    except ValueError:
+        if options:
+            raise
+        data = _free_text(text)
     raw = data.get("choice", data.get("answer"))
     choice = match_option(raw, options) if options else None
     if options and choice is None:

@@ -3,8 +3,11 @@
 Strategies: ``uniform``; ``shots`` (one frame per detected shot); ``coarse_to_fine``
 (a coarse uniform overview, then denser frames around the evidence, hints or critic
 feedback); ``model`` (the VLM reads a timestamped keyframe storyboard and names segments
-or times, FrameThinker-style). Every strategy respects the budget, never returns a frame
-already seen, and ``model`` falls back to ``uniform`` when its answer is unusable.
+or times, FrameThinker-style); ``search`` (the VLM searches the video's index and zooms over
+several turns, then inspects, `vidra.agents.search`); ``retrieve`` (the same index, searched
+for the options without a model: a baseline). Every strategy respects the budget, never
+returns a frame already seen, and the model-driven ones fall back to ``uniform`` (or the
+best index hits) when their answer is unusable.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from vidra.agents.base import call_agent
 from vidra.agents.context import VideoFacts
 from vidra.agents.prompts import SELECTOR
 from vidra.agents.schemas import Plan, Selection, parse_selection
+from vidra.agents.search import ToolRequest, VideoIndex, run_tools
 from vidra.errors import ConfigError
 from vidra.models.protocol import ChatModel, ImagePart, Message, SamplingParams, TextPart
 from vidra.video.sampling import uniform_segment_indices
 
-__all__ = ["STRATEGIES", "SelectRequest", "SelectResult", "select_frames"]
+__all__ = ["INDEXED", "STRATEGIES", "SelectRequest", "SelectResult", "select_frames"]
 
 
 @dataclass
@@ -40,6 +44,9 @@ class SelectRequest:
     evidence: list[float] = field(default_factory=list)
     feedback: str = ""
     storyboard_size: int = 16
+    options: Sequence[str] | None = None
+    index: VideoIndex | None = None  # the video's index (search, retrieve)
+    max_tool_calls: int = 4
 
 
 @dataclass
@@ -47,6 +54,7 @@ class SelectResult:
     indices: list[int]
     steps: list[dict[str, Any]] = field(default_factory=list)
     fallback: bool = False
+    clips: list[int] = field(default_factory=list)  # index entries that led to the frames
 
 
 def _fill(candidates: Sequence[int], req: SelectRequest) -> list[int]:
@@ -148,12 +156,35 @@ def _model(req: SelectRequest) -> SelectResult:
     return SelectResult(_fill(picked, req), result.steps, result.fallback)
 
 
+def _tools(req: SelectRequest, learned: bool) -> SelectResult:
+    if req.index is None:  # no index for this video: look as coarse_to_fine does
+        return _coarse_to_fine(req)
+    facts = req.facts
+    treq = ToolRequest(
+        facts.video_id, facts.duration, facts.fps, req.question, req.options,
+        req.plan.look_for, req.feedback, req.n, req.max_tool_calls, req.plan.queries,
+    )  # fmt: skip
+
+    def thumbnails(t0: float, t1: float, n: int) -> tuple[Any, list[float]]:
+        indices = uniform_segment_indices(facts.index_at(t0), facts.index_at(t1) + 1, n)
+        return req.reader.frames(facts.path, indices, size=112), [facts.time_of(i) for i in indices]
+
+    model = req.model if learned else None
+    out = run_tools(treq, req.index, model, req.sampling, thumbnails)
+    picked = [facts.index_at(t) for t in out.times]
+    return SelectResult(_fill(picked, req), out.steps, out.fallback or not picked, out.clips)
+
+
 STRATEGIES: dict[str, Callable[[SelectRequest], SelectResult]] = {
     "uniform": _uniform,
     "shots": _shots,
     "coarse_to_fine": _coarse_to_fine,
     "model": _model,
+    "search": lambda req: _tools(req, learned=True),
+    "retrieve": lambda req: _tools(req, learned=False),
 }
+INDEXED = ("search", "retrieve")
+"""Strategies that need the video's index (the runtime builds it before the episode)."""
 
 
 def select_frames(strategy: str, req: SelectRequest) -> SelectResult:

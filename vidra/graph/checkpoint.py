@@ -9,8 +9,9 @@ Database errors at open are raised as one-line `StorageError`s.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,36 +58,85 @@ def open_checkpointer(settings: Settings) -> Iterator[Any]:
         conn.close()
 
 
-@contextmanager
-def _postgres(url: Any, settings: Settings) -> Iterator[Any]:
-    from langgraph.checkpoint.postgres import PostgresSaver
+def _pool(dsn: str, settings: Settings) -> Any:
+    """An opened connection pool that checks each connection before handing it out."""
     from psycopg.rows import dict_row
-    from psycopg_pool import ConnectionPool, PoolTimeout
+    from psycopg_pool import ConnectionPool
 
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    shown = url.render_as_string(hide_password=True)
+    wait = max(1.0, settings.storage.reconnect_s)
     pool = ConnectionPool(
         dsn,
         min_size=1,
         max_size=max(2, settings.storage.pool_size),
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         check=ConnectionPool.check_connection,
-        timeout=max(1.0, settings.storage.reconnect_s),
+        timeout=wait,
         open=False,
     )
     try:
-        pool.open(wait=True, timeout=max(1.0, settings.storage.reconnect_s))
-        saver = PostgresSaver(pool)  # type: ignore[arg-type]
-        saver.setup()
-    except (PoolTimeout, Exception) as exc:
+        pool.open(wait=True, timeout=wait)
+    except BaseException:
         pool.close()
+        raise
+    return pool
+
+
+def _reconnecting_saver(dsn: str, settings: Settings) -> Any:
+    """LangGraph's Postgres saver whose pool is replaced when it cannot hand out a
+    connection (after an outage the pool's own reconnects back off for a long time)."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg_pool import PoolTimeout
+
+    renewing = threading.Lock()
+
+    class ReconnectingSaver(PostgresSaver):
+        # LangGraph works on shallow copies of the saver: the pool sits in a box they share,
+        # so a pool replaced through any copy is the pool of all of them
+        _box: list[Any]
+
+        @property
+        def conn(self) -> Any:
+            return self._box[0]
+
+        @conn.setter
+        def conn(self, value: Any) -> None:
+            if not hasattr(self, "_box"):
+                self._box = [value]
+            self._box[0] = value
+
+        @contextmanager
+        def _cursor(self, *, pipeline: bool = False) -> Iterator[Any]:
+            stack = ExitStack()
+            used = self.conn
+            try:
+                cur = stack.enter_context(PostgresSaver._cursor(self, pipeline=pipeline))
+            except PoolTimeout:
+                with renewing:
+                    if self.conn is used:  # not yet replaced by another thread
+                        self.conn = _pool(dsn, settings)  # raises while still down
+                        used.close()
+                cur = stack.enter_context(PostgresSaver._cursor(self, pipeline=pipeline))
+            with stack:
+                yield cur
+
+    return ReconnectingSaver(_pool(dsn, settings))
+
+
+@contextmanager
+def _postgres(url: Any, settings: Settings) -> Iterator[Any]:
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    shown = url.render_as_string(hide_password=True)
+    try:
+        saver = _reconnecting_saver(dsn, settings)
+        saver.setup()
+    except Exception as exc:
         if type(exc).__module__.startswith(("psycopg", "psycopg_pool")):
             raise storage_error(exc, shown) from exc
         raise
     try:
         yield saver
     finally:
-        pool.close()
+        saver.conn.close()
 
 
 def checkpoint_threads(saver: Any) -> set[str]:

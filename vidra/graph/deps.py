@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vidra.agents.search import VideoIndex
 from vidra.errors import JobCancelled
 from vidra.models.protocol import ChatModel, SamplingParams
 from vidra.video.decoders import FrameSource
 
-__all__ = ["Deps", "JobCancelled", "RewardFn"]
+__all__ = ["Deps", "JobCancelled", "RewardFn", "SubtitleFn"]
 
+SubtitleFn = Callable[[str | None, Sequence[float], str], str]
+"""``(subtitle file, times looked at, question) -> rendered lines`` ("" when none)."""
 RewardFn = Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
 """``(episode state, final answer record) -> [{"name", "value"}, ...]``: the episode's reward
 components. Built by the runtime from the reward registry; the graph never names a reward."""
@@ -35,6 +38,10 @@ class Deps:
         frame_size: longer side (px) of frames given to the model.
         plan_budget: the planner's ``frame_budget`` may lower the episode's frame budget
             (off for fixed baselines such as uniform-N).
+        index: the video index (``search``/``retrieve`` strategies), or None.
+        max_tool_calls: the selector's tool calls per selection round.
+        subtitles: subtitle lines for a prompt (near the given times, else matching the
+            question's words), from the composition root's cached loader.
         worker: where the episode runs (``host:pid``, or ``ray:<node>:<pid>``), recorded.
         cancel: set to stop the episode at the next node.
     """
@@ -51,6 +58,9 @@ class Deps:
     frame_size: int = 112
     storyboard_size: int = 16
     plan_budget: bool = True
+    index: VideoIndex | None = None
+    max_tool_calls: int = 4
+    subtitles: SubtitleFn = lambda path, times, question: ""
     worker: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 

@@ -46,6 +46,8 @@ def _start_input(job: JobRecord, rollout: int, video_facts: dict[str, Any]) -> d
         truth=job.answer,
         budget=budget,
         now=time.time(),
+        evidence=[tuple(e) for e in job.evidence] if job.evidence else None,  # type: ignore[misc]
+        subtitles=job.subtitles,
         **video_facts,
     )
     return dict(state)

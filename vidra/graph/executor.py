@@ -66,6 +66,10 @@ class JobContext(Protocol):
 
     def facts(self, job: JobRecord) -> dict[str, Any]: ...
 
+    def prepare(self, job: JobRecord) -> None:
+        """Work a job's episodes share, done once before them (e.g. the video's index)."""
+        ...
+
 
 class Executor(Protocol):
     """Where jobs run: the local thread pool, or Ray (`vidra.graph.ray_runner`)."""
@@ -161,7 +165,7 @@ def execute_job(
         emit({"type": "failed", "error": str(exc)})
         raise
     except Exception as exc:
-        translated = database_error(exc)
+        translated = database_error(exc, store.db.display)
         if isinstance(translated, INTERRUPTED):  # a checkpoint write hit the outage
             _leave_resumable(store, job_id, owner, translated)
             emit({"type": "interrupted", "error": str(translated)})
@@ -175,6 +179,8 @@ def execute_job(
 
 def _run_rollouts(ctx: JobContext, job: JobRecord, cancel: threading.Event, emit: Emit) -> None:
     done = {e.rollout_index for e in ctx.store.episodes_of_job(job.id)}
+    if len(done) < job.rollouts:
+        ctx.prepare(job)
     facts = ctx.facts(job)
     for rollout in range(job.rollouts):
         if rollout in done:

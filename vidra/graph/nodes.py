@@ -22,6 +22,7 @@ from vidra.agents import (
     reflect,
     select_frames,
 )
+from vidra.agents.search import merge_hits, render_segments
 from vidra.graph.deps import Deps
 from vidra.graph.state import EpisodeState
 
@@ -38,6 +39,14 @@ def _facts(state: EpisodeState) -> VideoFacts:
     )
 
 
+def _captions(deps: Deps, state: EpisodeState) -> str:
+    """The index entries the selector's searches surfaced, as timestamped lines."""
+    ids = state.get("clips") or []
+    if not ids or deps.index is None:
+        return ""
+    return render_segments(merge_hits(deps.index.clips(ids)), limit=8)
+
+
 def _frames(deps: Deps, state: EpisodeState, indices: list[int]) -> tuple[np.ndarray, list[float]]:
     facts = _facts(state)
     frames = deps.reader.frames(facts.path, indices, size=deps.frame_size)
@@ -49,8 +58,15 @@ def plan_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
     deps = runtime.context
     deps.check_cancelled()
     budget = state["budget"]["max_frames"]
+    lines = deps.subtitles(state.get("subtitles"), [], state["question"])
     result = plan(
-        deps.model, _facts(state), state["question"], state["options"], deps.sampling, budget
+        deps.model,
+        _facts(state),
+        state["question"],
+        state["options"],
+        deps.sampling,
+        budget,
+        lines,
     )
     return {"plan": result.value.model_dump(mode="json"), "steps": result.steps}
 
@@ -80,11 +96,16 @@ def select_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
         evidence=list(last["evidence"]) if last else [],
         feedback=feedback,
         storyboard_size=deps.storyboard_size,
+        options=state["options"],
+        index=deps.index,
+        max_tool_calls=deps.max_tool_calls,
     )
     result = select_frames(deps.strategy, req)
+    clips = list(state.get("clips") or [])
     return {
         "latest": result.indices,
         "seen": sorted(seen | set(result.indices)),
+        "clips": clips + [c for c in result.clips if c not in clips],
         "steps": result.steps,
     }
 
@@ -122,6 +143,8 @@ def reason_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
             feedback,
             deps.reasoner_samples,
             deps.answer_options,
+            deps.subtitles(state.get("subtitles"), times, state["question"]),
+            _captions(deps, state),
         )
     return {
         "answers": [result.value.model_dump(mode="json")],

@@ -30,11 +30,14 @@ class EpisodeState(TypedDict, total=False):
     question: str
     options: list[str] | None
     truth: str | None  # ground truth: used for rewards only, never shown to an agent
+    evidence: list[tuple[float, float]] | None  # ground-truth spans: rewards only, never shown
+    subtitles: str | None  # a subtitle file; lines near the looked-at frames go in prompts
     budget: Budget
     deadline: float  # absolute (epoch seconds)
     plan: dict[str, Any] | None
     seen: list[int]
     latest: list[int]
+    clips: list[int]  # index entries (ids) the selector's searches surfaced
     rounds: int
     answers: Annotated[list[dict[str, Any]], operator.add]
     critiques: Annotated[list[dict[str, Any]], operator.add]
@@ -58,6 +61,8 @@ def initial_state(
     truth: str | None,
     budget: Budget,
     now: float,
+    evidence: list[tuple[float, float]] | None = None,
+    subtitles: str | None = None,
 ) -> EpisodeState:
     return EpisodeState(
         job_id=job_id,
@@ -70,11 +75,14 @@ def initial_state(
         question=question,
         options=options,
         truth=truth,
+        evidence=evidence,
+        subtitles=subtitles,
         budget=budget,
         deadline=now + budget["deadline_s"],
         plan=None,
         seen=[],
         latest=[],
+        clips=[],
         rounds=0,
         answers=[],
         critiques=[],

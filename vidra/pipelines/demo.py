@@ -127,7 +127,11 @@ def _report(result: Any, settings: Settings, last: str, t0: float, say: Say) -> 
     say(_row("frames per question", before["frames_per_question"], after["frames_per_question"]))
     say(_row("rounds per question", before["rounds_per_question"], after["rounds_per_question"]))
     say(_row("latency (s)", before["latency_s"], after["latency_s"]))
-    say(_row("selector hit rate", before["selector_hit_rate"], after["selector_hit_rate"]))
+    seen = (
+        (before.get("evidence_seen") or {}).get("mean"),
+        (after.get("evidence_seen") or {}).get("mean"),
+    )
+    say(_row("evidence shown", seen[0] if seen[0] is not None else "-", seen[1] or "-"))
     say(f"  trained on {result.samples} steps of {result.episodes} episodes")
     say(f"  {result.summary()}")
     say(

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidra.agents.roles import ROLES, check_roles
+from vidra.agents.roles import EPISODE_ROLES, check_roles
 from vidra.config import Settings
 from vidra.errors import InvalidInput, TrackingUnavailable
 from vidra.rl.datasets import Dataset, RewardSpec, build_dpo, build_grpo, build_sft
 from vidra.rl.trainer import TrainConfig
 from vidra.storage import TrainingRunRecord, TrajectoryStore
 
-__all__ = ["Hook", "RetrainResult", "evaluate", "resolve_since", "retrain"]
+__all__ = ["Hook", "RetrainResult", "decide", "gate_report", "resolve_since", "retrain"]
 
 log = logging.getLogger(__name__)
 Hook = Callable[[str], None]
@@ -48,10 +48,10 @@ class RetrainResult:
     versions: dict[str, str] = field(default_factory=dict)
     promoted: bool = False
     decision: str = ""
-    eval_report: dict[str, dict[str, Any]] = field(default_factory=dict)  # full held-out metrics
+    eval_report: dict[str, dict[str, Any]] = field(default_factory=dict)  # the gate's reports
 
     def summary(self) -> str:
-        ev = ", ".join(f"{k} {v:.3f}" for k, v in self.evaluation.items())
+        ev = ", ".join(f"{k} {v:.3f}" for k, v in self.evaluation.items() if k != "diff")
         vs = ", ".join(f"vidra-{r} v{v}" for r, v in self.versions.items())
         return (
             f"{self.algorithm} on {self.roles}: {self.samples} samples from {self.episodes} "
@@ -90,15 +90,70 @@ def _dataset(
     raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo or sft")
 
 
-def evaluate(
-    settings: Settings, adapters: dict[str, str], n: int, seed: int = 12345
-) -> dict[str, Any]:
-    """Held-out metrics on ``n`` questions of a 3-minute synthetic world with ``adapters``."""
-    from vidra.pipelines.heldout import evaluate as run_eval
-    from vidra.pipelines.heldout import synthetic_worlds
+def gate_report(settings: Settings, adapters: dict[str, str], store_url: str) -> dict[str, Any]:
+    """The gate task's report for ``adapters``, answered in the scratch store ``store_url``
+    (gate traffic never feeds the next cycle's training data)."""
+    from vidra.pipelines.evaluate import EvalSpec
+    from vidra.pipelines.evaluate import evaluate as run_eval
 
-    worlds = synthetic_worlds(settings.data_dir / "eval", [seed], 180, per_kind=n // 5 + 1)
-    return run_eval(settings, worlds, adapters, limit=n)
+    t = settings.train
+    s = settings.model_copy(deep=True)
+    s.database_url = store_url
+    s.mlflow.use_champions = False
+    spec = EvalSpec(
+        task=t.gate_task, annotations=t.gate_annotations,
+        videos=t.gate_videos or settings.data_dir / "gate", limit=t.eval_questions,
+        options=dict(t.gate_options), mlflow=False,
+    )  # fmt: skip
+    return run_eval(s, spec, adapters=dict(adapters))
+
+
+def decide(
+    settings: Settings, samples: int, cand: dict[str, Any], champ: dict[str, Any]
+) -> tuple[bool, str, dict[str, Any]]:
+    """The promotion decision from the two gate reports, on their shared questions: promote
+    when the candidate is significantly better (the paired 95% interval of the difference
+    lies above 0); a tie only with ``promote_ties`` and a lower bound >= -tolerance; never
+    when it was trained on fewer than ``min_samples`` samples. The line says why."""
+    from vidra.evals.metrics import paired_from_maps
+
+    t = settings.train
+
+    def scores(r: dict[str, Any]) -> dict[str, float]:
+        return {x["qid"]: float(x["correct"]) for x in r["per_question"] if "correct" in x}
+
+    d = paired_from_maps(scores(cand), scores(champ))
+    lo, hi = d.ci95
+    stats = {"n": d.n, "candidate": d.mean_a, "champion": d.mean_b, "diff": d.diff,
+             "ci95": [lo, hi], "p_value": d.p_value}  # fmt: skip
+    head = (
+        f"gate {t.gate_task} on {d.n} questions: candidate {d.mean_a:.3f} vs champion "
+        f"{d.mean_b:.3f}, diff {d.diff:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}], p={d.p_value:.3f}"
+    )
+    if samples < t.min_samples:
+        return False, f"{head}; not promoted: trained on {samples} samples < min_samples", stats
+    if d.n and lo > 0:
+        return True, f"{head}; promoted: better beyond noise", stats
+    if d.n and hi >= 0 and lo >= -t.gate_tolerance and t.promote_ties:
+        return True, f"{head}; promoted: a tie within noise (promote_ties)", stats
+    if d.n and hi >= 0:
+        why = "promote_ties is off" if not t.promote_ties else f"lower bound < -{t.gate_tolerance}"
+        return False, f"{head}; not promoted: a tie within noise ({why})", stats
+    return False, f"{head}; not promoted: worse", stats
+
+
+def _trained_roles(ds: Dataset, asked: list[str] | None) -> list[str]:
+    """The roles asked for (all must have samples), or every episode role that has some."""
+    have = {s.role for s in ds.samples}
+    if asked is None:
+        return [r for r in EPISODE_ROLES if r in have]
+    missing = [r for r in asked if r not in have]
+    if missing:
+        raise InvalidInput(
+            f"no {ds.algorithm} samples of role(s) {missing} in the dataset "
+            f"(it has {sorted(have)}); leave them out of --roles, or record episodes with them"
+        )
+    return asked
 
 
 def _config(settings: Settings, algo: str, config: TrainConfig | None) -> TrainConfig:
@@ -158,29 +213,25 @@ def _train(c: _Cycle, ds: Dataset, cfg: TrainConfig, base: str, workers: int) ->
     return {**c.start, **{r: str(out / r) for r in c.roles}}
 
 
-def _gate(c: _Cycle, candidate: dict[str, str]) -> tuple[bool, str, dict[str, Any]]:
-    """Candidate vs champion on the held-out set: promote unless worse beyond tolerance."""
-    t = c.settings.train
-    cand, champ = (
-        evaluate(c.settings, candidate, t.eval_questions),
-        evaluate(c.settings, c.start, t.eval_questions),
-    )
+def _gate(c: _Cycle, candidate: dict[str, str], samples: int) -> tuple[bool, str, dict[str, Any]]:
+    """Candidate vs champion on the gate task (paired, same questions); the decision."""
+    scratch = Path(tempfile.mkdtemp(prefix="vidra-gate-")) / "gate.db"
+    url = f"sqlite:///{scratch}"
+    cand, champ = gate_report(c.settings, candidate, url), gate_report(c.settings, c.start, url)
+    promoted, decision, stats = decide(c.settings, samples, cand, champ)
     c.tracker.metrics(
-        {"eval/candidate_accuracy": cand["accuracy"], "eval/champion_accuracy": champ["accuracy"]},
+        {"gate/candidate": cand["accuracy"], "gate/champion": champ["accuracy"],
+         "gate/diff": stats["diff"], "gate/ci95_low": stats["ci95"][0],
+         "gate/ci95_high": stats["ci95"][1]},
         step=0,
-    )
-    report = Path(tempfile.mkdtemp()) / "eval.json"
-    report.write_text(json.dumps({"candidate": cand, "champion": champ}))
-    c.tracker.artifacts(report.parent, "eval")
-    passed = cand["accuracy"] >= champ["accuracy"] - t.gate_tolerance
-    decision = (
-        f"held-out accuracy {cand['accuracy']:.3f} vs champion {champ['accuracy']:.3f} "
-        f"(tolerance {t.gate_tolerance})"
-    )
-    promoted = passed and t.promote == "gate"
-    if passed and not promoted:
-        decision += "; gate passed, but train.promote=never: versions registered only"
-    return promoted, decision, {"candidate": cand, "champion": champ}
+    )  # fmt: skip
+    report = Path(tempfile.mkdtemp()) / "gate.json"
+    report.write_text(json.dumps({"candidate": cand, "champion": champ, "paired": stats},
+                                 default=str))  # fmt: skip
+    c.tracker.artifacts(report.parent, "gate")
+    if promoted and c.settings.train.promote == "never":
+        promoted, decision = False, f"{decision}; train.promote=never: versions registered only"
+    return promoted, decision, {"candidate": cand, "champion": champ, "paired": stats}
 
 
 def _register(c: _Cycle, accuracy: float) -> dict[str, str]:
@@ -274,13 +325,15 @@ def retrain(
     from vidra.models import resolve_model_path
     from vidra.rl.tracking import Tracker, reconcile
 
-    roles = check_roles(list(roles or ROLES))
+    asked = check_roles(list(roles)) if roles else None
     spec = spec or RewardSpec()
     workers = num_workers or settings.train.num_workers
     with TrajectoryStore(settings=settings) as store:
-        ds = _dataset(store, algo, roles, resolve_since(store, since_run), spec, min_reward)
+        since = resolve_since(store, since_run)
+        ds = _dataset(store, algo, asked or list(EPISODE_ROLES), since, spec, min_reward)
         if not ds.samples:
             raise InvalidInput(ds.empty_reason or "the dataset is empty")
+        roles = _trained_roles(ds, asked)
         cfg = _config(settings, algo, config)
         reconcile(settings, store)
         tracker = Tracker(settings, f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -307,21 +360,24 @@ def _run(
 ) -> RetrainResult:
     _params(c, algo, ds, cfg, base, workers)
     candidate = _train(c, ds, cfg, base, workers)
-    promoted, decision, report = _gate(c, candidate)
+    promoted, decision, report = _gate(c, candidate, len(ds.samples))
     acc = report["candidate"]["accuracy"]
     versions = _register(c, acc)
     if promoted:
         _promote(c, versions)
+    paired = report["paired"]
     c.store.finish_training_run(
         c.run.id,
         "done",
-        {"eval_candidate": acc, "eval_champion": report["champion"]["accuracy"],
-         "promoted": promoted},
+        {"gate_candidate": acc, "gate_champion": report["champion"]["accuracy"],
+         "gate_diff": paired["diff"], "gate_ci95": paired["ci95"], "promoted": promoted,
+         "decision": decision},
         c.tracker.run_id,
     )  # fmt: skip
     c.tracker.end()
+    evaluation = {"candidate": acc, "champion": report["champion"]["accuracy"],
+                  "diff": paired["diff"]}  # fmt: skip
     return RetrainResult(
         algo, c.roles, c.tracker.run_id, c.run.id, len(ds.samples), len(ds.episode_ids), {},
-        {"candidate": acc, "champion": report["champion"]["accuracy"]}, versions, promoted,
-        decision, report,
+        evaluation, versions, promoted, decision, report,
     )  # fmt: skip

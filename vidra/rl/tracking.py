@@ -29,6 +29,7 @@ __all__ = [
     "champion_adapters",
     "champion_dir",
     "configure_http",
+    "open_mlflow",
     "reconcile",
     "registry_name",
 ]
@@ -64,7 +65,13 @@ def _check_server(uri: str, timeout_s: float) -> None:
         ) from exc
 
 
-def _mlflow(settings: Settings) -> Any:
+def open_mlflow(settings: Settings, experiment: str | None = None) -> Any:
+    """The ``mlflow`` module pointed at the configured tracking store and ``experiment``
+    (default: ``mlflow.experiment``), HTTP calls bounded; checked reachable first."""
+    return _mlflow(settings, experiment)
+
+
+def _mlflow(settings: Settings, experiment: str | None = None) -> Any:
     try:
         import mlflow
     except ImportError as exc:
@@ -79,12 +86,11 @@ def _mlflow(settings: Settings) -> Any:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(settings.mlflow.experiment) is None:
+    name = experiment or settings.mlflow.experiment
+    if mlflow.get_experiment_by_name(name) is None:
         location = None if uri.startswith("http") else (settings.data_dir / "mlruns").absolute()
-        mlflow.create_experiment(
-            settings.mlflow.experiment, artifact_location=location.as_uri() if location else None
-        )
-    mlflow.set_experiment(settings.mlflow.experiment)
+        mlflow.create_experiment(name, artifact_location=location.as_uri() if location else None)
+    mlflow.set_experiment(name)
     return mlflow
 
 
@@ -240,7 +246,8 @@ def reconcile(settings: Settings, store: TrajectoryStore) -> list[str]:
     for r in pending:
         if r.mlflow_run_id:
             client.set_terminated(r.mlflow_run_id, "FAILED")
-        store.set_promotion(r.id, (r.promotion or {}).get("state", "none"), mlflow_end=False)
+        state = (store.get_training_run(r.id).promotion or {}).get("state", "none")
+        store.set_promotion(r.id, state, mlflow_end=False)
         changed.append(f"run {r.id}: MLflow run {r.mlflow_run_id} marked FAILED")
     for line in changed:
         log.warning("reconciled: %s", line)

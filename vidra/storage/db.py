@@ -150,14 +150,15 @@ def storage_error(exc: BaseException, display: str, file: Path | None = None) ->
     return StorageError(f"the database {display} failed: {text[:300]}")
 
 
-def database_error(exc: BaseException) -> VidraError | None:
+def database_error(exc: BaseException, display: str) -> VidraError | None:
     """The translated `StorageError` when ``exc`` came from a database driver (sqlite3,
-    psycopg, SQLAlchemy; e.g. raised by a checkpointer), else None."""
+    psycopg, SQLAlchemy; e.g. raised by a checkpointer), else None. ``display`` names the
+    database in the message."""
     if isinstance(exc, StorageError):
         return exc
     module = type(exc).__module__
     if module.startswith(("sqlite3", "psycopg", "sqlalchemy")):
-        return storage_error(exc, "the checkpoint database")
+        return storage_error(exc, display)
     return None
 
 

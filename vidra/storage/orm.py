@@ -28,12 +28,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 __all__ = [
     "Base",
     "EpisodeRow",
+    "EvalQuestionRow",
+    "EvalRunRow",
+    "IndexClipRow",
     "JobRow",
     "ModelVersionRow",
     "RewardRow",
     "StepRow",
     "TrainingRunEpisodeRow",
     "TrainingRunRow",
+    "VideoIndexRow",
     "VideoRow",
     "utcnow",
 ]
@@ -89,6 +93,10 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    subtitles: Mapped[str | None] = mapped_column(Text, doc="subtitle file shown to agents")
+    evidence: Mapped[list[Any] | None] = mapped_column(
+        JSON, doc="ground-truth [start, end] spans (rewards only)"
+    )
     owner: Mapped[str | None] = mapped_column(String(200), doc="process holding the lease")
     heartbeat_at: Mapped[datetime | None] = mapped_column(doc="the owner's last heartbeat")
 
@@ -205,4 +213,77 @@ class TrainingRunEpisodeRow(Base):
     )
     episode_id: Mapped[str] = mapped_column(
         ForeignKey("episode.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class EvalRunRow(Base):
+    """One evaluation of a task with one model configuration (resumable by ``key``)."""
+
+    __tablename__ = "eval_run"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    task: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class EvalQuestionRow(Base):
+    """A question of an evaluation run: the job that answered it and its scores."""
+
+    __tablename__ = "eval_question"
+
+    eval_run_id: Mapped[str] = mapped_column(
+        ForeignKey("eval_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    qid: Mapped[str] = mapped_column(String(400), primary_key=True)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class VideoIndexRow(Base):
+    """A video's searchable index: one per content and configuration, built in batches."""
+
+    __tablename__ = "video_index"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    config_key: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stride_s: Mapped[float] = mapped_column(Float)
+    clips_total: Mapped[int] = mapped_column(Integer)
+    clips_done: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("content_hash", "config_key", name="uq_video_index"),)
+
+
+class IndexClipRow(Base):
+    """One clip of an index: its span, the frames it was captioned from, the caption.
+
+    Full-text search lives beside it (an FTS5 table on SQLite, a generated ``tsvector``
+    column on PostgreSQL), made by the migration and read with SQL of its own.
+    """
+
+    __tablename__ = "index_clip"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    index_id: Mapped[str] = mapped_column(ForeignKey("video_index.id", ondelete="CASCADE"))
+    clip_no: Mapped[int] = mapped_column(Integer)
+    t0: Mapped[float] = mapped_column(Float)
+    t1: Mapped[float] = mapped_column(Float)
+    frames: Mapped[list[Any]] = mapped_column(JSON)
+    caption: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("index_id", "clip_no", name="uq_index_clip"),
+        Index("ix_index_clip_index_t0", "index_id", "t0"),
     )

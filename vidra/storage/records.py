@@ -26,6 +26,8 @@ __all__ = [
     "JOB_STATUSES",
     "EpisodeIn",
     "EpisodeRecord",
+    "EvalQuestionRecord",
+    "EvalRunRecord",
     "FrameRef",
     "Group",
     "JobCreate",
@@ -120,6 +122,10 @@ class JobCreate(_In):
     budget: dict[str, Any] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict, description="settings snapshot")
     model: dict[str, Any] = Field(default_factory=dict, description="serving model/adapters")
+    subtitles: str | None = Field(None, max_length=4096, description="subtitle file")
+    evidence: list[tuple[FiniteFloat, FiniteFloat]] | None = Field(
+        None, max_length=64, description="ground-truth spans (s) that show the answer"
+    )
 
     @field_validator("question")
     @classmethod
@@ -163,6 +169,8 @@ class JobRecord(_Out):
     finished_at: datetime | None
     owner: str | None = None
     heartbeat_at: datetime | None = None
+    subtitles: str | None = None
+    evidence: list[tuple[float, float]] | None = None
 
 
 class StepIn(_In):
@@ -348,3 +356,23 @@ class TrainingRunRecord(_Out):
     finished_at: datetime | None
     n_episodes: int
     promotion: dict[str, Any] | None = None
+
+
+class EvalRunRecord(_Out):
+    id: str
+    task: str
+    key: str
+    config: dict[str, Any]
+    status: str
+    mlflow_run_id: str | None
+    metrics: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class EvalQuestionRecord(_Out):
+    eval_run_id: str
+    qid: str
+    job_id: str | None
+    status: str
+    result: dict[str, Any]

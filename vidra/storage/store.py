@@ -1,7 +1,8 @@
 """`TrajectoryStore`: the SQL record of videos, jobs, episodes, steps, rewards, model versions
 and training runs. Pydantic records in and out; every episode is written in one transaction.
 
-One API over parts by aggregate (`VideoPart`, `JobPart`, `EpisodePart`, `RegistryPart`),
+One API over parts by aggregate (`VideoPart`, `JobPart`, `EpisodePart`, `RegistryPart`,
+`EvalPart`, `IndexPart`),
 which share one `Database` (engine, retries, error translation). The parts are mixins, not
 interfaces: they split a long class by what it stores and keep one public surface.
 """
@@ -14,7 +15,9 @@ from vidra.config import Settings, load_settings
 from vidra.errors import StorageError
 from vidra.storage.db import Database
 from vidra.storage.episodes import EpisodePart
+from vidra.storage.evals import EvalPart
 from vidra.storage.ids import question_key
+from vidra.storage.index import IndexPart
 from vidra.storage.jobs import TRANSITIONS, JobPart
 from vidra.storage.migrate import check_revision, head_revision, upgrade
 from vidra.storage.registry import RegistryPart
@@ -25,7 +28,7 @@ __all__ = ["TRANSITIONS", "TrajectoryStore", "question_key"]
 log = logging.getLogger(__name__)
 
 
-class TrajectoryStore(VideoPart, JobPart, EpisodePart, RegistryPart):
+class TrajectoryStore(VideoPart, JobPart, EpisodePart, RegistryPart, EvalPart, IndexPart):
     """The trajectory store on SQLite (default) or PostgreSQL.
 
     Args:

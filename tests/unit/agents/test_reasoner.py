@@ -171,9 +171,15 @@ def test_free_form_answer() -> None:
     assert "Answer in a few words." in result.steps[0]["prompt"]
 
 
-def test_free_form_fallback_is_an_empty_answer() -> None:
-    result, _ = ask([GARBAGE, reply("")], None)
-    assert result.fallback
+def test_free_form_prose_is_the_answer() -> None:
+    """An open-ended reply that is not JSON is still an answer (its first line)."""
+    result, _ = ask([GARBAGE], None)
+    assert not result.fallback and result.value.answer == "It is hard to say."
+
+
+def test_free_form_blank_replies_fall_back_to_an_empty_answer() -> None:
+    result, _ = ask(["   ", reply("")], None)
+    assert result.fallback and not any(s["parse_ok"] for s in result.steps)
     assert result.value == Answer(answer="", choice=None, confidence=0.0)
 
 

@@ -14,7 +14,17 @@ def tiny_settings(home: Path, model: Path) -> Settings:
     settings.model.path = str(model)
     settings.agents.max_tokens = 12
     settings.agents.strategy = "uniform"
+    quick_gate(settings)
     return settings
+
+
+def quick_gate(settings: Settings, questions: int = 2) -> None:
+    """A gate for plumbing tests: a few questions of one short world, and it always passes
+    (a tie is promoted, with any lower bound; no minimum of samples)."""
+    t = settings.train
+    t.eval_questions = questions
+    t.gate_options = {"worlds": "1", "duration": "60", "per_kind": "1", "seed": "7000"}
+    t.min_samples, t.promote_ties, t.gate_tolerance = 0, True, 1.0
 
 
 def record_groups(

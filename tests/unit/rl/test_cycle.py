@@ -25,9 +25,7 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
     import ray
 
     settings = tiny_settings(tmp_path, tiny_model_path)
-    settings.train.eval_questions = 2
     settings.train.batch_size = 4
-    settings.train.gate_tolerance = 1.0  # accuracy is in [0, 1]: this gate always passes
     with pytest.raises(InvalidInput, match="no GRPO samples"):
         retrain(settings, "grpo", ["reasoner"])
     record_groups(settings, seed=5, questions=2, rollouts=3, judge="accuracy_judge")
