@@ -94,12 +94,14 @@ class ToolCall(BaseModel):
 
 @dataclass(frozen=True)
 class Segment:
-    """Consecutive matching clips merged: one appearance, with its clips' ids."""
+    """Consecutive matching clips merged: one appearance, with its clips' ids. ``at`` is the
+    time of the first clip's captioned (middle) frame: a moment that shows it."""
 
     t0: float
     t1: float
     caption: str
     ids: tuple[int, ...]
+    at: float = 0.0
 
 
 def parse_tool(text: str, duration: float) -> ToolCall:
@@ -133,13 +135,18 @@ def merge_hits(hits: Sequence[Clip], gap: float = 0.5) -> list[Segment]:
         else:
             segs.append((h.t0, h.t1, h.caption, [h.id], h.score))
     ranked = sorted(segs, key=lambda s: (-s[4], s[0]))
-    return [Segment(a, b, cap, tuple(ids)) for a, b, cap, ids, _ in ranked]
+    first = {h.id: (h.t0 + h.t1) / 2 for h in hits}
+    return [Segment(a, b, cap, tuple(ids), round(first[ids[0]], 2)) for a, b, cap, ids, _ in ranked]
 
 
 def render_segments(segments: Sequence[Segment], limit: int = 8) -> str:
-    """``[2:10-2:14] red triangle top-left`` per segment (time order), or ``no match``."""
+    """``2:11.0 red triangle top-left (2:10.0-2:14.0)`` per segment (time order): a moment
+    that shows it, its caption, its span; or ``no match``."""
     shown = sorted(segments[:limit], key=lambda s: s.t0)
-    lines = [f"[{format_timestamp(s.t0)}-{format_timestamp(s.t1)}] {s.caption}" for s in shown]
+    lines = [
+        f"{format_timestamp(s.at)} {s.caption} ({format_timestamp(s.t0)}-{format_timestamp(s.t1)})"
+        for s in shown
+    ]
     return "\n".join(lines) or "no match"
 
 
@@ -180,8 +187,8 @@ def retrieve_plan(req: ToolRequest) -> list[str]:
 
 
 def _pick(segments: Sequence[Segment], n: int) -> list[float]:
-    """Up to ``n`` times: the middle of each segment, best first."""
-    return [round((s.t0 + s.t1) / 2, 2) for s in segments[:n]]
+    """Up to ``n`` times: the moment each segment shows it (its ``at``), best first."""
+    return [s.at for s in segments[:n]]
 
 
 def _options_block(options: Sequence[str] | None) -> str:

@@ -171,8 +171,11 @@ def _tools(req: SelectRequest, learned: bool) -> SelectResult:
 
     model = req.model if learned else None
     out = run_tools(treq, req.index, model, req.sampling, thumbnails)
-    picked = [facts.index_at(t) for t in out.times]
-    return SelectResult(_fill(picked, req), out.steps, out.fallback or not picked, out.clips)
+    picked = [i for i in dict.fromkeys(facts.index_at(t) for t in out.times) if i not in req.seen]
+    if not picked:  # nothing new to inspect: a uniform look instead
+        return SelectResult(_fill([], req), out.steps, True, out.clips)
+    # only what was inspected: searching is how this strategy keeps its frame count low
+    return SelectResult(sorted(picked[: req.n]), out.steps, out.fallback, out.clips)
 
 
 STRATEGIES: dict[str, Callable[[SelectRequest], SelectResult]] = {

@@ -31,7 +31,7 @@ settings: VIDRA_* environment variables (see the README's Configuration table)."
 
 def build_parser() -> argparse.ArgumentParser:
     from vidra import __version__
-    from vidra.cli import ask, data, db, demo, evaluate, model, retrain, video
+    from vidra.cli import ask, data, db, demo, evaluate, index, model, retrain, video
 
     parser = argparse.ArgumentParser(
         prog="vidra",
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.register(sub)
     data.register(sub)
     evaluate.register(sub)
+    index.register(sub)
     return parser
 
 

@@ -105,6 +105,19 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tool_line(step: Any) -> str:
+    """A selector tool call in a few words: ``search 'red triangle'``, ``inspect 2:11.0``."""
+    from vidra.video.storyboard import format_timestamp
+
+    p = step.parsed
+    if p["tool"] == "search":
+        return f"search {p.get('query', '')!r}"
+    if p["tool"] == "zoom":
+        return f"zoom {format_timestamp(p['start'])}-{format_timestamp(p['end'])}"
+    times = ", ".join(format_timestamp(t) for t in p.get("times", [])) or "the best hits"
+    return f"inspect {times}"
+
+
 def print_trajectory(t: Any) -> None:
     """A trajectory as a readable table: one row per step, then the rewards."""
     import sys
@@ -132,6 +145,9 @@ def print_trajectory(t: Any) -> None:
             (json.dumps(s.parsed) if s.parsed else s.completion)[:70],
         )
     console.print(table)
+    calls = [_tool_line(s) for s in t.steps if isinstance(s.parsed, dict) and "tool" in s.parsed]
+    if calls:
+        console.print("tool calls: " + " -> ".join(calls), highlight=False)
     damaged = [str(s.order) for s in t.steps if s.damaged]
     if damaged:
         console.print(

@@ -1,59 +1,54 @@
-"""``vidra-tiny``: a tiny Qwen2.5-VL taught the four agent roles by vidra itself.
+"""``vidra-tiny``: a tiny Qwen2.5-VL taught every agent role by vidra itself.
 
 1. Oracle trajectories: synthetic worlds are rendered and their questions answered by the
-   real graph, with an *oracle* standing in for the model. The oracle knows the world's
-   ground truth: the planner says what to look for, the selector picks the evidence times,
-   the reasoner answers right (wrong on a seeded fraction of first rounds, so the critic
-   sees bad answers), the critic accepts right answers and rejects wrong ones. Steps are
-   stored like any other (prompt layout, frame refs) in a scratch SQLite store.
-2. Reasoner drills: many more questions per training world, each shown its evidence frames
-   plus a random one or two and answered right, prompted exactly as the reasoner is. The
-   oracle's jobs alone give few reasoner steps, each with 8-16 frames: too little for the
-   tiny model to learn perception (without drills it reached 0.36, chance 0.30).
-3. SFT: every oracle step with a correct output and every drill becomes (exact request, the
-   oracle's text in the model's own tokens); the language model and the vision merger are
-   trained with the vision tower frozen (training the tower made its features blow up and the
-   language model ignore the image), seeded.
-4. Held-out evaluation: fresh worlds, real jobs with the trained model (greedy, answers
-   constrained to the options), the ``model`` selector; accuracy by kind, frames and rounds
-   per question, per-role format rates, selector hit rate; and the reasoner alone given the
-   evidence (`reasoner_given_evidence`). Saved as ``metrics.json`` beside the weights.
-
-The oracle selector sees the ground truth, the learned one only a storyboard: SFT leaves a
-selector (and a critic) well short of the oracle, which is the room RL is meant to fill.
+   real graph with the ``search`` selector, an oracle (`vidra.pipelines.oracle`) standing in
+   for the model: it captions the index from the ground truth, plans, searches the index and
+   inspects what it lists, answers (wrong on a seeded share of first rounds, so the critic
+   sees bad answers), and judges. Steps are stored like any other in a scratch store.
+2. More examples (`vidra.pipelines.drills`): captions of moments of each training world;
+   reasoner drills (evidence frames plus random ones); index drills (the moments and
+   captions a search surfaced).
+3. SFT: every oracle step with a correct output, every drill and caption becomes (exact
+   request, the reply in the model's own tokens); the language model and the vision merger
+   are trained with the vision tower frozen, seeded.
+4. Held-out evaluation on fresh worlds with real jobs (greedy, answers constrained to the
+   options), the ``search`` selector, and its index captioned by the trained model:
+   accuracy by kind, frames and rounds per question, per-role format rates, evidence shown
+   to the reasoner; caption accuracy; and the reasoner alone given the evidence. Saved as
+   ``metrics.json`` beside the weights.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import re
 import tempfile
 import time
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from vidra.config import Settings
-from vidra.models.protocol import ChatRequest, ImagePart, SamplingParams, TextPart, VideoPart
-from vidra.pipelines.heldout import (
-    World,
-    evaluate,
-    question_targets,
-    synthetic_world,
-    synthetic_worlds,
-)
-from vidra.video.synthetic import Question
+from vidra.models.protocol import SamplingParams
+from vidra.pipelines import drills
+from vidra.pipelines.heldout import World, evaluate, synthetic_world, synthetic_worlds
+from vidra.pipelines.oracle import oracle
+from vidra.video.synthetic import generate_questions
+from vidra.video.synthetic.questions import needle_questions
 
-__all__ = ["TinyTrainSpec", "evaluate_model", "oracle", "tiny_agent_settings", "train_tiny"]
+__all__ = [
+    "TinyTrainSpec",
+    "eval_worlds",
+    "evaluate_model",
+    "reasoner_given_evidence",
+    "tiny_agent_settings",
+    "train_tiny",
+]
 
 log = logging.getLogger(__name__)
 
 REASONER_WEIGHT = 2  # reasoner steps are the fewest and the hardest: each is seen twice
-_ROLE_TAG = re.compile(r"\[(planner|selector|reasoner|critic|reflect)/v\d+\]")
 
 
 @dataclass(frozen=True)
@@ -67,117 +62,35 @@ class TinyTrainSpec:
     world_s: float = 240.0
     per_kind: int = 3
     wrong_rate: float = 0.3
-    epochs: int = 8
+    epochs: int = 6
     lr: float = 1e-3
     batch: int = 16
     max_frames: int = 16
     frames_per_round: int = 8
     max_rounds: int = 2
+    strategy: str = "search"  # the selector of the oracle's jobs and of the evaluation
     answer_mode: str = "options"  # agents.answer_mode of the held-out evaluation
     drill_per_kind: int = 8  # reasoner drills: questions per kind and training world,
-    drills_per_question: int = 4  # frame draws per question,
+    drills_per_question: int = 3  # frame draws per question,
     drill_max_frames: int = 2  # evidence + random frames (at least 1 random) per draw
-
-
-def _text_of(req: ChatRequest) -> tuple[str, list[float]]:
-    """The request's last text and the times of the frames it shows."""
-    text, times = "", []
-    for msg in req.messages:
-        if isinstance(msg.content, str):
-            text = msg.content
-            continue
-        for part in msg.content:
-            if isinstance(part, TextPart):
-                text = part.text
-            elif isinstance(part, ImagePart) and part.time is not None:
-                times.append(float(part.time))
-            elif isinstance(part, VideoPart):
-                times += [float(t) for t in part.times]
-    return text, times
-
-
-def _question_line(text: str) -> str:
-    m = re.search(r"Question: (.*)\n", text)
-    return m.group(1) if m else ""
-
-
-def _answer_json(q: Question, index: int, shown: Sequence[float]) -> str:
-    """The oracle reasoner's reply: option ``index`` by its text (the tiny model maps pixels
-    to words far more easily than to a letter looked up in the option list), with the shown
-    frames near the evidence."""
-    near = [t for t in shown if any(abs(t - e) <= 2.0 for e in question_targets(q))]
-    return json.dumps({"answer": q.options[index], "confidence": 0.9,
-                       "evidence": [round(t, 1) for t in near[:3]]})  # fmt: skip
-
-
-def oracle(
-    questions: Sequence[Question], wrong_rate: float, seed: int, budget: int = 16
-) -> Callable[..., str]:
-    """The script of an oracle model for ``questions`` (matched by their text); its plans ask
-    for ``budget`` frames (room for a second round after a rejection)."""
-    by_text = {q.text: q for q in questions}
-
-    def respond(req: ChatRequest) -> str:
-        text, shown = _text_of(req)
-        role_m = _ROLE_TAG.search(text)
-        q = by_text.get(_question_line(text))
-        if role_m is None or q is None:
-            return "{}"
-        role = role_m.group(1)
-        letter = "ABCDEFGHIJ"[q.answer_index]
-        if role == "planner":
-            look = q.text.rstrip("?").split(",")[0][:60]
-            return json.dumps({"look_for": look, "sub_questions": [], "hints": [],
-                               "frame_budget": budget})  # fmt: skip
-        if role == "selector":
-            m = re.search(r"at most (\d+) frames", text)
-            n = int(m.group(1)) if m else 8
-            targets = question_targets(q)
-            if not targets:  # nothing to find (e.g. "how many ... ?" with answer 0): sweep
-                m = re.search(r"Video: (\d+) s", text)
-                duration = float(m.group(1)) if m else 60.0
-                targets = [round(duration * (k + 0.5) / n, 1) for k in range(n)]
-            if "Critic feedback" in text:  # second look: around the targets
-                targets = [round(max(0.0, t + d), 1) for t in targets for d in (-1.0, 1.0)]
-            return json.dumps({"segments": [], "times": targets[: max(1, n)]})
-        if role in ("reasoner", "reflect"):
-            revising = "Critic feedback" in text or role == "reflect"
-            wrong = (
-                not revising
-                and zlib.crc32(f"{seed}:{q.id}".encode()) % 1000 < wrong_rate * 1000
-                and len(q.options) > 1
-            )
-            index = (q.answer_index + 1) % len(q.options) if wrong else q.answer_index
-            return _answer_json(q, index, shown)
-        m = re.search(r"Proposed answer: (.*) \(confidence", text)
-        proposed = m.group(1).strip() if m else ""
-        right = proposed in (q.answer, letter)
-        return json.dumps(
-            {"score": 1.0, "accept": True, "feedback": ""}
-            if right
-            else {"score": 0.0, "accept": False, "feedback": "the frames do not show that"}
-        )
-
-    return respond
+    caption_every_s: float = 4.0  # caption examples: one moment per this many seconds
+    index_stride_s: float = 2.0  # the index's clips (and the index drills' search)
 
 
 def tiny_agent_settings(settings: Settings, spec: TinyTrainSpec | None = None) -> Settings:
-    """``settings`` with the agents set as vidra-tiny was trained (model selector, budgets)."""
+    """``settings`` with the agents set as vidra-tiny was trained (selector, budgets)."""
     spec = spec or TinyTrainSpec()
     s = settings.model_copy(deep=True)
-    s.agents.strategy = "model"
+    s.agents.strategy = spec.strategy  # type: ignore[assignment]
     s.agents.max_frames = spec.max_frames
     s.agents.frames_per_round = spec.frames_per_round
     s.agents.max_rounds = spec.max_rounds
     s.agents.max_tokens = 96
     s.agents.answer_mode = spec.answer_mode  # type: ignore[assignment]
+    s.index.stride_s = spec.index_stride_s
     s.mlflow.use_champions = False
     s.train.lr = 1e-3  # LoRA on a 0.8M-parameter model: 2e-4 barely moves it in one cycle
     return s
-
-
-def _worlds(root: Path, seeds: Sequence[int], spec: TinyTrainSpec) -> list[World]:
-    return synthetic_worlds(root, seeds, spec.world_s, spec.per_kind)
 
 
 def _seeds(spec: TinyTrainSpec) -> tuple[list[int], list[int]]:
@@ -186,20 +99,26 @@ def _seeds(spec: TinyTrainSpec) -> tuple[list[int], list[int]]:
     return seeds[: spec.train_worlds], seeds[spec.train_worlds :]
 
 
-def _record_oracle(home: Path, worlds: list[tuple[Path, list[Any]]], spec: TinyTrainSpec) -> Any:
+def _worlds(root: Path, seeds: Sequence[int], spec: TinyTrainSpec) -> list[World]:
+    return synthetic_worlds(root, seeds, spec.world_s, spec.per_kind)
+
+
+def _record_oracle(
+    home: Path, worlds: list[World], seeds: Sequence[int], spec: TinyTrainSpec
+) -> str:
     from vidra import jobs
     from vidra.models.scripted import ScriptedChatModel
     from vidra.runtime import Runtime
 
     settings = tiny_agent_settings(Settings(data_dir=home), spec)
-    store_url = settings.resolved_database_url()
-    for video, questions in worlds:
-        model = ScriptedChatModel(oracle(questions, spec.wrong_rate, spec.seed, spec.max_frames))
-        with Runtime(settings, model=model) as rt:
+    for (video, questions), seed in zip(worlds, seeds, strict=True):
+        world = synthetic_world(seed, spec.world_s)
+        script = oracle(questions, spec.wrong_rate, spec.seed, spec.max_frames, world)
+        with Runtime(settings, model=ScriptedChatModel(script)) as rt:
             ids = [jobs.submit(rt, video, q.text, q.options, q.answer) for q in questions]
             for job_id in ids:
                 jobs.wait(rt, job_id, timeout=600)
-    return store_url
+    return settings.resolved_database_url()
 
 
 def _correct(role: str, parsed: Any, truth: str) -> bool:
@@ -211,63 +130,64 @@ def _correct(role: str, parsed: Any, truth: str) -> bool:
 
 def _examples(
     settings: Settings, store_url: str, tokenizer: Any, eos: int
-) -> tuple[list[Any], float]:
-    """(key, role, replayed request, target ids) per imitable oracle step, in store order;
-    the oracle's accuracy."""
+) -> tuple[list[drills.Example], float]:
+    """An example per imitable oracle step, in store order; the oracle's accuracy."""
     from vidra.rl.replay import replay_request, step_frames
     from vidra.storage import TrajectoryStore
     from vidra.video import open_reader
 
-    s = settings.model_copy(deep=True)
-    s.database_url = store_url
-    store = TrajectoryStore(settings=s)
+    s = settings.model_copy(update={"database_url": store_url})
     reader = open_reader(s)
     paths: dict[str, str] = {}
-    greedy = SamplingParams()
-    out = []
+    out: list[drills.Example] = []
     rewards = []
-    for t in store.iter_trajectories():
-        rewards.append(t.reward("accuracy") or 0.0)
-        job = store.get_job(t.episode.job_id)
-        for vid in {job.video_id, *(v for step in t.steps for v, _ in step.frames)} - set(paths):
-            paths[vid] = store.get_video(vid).path
-        truth, video = job.answer or "", paths[job.video_id]
-        for step in t.steps:
-            if not _correct(step.role, step.parsed, truth):
-                continue
-            frames = step_frames(step.frames, reader, paths, s.agents.frame_size)
-            req = replay_request(step.messages, frames, None, greedy)
-            ids = [*tokenizer.encode(step.completion, add_special_tokens=False), eos]
-            key = (video, job.question, t.episode.rollout_index, step.order)
-            for copy in range(REASONER_WEIGHT if step.role == "reasoner" else 1):
-                out.append(((*key, copy), step.role, req, ids))
-    store.close()
+    with TrajectoryStore(settings=s) as store:
+        for t in store.iter_trajectories():
+            rewards.append(t.reward("accuracy") or 0.0)
+            job = store.get_job(t.episode.job_id)
+            for vid in {job.video_id, *(v for st in t.steps for v, _ in st.frames)} - set(paths):
+                paths[vid] = store.get_video(vid).path
+            for step in t.steps:
+                if not _correct(step.role, step.parsed, job.answer or ""):
+                    continue
+                frames = step_frames(step.frames, reader, paths, s.agents.frame_size)
+                req = replay_request(step.messages, frames, None, SamplingParams())
+                ids = [*tokenizer.encode(step.completion, add_special_tokens=False), eos]
+                key = (paths[job.video_id], job.question, t.episode.rollout_index, step.order)
+                for copy in range(REASONER_WEIGHT if step.role == "reasoner" else 1):
+                    out.append(((*key, copy), step.role, req, ids))
     return out, sum(rewards) / max(1, len(rewards))
 
 
-def _drill_times(world: Any, q: Question, rng: random.Random, n_max: int) -> list[float] | None:
-    """Times for a drill on ``q``: every evidence time plus random others (None: the evidence
-    alone needs more than ``n_max`` frames). For counting, the others never show the colour."""
-    targets = question_targets(q)
-    if len(targets) > n_max:
-        return None
-    m = re.search(r"an? (\w+) object", q.text) if q.kind == "counting" else None
-    extra: list[float] = []
-    for _ in range(4 * n_max):
-        if len(extra) >= rng.randint(1, max(1, n_max - len(targets))):
-            break
-        t = round(rng.uniform(0, world.spec.duration - 1), 1)
-        if m is None or all(o.colour != m.group(1) for o in world.visible_at(t)):
-            extra.append(t)
-    return sorted(targets + extra)
+def _drill_worlds(
+    worlds: Sequence[World], seeds: Sequence[int], spec: TinyTrainSpec
+) -> list[tuple[Path, Any, list[Any]]]:
+    """(video, world, drill questions) per training world: more questions than the oracle
+    asked, and one per needle."""
+    out = []
+    for (video, _), seed in zip(worlds, seeds, strict=True):
+        world = synthetic_world(seed, spec.world_s)
+        qs = generate_questions(world, per_kind=spec.drill_per_kind, seed=10_000 + seed)
+        out.append((video, world, [*qs, *needle_questions(world)]))
+    return out
 
 
-def _show(
-    reader: Any, video: Path, fps: float, times: Sequence[float], size: int
-) -> tuple[Any, list[float]]:
-    """The frames shown at ``times`` (decoded as the agents decode them) and their times."""
-    index = sorted({max(0, int(t * fps + 1e-6)) for t in times})
-    return reader.frames(video, index, size=size), [i / fps for i in index]
+def _more_examples(
+    spec: TinyTrainSpec, settings: Settings, worlds: Sequence[World], seeds: Sequence[int],
+    tokenizer: Any, eos: int,
+) -> list[drills.Example]:  # fmt: skip
+    from vidra.video import open_reader
+
+    reader, size = open_reader(settings), settings.agents.frame_size
+    triples = _drill_worlds(worlds, seeds, spec)
+    return [
+        *drills.reasoner_drills(triples, reader, size, spec.drills_per_question,
+                                spec.drill_max_frames, tokenizer, eos, spec.seed),
+        *drills.index_drills(triples, reader, size, spec.frames_per_round, spec.index_stride_s,
+                             tokenizer, eos),
+        *drills.caption_examples(triples, reader, settings.index.frame_size,
+                                 spec.caption_every_s, tokenizer, eos),
+    ]  # fmt: skip
 
 
 def reasoner_given_evidence(
@@ -279,8 +199,10 @@ def reasoner_given_evidence(
     n_max: int = 8,
 ) -> dict[str, Any]:
     """The reasoner alone, shown every evidence frame of each question plus random others
-    (at most ``n_max`` frames; questions needing more are skipped), greedy, answering as
-    ``settings.agents.answer_mode`` says: separates perception from frame selection."""
+    (at most ``n_max`` frames; questions needing more are skipped), greedy: separates
+    perception from frame selection."""
+    import random
+
     from vidra.agents.context import VideoFacts
     from vidra.agents.reasoner import reason
     from vidra.video import open_reader
@@ -294,10 +216,10 @@ def reasoner_given_evidence(
         facts = VideoFacts("probe", str(video), info.duration, info.fps, info.frame_count)
         rng = random.Random(f"probe:{seed}")
         for q in questions:
-            times = _drill_times(world, q, rng, n_max)
+            times = drills.drill_times(world, q, rng, n_max)
             if times is None:
                 continue
-            frames, shown = _show(reader, video, info.fps, times, settings.agents.frame_size)
+            frames, shown = drills.show(reader, video, info.fps, times, settings.agents.frame_size)
             ans = reason(model, facts, q.text, q.options, frames, shown, greedy,
                          constrain=settings.agents.answer_mode == "options").value  # fmt: skip
             by_kind.setdefault(q.kind, []).append(float(ans.answer == q.answer))
@@ -309,40 +231,7 @@ def reasoner_given_evidence(
     }
 
 
-def _drills(
-    spec: TinyTrainSpec, settings: Settings, worlds: Sequence[World], seeds: Sequence[int],
-    tokenizer: Any, eos: int,
-) -> list[Any]:  # fmt: skip
-    """Reasoner drills: many more questions per training world than the oracle's jobs ask,
-    each answered from its evidence frames plus random others, prompted exactly as the
-    reasoner is. Keys, roles, requests and target ids as in `_examples`."""
-    from vidra.agents.reasoner import reasoner_messages
-    from vidra.video import open_reader
-    from vidra.video.synthetic.questions import generate_questions, needle_questions
-
-    reader = open_reader(settings)
-    greedy = SamplingParams()
-    out = []
-    for (video, _), seed in zip(worlds, seeds, strict=True):
-        world = synthetic_world(seed, spec.world_s)
-        fps = reader.probe(video).fps
-        rng = random.Random(f"drill:{spec.seed}:{seed}")
-        qs = generate_questions(world, per_kind=spec.drill_per_kind, seed=10_000 + seed)
-        for q in [*qs, *needle_questions(world)]:
-            for d in range(spec.drills_per_question):
-                times = _drill_times(world, q, rng, spec.drill_max_frames)
-                if times is None:
-                    continue
-                frames, shown = _show(reader, video, fps, times, settings.agents.frame_size)
-                msgs = reasoner_messages(q.text, q.options, frames, shown)
-                ids = [*tokenizer.encode(_answer_json(q, q.answer_index, shown),
-                                         add_special_tokens=False), eos]  # fmt: skip
-                out.append(((str(video), "~drill", q.id, d), "reasoner",
-                            ChatRequest(msgs, sampling=greedy), ids))  # fmt: skip
-    return out
-
-
-def _sft(hf: Any, examples: list[Any], spec: TinyTrainSpec) -> list[float]:
+def _sft(hf: Any, examples: list[drills.Example], spec: TinyTrainSpec) -> list[float]:
     """`cold_start_sft` with a cosine schedule; loss per epoch."""
     from vidra.rl.trainer import cold_start_sft
 
@@ -350,7 +239,7 @@ def _sft(hf: Any, examples: list[Any], spec: TinyTrainSpec) -> list[float]:
         log.info("epoch %d: loss %.4f", epoch + 1, loss)
         print(f"  epoch {epoch + 1}/{spec.epochs}: loss {loss:.4f}", flush=True)
 
-    pairs = [(req, ids) for _, req, ids in examples]
+    pairs = [(req, ids) for _, _, req, ids in examples]
     return cold_start_sft(
         hf, pairs, spec.epochs, spec.lr, spec.batch, spec.seed, cosine=True, on_epoch=show
     )
@@ -358,22 +247,39 @@ def _sft(hf: Any, examples: list[Any], spec: TinyTrainSpec) -> list[float]:
 
 def evaluate_model(
     model_path: str,
-    worlds: list[tuple[Path, list[Any]]],
+    worlds: list[World],
     spec: TinyTrainSpec,
     home: Path | None = None,
     adapters: dict[str, str] | None = None,
-    strategy: str = "model",
+    strategy: str | None = None,
 ) -> dict[str, Any]:
     """Held-out metrics of ``model_path`` (+ ``adapters``) with the agents set as in training."""
     home = home or Path(tempfile.mkdtemp(prefix="vidra-eval-"))
     settings = tiny_agent_settings(Settings(data_dir=home), spec)
-    settings.agents.strategy = strategy  # type: ignore[assignment]
+    settings.agents.strategy = strategy or spec.strategy  # type: ignore[assignment]
     settings.model.path = model_path
     return evaluate(settings, worlds, adapters)
 
 
 def _size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def _held_out(out: Path, hf: Any, spec: TinyTrainSpec, work: Path, settings: Settings,
+              eval_worlds: list[World], eval_seeds: list[int]) -> dict[str, Any]:  # fmt: skip
+    from vidra.video import open_reader
+
+    triples = [(v, synthetic_world(s, spec.world_s), qs)
+               for (v, qs), s in zip(eval_worlds, eval_seeds, strict=True)]  # fmt: skip
+    return {
+        "held_out": evaluate_model(str(out), eval_worlds, spec, work / "eval"),
+        "held_out_model_selector": evaluate_model(str(out), eval_worlds, spec,
+                                                  work / "eval-model", strategy="model"),
+        "caption_accuracy": drills.caption_accuracy(hf, triples, open_reader(settings),
+                                                    settings.index.frame_size, 8.0),
+        "reasoner_given_evidence": reasoner_given_evidence(hf, settings, eval_worlds,
+                                                           eval_seeds, spec.world_s),
+    }  # fmt: skip
 
 
 def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None = None) -> dict:
@@ -390,41 +296,30 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     train_seeds, eval_seeds = _seeds(spec)
     train_worlds = _worlds(work / "videos", train_seeds, spec)
     eval_worlds = _worlds(work / "videos", eval_seeds, spec)
-    print(
-        f"rendered {len(train_seeds) + len(eval_seeds)} worlds of {spec.world_s:g} s "
-        f"({time.perf_counter() - t0:.0f} s)"
-    )
-    store_url = _record_oracle(work / "oracle", train_worlds, spec)
+    print(f"rendered {len(train_seeds) + len(eval_seeds)} worlds of {spec.world_s:g} s "
+          f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+    store_url = _record_oracle(work / "oracle", train_worlds, train_seeds, spec)
     base = build_tiny(work / "base", size=spec.size, seed=spec.seed)
     settings = tiny_agent_settings(Settings(data_dir=work / "oracle"), spec)
     settings.model.path = str(base)
     hf: Any = build_model(settings, {}, backend="hf")
     examples, oracle_accuracy = _examples(settings, store_url, hf.tokenizer, hf.eos_id)
-    drills = _drills(spec, settings, train_worlds, train_seeds, hf.tokenizer, hf.eos_id)
+    more = _more_examples(spec, settings, train_worlds, train_seeds, hf.tokenizer, hf.eos_id)
     # store order depends on job timing; training must not
-    examples = [x[1:] for x in sorted(examples + drills, key=lambda x: x[0])]
-    roles = {
-        r: sum(1 for x, _, _ in examples if x == r) for r in sorted({x for x, _, _ in examples})
-    }
-    print(
-        f"{len(examples)} examples to imitate {roles} (of them {len(drills)} reasoner drills; "
-        f"{time.perf_counter() - t0:.0f} s)"
-    )
+    examples = sorted(examples + more, key=lambda x: x[0])
+    roles = {r: sum(1 for x in examples if x[1] == r) for r in sorted({x[1] for x in examples})}
+    print(f"{len(examples)} examples {roles} ({time.perf_counter() - t0:.0f} s)")
     losses = _sft(hf, examples, spec)
     out.mkdir(parents=True, exist_ok=True)
     hf.model.save_pretrained(out, safe_serialization=True)
     hf.processor.save_pretrained(out)
     print(f"saved {out} ({_size_mb(out):.1f} MB); evaluating on held-out worlds")
-    held = evaluate_model(str(out), eval_worlds, spec, work / "eval")
-    probe = reasoner_given_evidence(hf, settings, eval_worlds, eval_seeds, spec.world_s)
     metrics = {
         "spec": asdict(spec),
         "train_examples": roles,
-        "reasoner_drills": len(drills),
         "oracle_accuracy": round(oracle_accuracy, 4),
         "sft_loss_by_epoch": [round(x, 4) for x in losses],
-        "held_out": held,
-        "reasoner_given_evidence": probe,
+        **_held_out(out, hf, spec, work, settings, eval_worlds, eval_seeds),
         "eval_world_seeds": eval_seeds,
         "size_mb": round(_size_mb(out), 2),
         "train_seconds": round(time.perf_counter() - t0, 1),
@@ -434,6 +329,6 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     return metrics
 
 
-def eval_worlds(spec: TinyTrainSpec, root: Path) -> list[tuple[Path, list[Any]]]:
+def eval_worlds(spec: TinyTrainSpec, root: Path) -> list[World]:
     """The held-out worlds `train_tiny` evaluated on (re-rendered under ``root``)."""
     return _worlds(root, _seeds(spec)[1], spec)

@@ -189,10 +189,21 @@ class IndexPart:
         return [_hit(r) for r in self.db.read(lambda conn: conn.execute(stmt).all())]
 
     def search_clips(self, index_id: str, query: str, k: int = 8) -> list[ClipHit]:
-        """The ``k`` clips whose captions best match ``query`` (any of its words), best first."""
+        """The ``k`` clips whose captions best match ``query``, best first: any of its words
+        matches; more distinct words matched rank higher, then the database's own score
+        (BM25 on SQLite, ``ts_rank`` on PostgreSQL) breaks ties, so both rank alike."""
         terms = _terms(query)
         if not terms or k <= 0:
             return []
+        hits = self._matches(index_id, terms, max(64, 8 * k))
+        for_rank = [(len(set(terms) & set(_terms(h.caption))), h.score, h) for h in hits]
+        ranked = sorted(for_rank, key=lambda x: (-x[0], -x[1], x[2].t0))[:k]
+        return [
+            ClipHit(h.id, h.clip_no, h.t0, h.t1, h.caption, h.frames, n + db / (1 + abs(db)))
+            for n, db, h in ranked
+        ]
+
+    def _matches(self, index_id: str, terms: list[str], k: int) -> list[ClipHit]:
         if self.db.engine.dialect.name == "postgresql":
             sql = text(
                 "SELECT id, clip_no, t0, t1, caption, frames, "

@@ -1,0 +1,134 @@
+"""Building a video's index and searching it from an episode: captions from the captioner
+role, resumable after a kill, a usable partial index when decoding fails part-way, and the
+``search`` selector finding a 3-second needle in a long video with few frames."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.unit.video.httpd import RangeServer
+from vidra import jobs
+from vidra.api import Client
+from vidra.config import Settings
+from vidra.models.scripted import ScriptedChatModel
+from vidra.pipelines.oracle import ground_caption, oracle
+from vidra.runtime import Runtime
+from vidra.storage import TrajectoryStore
+from vidra.video.synthetic import WorldSpec, make_world, render_world
+from vidra.video.synthetic.questions import needle_questions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def long_world(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    world = make_world(WorldSpec(duration=600, fps=4, width=160, height=90, seed=11))
+    return world, render_world(world, tmp_path_factory.mktemp("idx") / "w.mp4", gop_s=4)
+
+
+class Captioner(ScriptedChatModel):
+    """Captions from the world's ground truth (the oracle's captioner), counting calls."""
+
+    def __init__(self, world) -> None:  # type: ignore[no-untyped-def]
+        self.world, self.captioned = world, 0
+        script = oracle([], 0.0, 0, 16, world)
+        super().__init__(lambda req: self._count() or script(req))
+
+    def _count(self) -> None:
+        self.captioned += 1
+
+
+def test_index_is_built_once_and_finds_a_needle(long_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world, video = long_world
+    model = Captioner(world)
+    with Runtime(Settings(data_dir=tmp_path), model=model, executor_ok=False) as rt:
+        vid = jobs.register_video(rt, video)
+        rec = rt.index.ensure(vid)
+        assert rec.status == "done" and rec.clips_done == rec.clips_total == 300  # 2 s clips
+        assert rt.index.ensure(vid).id == rec.id and model.captioned == 300  # built once
+        needle = next(o for o in world.objects if o.needle)
+        hits = rt.index.search(vid, needle.name, 8)
+        assert hits and hits[0].t1 > needle.start and hits[0].t0 < needle.end
+        clip = rt.store.clips([hits[0].id])[0]
+        assert clip.caption == ground_caption(world, (clip.t0 + clip.t1) / 2)
+
+
+def test_a_killed_index_build_resumes_without_redoing_clips(long_world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world, video = long_world
+    env = {**os.environ, "VIDRA_DATA_DIR": str(tmp_path), "VIDRA_INDEX__BATCH": "4"}
+    proc = subprocess.Popen([sys.executable, "-m", "vidra", "index", str(video)], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    settings = Settings(data_dir=tmp_path)
+    until = time.monotonic() + 120
+    done_before = 0
+    while time.monotonic() < until and done_before < 24:
+        time.sleep(0.2)
+        if (tmp_path / "vidra.db").exists():
+            with TrajectoryStore(settings=settings) as store:
+                done_before = sum(r.clips_done for r in store.indexes())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert 24 <= done_before < 300, "kill the build part-way"
+    with TrajectoryStore(settings=settings) as store:
+        [rec] = store.indexes()
+        before = {c.clip_no: (c.id, c.caption) for c in store.clips_between(rec.id, 0, 600)}
+    assert rec.status == "building" and len(before) == rec.clips_done
+    model = Captioner(world)
+    with Runtime(settings, model=model, executor_ok=False) as rt:
+        vid = jobs.register_video(rt, video)
+        done = rt.index.ensure(vid)
+        after = {c.clip_no: (c.id, c.caption) for c in rt.store.clips_between(done.id, 0, 600)}
+    assert done.id == rec.id and done.status == "done" and len(after) == 300
+    assert model.captioned == 300 - len(before)  # only the clips the killed build had not done
+    assert all(after[n] == v for n, v in before.items())  # and those were not redone
+
+
+def test_a_source_that_fails_mid_index_leaves_a_usable_partial_index(
+    long_world,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    world, video = long_world
+    data = video.read_bytes()
+    with RangeServer() as srv:
+        srv.put("w.mp4", data)
+        settings = Settings(data_dir=tmp_path)
+        settings.index.batch = 8
+        with Runtime(settings, model=Captioner(world), executor_ok=False) as rt:
+            vid = jobs.register_video(rt, srv.url("w.mp4"))
+            srv.die_after_bytes = srv.bytes_sent + len(data) // 3  # a third of the way in
+            rec = rt.index.ensure(vid)
+            assert rec.status == "partial" and 0 < rec.clips_done < rec.clips_total
+            assert "stopped at" in (rec.error or "") and "searchable" in (rec.error or "")
+            first = world.objects[0]
+            assert rt.index.search(vid, first.name, 4)  # what was built is searchable
+
+
+def test_search_selector_answers_a_needle_question_with_few_frames(
+    long_world,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    world, video = long_world
+    q = needle_questions(world)[0]
+    settings = Settings(data_dir=tmp_path)
+    settings.agents.strategy = "search"
+    model = ScriptedChatModel(oracle([q], 0.0, 0, 16, world))
+    with Client(settings, model=model) as client:
+        ans = client.submit(video, q.text, q.options, q.answer).result(timeout=300)
+        t = client.episode(ans.episode_id)
+    assert ans.text == q.answer and ans.rewards["accuracy"] == 1.0
+    tools = [s.parsed for s in t.steps if s.role == "selector"]
+    assert [x["tool"] for x in tools][:2] == ["search", "inspect"]  # type: ignore[index]
+    assert t.episode.frames_used <= 8
+    reasoner = next(s for s in t.steps if s.role == "reasoner")
+    assert "Index results that led to these frames" in reasoner.prompt
+    assert q.answer in reasoner.prompt.split("Index results", 1)[1]
+    a, b = q.answer_span  # type: ignore[misc]
+    shown = [i / 4 for _, i in reasoner.frames]
+    assert any(a <= s <= b for s in shown)  # the needle was in front of the reasoner

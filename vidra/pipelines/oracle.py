@@ -1,0 +1,188 @@
+"""The oracle that stands in for the model while vidra-tiny's training trajectories are
+recorded: it knows a synthetic world's ground truth and answers every role's prompt as a
+good policy would, from what that prompt shows (never from hidden state a learned policy
+could not see, except where perception is the task: captions and answers).
+
+- captioner: the objects on screen at the asked time, in `ground_caption`'s words;
+- planner: what to look for and a frame budget;
+- selector, storyboard prompt: the evidence times; search prompt: one search for the
+  options (or the object the question names), then an inspect of the moments the results
+  list (copied from them); a question about one moment inspects that moment;
+- reasoner: the right option (wrong on a seeded share of first rounds, for the critic);
+- critic: accept right answers, reject wrong ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Callable, Sequence
+
+from vidra.agents.parsing import parse_time
+from vidra.models.protocol import ChatRequest, ImagePart, TextPart, VideoPart
+from vidra.video.synthetic import Question, World
+
+__all__ = [
+    "QUADRANT_ORDER",
+    "answer_json",
+    "evidence_times",
+    "ground_caption",
+    "oracle",
+    "question_line",
+    "search_query",
+    "text_of",
+]
+
+QUADRANT_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right")
+_ROLE_TAG = re.compile(r"\[(planner|selector|search|reasoner|critic|reflect|captioner)/v\d+\]")
+
+
+def ground_caption(world: World, t: float) -> str:
+    """What the captioner should say at ``t``: each visible object as ``colour shape place``
+    in reading order of the places, ``;``-separated, or ``nothing``."""
+    objs = sorted(world.visible_at(t), key=lambda o: QUADRANT_ORDER.index(o.quadrant))
+    return "; ".join(f"{o.colour} {o.shape} {o.quadrant}" for o in objs) or "nothing"
+
+
+def evidence_times(q: Question) -> list[float]:
+    """Times (s) where a frame shows what the answer needs."""
+    if q.answer_span is not None:
+        a, b = q.answer_span
+        return [round(a + (b - a) / 4, 1), round(a + 3 * (b - a) / 4, 1)]
+    return [round(t, 1) for t in q.evidence]
+
+
+def text_of(req: ChatRequest) -> tuple[str, list[float]]:
+    """The request's last text and the times of the frames it shows."""
+    text, times = "", []
+    for msg in req.messages:
+        if isinstance(msg.content, str):
+            text = msg.content
+            continue
+        for part in msg.content:
+            if isinstance(part, TextPart):
+                text = part.text
+            elif isinstance(part, ImagePart) and part.time is not None:
+                times.append(float(part.time))
+            elif isinstance(part, VideoPart):
+                times += [float(t) for t in part.times]
+    return text, times
+
+
+def question_line(text: str) -> str:
+    m = re.search(r"Question: (.*)\n", text)
+    return m.group(1) if m else ""
+
+
+def answer_json(q: Question, index: int, shown: Sequence[float]) -> str:
+    """The oracle reasoner's reply: option ``index`` by its text, with the shown frames near
+    the evidence as its evidence."""
+    near = [t for t in shown if any(abs(t - e) <= 2.0 for e in evidence_times(q))]
+    return json.dumps(
+        {"answer": q.options[index], "confidence": 0.9, "evidence": [round(t, 1) for t in near[:3]]}
+    )
+
+
+def search_query(q: Question) -> str | None:
+    """What the oracle searches for: the options when they name objects, the object or
+    colour the question names otherwise; None for a question about one moment (state)."""
+    if q.kind == "state":
+        return None
+    if q.kind in ("needle", "ordering"):
+        return ", ".join(q.options)
+    m = re.search(r"(?:an?|the) ((?:\w+ )?\w+?)(?: object)? (?:appear|visible|is)", q.text)
+    return re.sub(r" object$", "", m.group(1)) if m else q.text
+
+
+def _state_time(q: Question) -> float:
+    m = re.search(r"At ([\d:.]+),", q.text)
+    t = parse_time(m.group(1)) if m else None
+    return t if t is not None else 0.0
+
+
+def _search_reply(q: Question, text: str, n: int) -> str:
+    again = "Critic feedback" in text  # a second look: the frame after each one seen
+    if q.kind == "state":
+        t = round(_state_time(q) + (0.5 if again else 0.0), 1)
+        return json.dumps({"tool": "inspect", "times": [t]})
+    history = text.split("Results so far:\n", 1)[-1].split("\nNext, reply", 1)[0]
+    if history.strip() == "nothing yet":
+        return json.dumps({"tool": "search", "query": search_query(q)})
+    moments = re.findall(r"^(\d+:\d+(?:\.\d+)?) ", history, flags=re.M)
+    if not moments:  # nothing matched (e.g. counting a colour that never appears)
+        m = re.search(r"Video: (\d+) s", text)
+        duration = float(m.group(1)) if m else 60.0
+        moments = [f"{duration / 3:.1f}", f"{2 * duration / 3:.1f}"]
+    times: list[str | float] = list(moments[: max(1, n)])
+    if again:
+        times = [round((parse_time(t) or 0.0) + 0.5, 1) for t in moments[: max(1, n)]]
+    return json.dumps({"tool": "inspect", "times": times})
+
+
+def _storyboard_reply(q: Question, text: str) -> str:
+    m = re.search(r"at most (\d+) frames", text)
+    n = int(m.group(1)) if m else 8
+    targets = evidence_times(q)
+    if not targets:  # nothing to find (e.g. "how many ... ?" with answer 0): sweep
+        m = re.search(r"Video: (\d+) s", text)
+        duration = float(m.group(1)) if m else 60.0
+        targets = [round(duration * (k + 0.5) / n, 1) for k in range(n)]
+    if "Critic feedback" in text:  # second look: around the targets
+        targets = [round(max(0.0, t + d), 1) for t in targets for d in (-1.0, 1.0)]
+    return json.dumps({"segments": [], "times": targets[: max(1, n)]})
+
+
+def _critic_reply(q: Question, text: str) -> str:
+    m = re.search(r"Proposed answer: (.*) \(confidence", text)
+    proposed = m.group(1).strip() if m else ""
+    right = proposed in (q.answer, "ABCDEFGHIJ"[q.answer_index])
+    verdict = (
+        {"score": 1.0, "accept": True, "feedback": ""}
+        if right
+        else {"score": 0.0, "accept": False, "feedback": "the frames do not show that"}
+    )
+    return json.dumps(verdict)
+
+
+def oracle(
+    questions: Sequence[Question],
+    wrong_rate: float,
+    seed: int,
+    budget: int = 16,
+    world: World | None = None,
+) -> Callable[[ChatRequest], str]:
+    """The script of an oracle model for ``questions`` (matched by their text) of ``world``
+    (needed to caption); its plans ask for ``budget`` frames."""
+    by_text = {q.text: q for q in questions}
+
+    def respond(req: ChatRequest) -> str:
+        text, shown = text_of(req)
+        role_m = _ROLE_TAG.search(text)
+        if role_m is not None and role_m.group(1) == "captioner":
+            return ground_caption(world, shown[0]) if world is not None and shown else "nothing"
+        q = by_text.get(question_line(text))
+        if role_m is None or q is None:
+            return "{}"
+        role = role_m.group(1)
+        if role == "planner":
+            look = q.text.rstrip("?").split(",")[0][:60]
+            return json.dumps({"look_for": look, "sub_questions": [], "hints": [],
+                               "frame_budget": budget})  # fmt: skip
+        if role == "search":
+            m = re.search(r"at most (\d+) times", text)
+            return _search_reply(q, text, int(m.group(1)) if m else 8)
+        if role == "selector":
+            return _storyboard_reply(q, text)
+        if role in ("reasoner", "reflect"):
+            revising = "Critic feedback" in text or role == "reflect"
+            wrong = (
+                not revising
+                and zlib.crc32(f"{seed}:{q.id}".encode()) % 1000 < wrong_rate * 1000
+                and len(q.options) > 1
+            )
+            index = (q.answer_index + 1) % len(q.options) if wrong else q.answer_index
+            return answer_json(q, index, shown)
+        return _critic_reply(q, text)
+
+    return respond
