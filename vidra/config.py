@@ -22,6 +22,7 @@ __all__ = [
     "MLflowSettings",
     "ModelSettings",
     "RunnerSettings",
+    "ServingSettings",
     "Settings",
     "StorageSettings",
     "TrainSettings",
@@ -152,6 +153,18 @@ class IndexSettings(BaseModel):
     search_k: int = Field(48, gt=0, description="clips one search returns at most")
 
 
+class ServingSettings(BaseModel):
+    """How model calls of concurrent episodes are served."""
+
+    max_batch: int = Field(
+        16, gt=0, description="most requests batched into one model call (1: no batching)"
+    )
+    max_wait_s: float = Field(
+        0.005, ge=0, description="how long a request waits for others to share its batch"
+    )
+    replicas: int = Field(1, gt=0, description="ray: model-server actors (round-robin)")
+
+
 class RunnerSettings(BaseModel):
     """Where episodes run."""
 
@@ -279,6 +292,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     mlflow: MLflowSettings = Field(default_factory=MLflowSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)

@@ -43,6 +43,7 @@ __all__ = [
     "episode_outcome",
     "model_from_settings_json",
     "reward_records",
+    "serve",
     "training_model",
     "worker_context",
 ]
@@ -65,6 +66,16 @@ def build_model(
     return load_chat_model(settings, **overrides)
 
 
+def serve(settings: Settings, model: ChatModel) -> ChatModel:
+    """``model`` behind dynamic batching of concurrent calls (``serving.max_batch`` > 1)."""
+    from vidra.models.serving import BatchingChatModel
+
+    sv = settings.serving
+    if sv.max_batch <= 1 or isinstance(model, BatchingChatModel):
+        return model
+    return BatchingChatModel(model, sv.max_batch, sv.max_wait_s)
+
+
 def training_model(settings_json: str, base: str, adapters: dict[str, str]) -> Any:
     """A Ray Train worker's model: `build_model` on the ``hf`` backend (training needs
     gradients) from the same settings the steps were sampled with, on ``base``."""
@@ -77,7 +88,7 @@ def model_from_settings_json(settings_json: str) -> ChatModel:
     """The served model for a settings snapshot (Ray's model-server actor)."""
     settings = Settings.model_validate_json(settings_json)
     with Runtime(settings, executor_ok=False) as rt:
-        return build_model(settings, rt.adapters())
+        return serve(settings, build_model(settings, rt.adapters()))
 
 
 def worker_context(settings_json: str, model: ChatModel, worker: str) -> Runtime:
@@ -251,7 +262,7 @@ class Runtime:
     def model(self) -> ChatModel:
         with self._lock:
             if self._model is None:
-                self._model = build_model(self.settings, self.adapters())
+                self._model = serve(self.settings, build_model(self.settings, self.adapters()))
             return self._model
 
     def adapters(self) -> dict[str, str]:

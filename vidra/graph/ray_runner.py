@@ -37,29 +37,34 @@ ContextFactory = Callable[[str, ChatModel, str], JobContext]
 
 
 class RemoteChatModel:
-    """A `ChatModel` whose calls go to a Ray actor holding the real model."""
+    """A `ChatModel` whose calls go to model-server actors (replicas, round-robin); each
+    actor batches the calls of concurrent episodes (``serving.max_batch``)."""
 
     name = "ray"
 
-    def __init__(self, actor: Any, adapters: Sequence[str]) -> None:
-        self.actor = actor
+    def __init__(self, actors: Any, adapters: Sequence[str]) -> None:
+        self.actors = list(actors) if isinstance(actors, list | tuple) else [actors]
         self._adapters = list(adapters)
+        self._next = itertools.count()
 
     @property
     def adapters(self) -> list[str]:
         return self._adapters
 
+    def _actor(self) -> Any:
+        return self.actors[next(self._next) % len(self.actors)]
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         import ray
 
-        return list(ray.get(self.actor.generate.remote(list(requests))))
+        return list(ray.get(self._actor().generate.remote(list(requests))))
 
     def score(
         self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
     ) -> list[list[float]]:
         import ray
 
-        return list(ray.get(self.actor.score.remote(list(requests), list(completions))))
+        return list(ray.get(self._actor().score.remote(list(requests), list(completions))))
 
 
 class _ModelServer:
@@ -69,7 +74,14 @@ class _ModelServer:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
-        self.model = model if model is not None else factory(settings_json)
+        if model is None:
+            self.model = factory(settings_json)
+        else:  # a given model is served behind the same batching
+            from vidra.models.serving import BatchingChatModel
+
+            sv = Settings.model_validate_json(settings_json).serving
+            batched = sv.max_batch > 1 and model.name != "scripted"
+            self.model = BatchingChatModel(model, sv.max_batch, sv.max_wait_s) if batched else model
 
     def adapters(self) -> list[str]:
         return list(self.model.adapters)
@@ -90,7 +102,7 @@ class _EpisodeWorker:
         self,
         settings_json: str,
         factory: ContextFactory,
-        model_actor: Any,
+        model_actors: list[Any],
         adapters: list[str],
         owner: str,
         lease_s: float,
@@ -99,7 +111,7 @@ class _EpisodeWorker:
 
         node = ray.get_runtime_context().get_node_id()
         self.worker = f"ray:{node[:12]}:{os.getpid()}"
-        self.ctx = factory(settings_json, RemoteChatModel(model_actor, adapters), self.worker)
+        self.ctx = factory(settings_json, RemoteChatModel(model_actors, adapters), self.worker)
         self.owner, self.lease_s = owner, lease_s
         self.lease = LeaseKeeper(self.ctx.store, owner, lease_s)
         self.cancels: dict[str, threading.Event] = {}
@@ -168,16 +180,21 @@ class RayExecutor(JobBook):
         ensure_ray(settings)
         settings_json = settings.model_dump_json()
         server: Any = ray.remote(num_cpus=0)(_ModelServer)
-        self.model_actor = server.options(resources=dict(r.model_resources)).remote(
-            settings_json, model_factory, model
-        )
+        concurrent = max(2, settings.serving.max_batch)  # threads wait together in a batch
+        self.model_actors = [
+            server.options(resources=dict(r.model_resources), max_concurrency=concurrent).remote(
+                settings_json, model_factory, model
+            )
+            for _ in range(settings.serving.replicas)
+        ]
+        self.model_actor = self.model_actors[0]
         adapters = ray.get(self.model_actor.adapters.remote())
         worker_cls: Any = ray.remote(num_cpus=r.worker_cpus)(_EpisodeWorker)
         self.workers = [
             worker_cls.options(
                 max_concurrency=r.jobs_per_worker + 1, resources=dict(r.episode_resources)
             ).remote(
-                settings_json, context_factory, self.model_actor, adapters,
+                settings_json, context_factory, self.model_actors, adapters,
                 f"{self.owner}/w{k}", r.lease_s,
             )
             for k in range(r.workers)
@@ -217,7 +234,7 @@ class RayExecutor(JobBook):
         super().shutdown(wait)
         import ray
 
-        for actor in [*self.workers, self.model_actor]:
+        for actor in [*self.workers, *self.model_actors]:
             ray.kill(actor)
 
 

@@ -203,8 +203,8 @@ class HFChatModel:
         out: dict[int, list[Completion]] = {}
         for key, idx in _batches(requests):
             batch = [requests[i] for i in idx]
-            if batch[0].sampling.prefixes:  # `_batches` gives a prefixed request its own batch
-                done = [self._generate_prefixed(batch[0], key[0])]
+            if batch[0].sampling.prefixes:
+                done = self._generate_prefixed(batch, key[0])
             else:
                 done = self._generate_batch(batch, key[0])
             for i, comps in zip(idx, done, strict=True):
@@ -215,15 +215,18 @@ class HFChatModel:
         self,
         batch: list[ChatRequest],
         adapter: str | None,
-        prefix: tuple[list[int], list[float]] = ([], []),
+        prefixes: Sequence[tuple[list[int], list[float]]] | None = None,
     ) -> list[list[Completion]]:
+        """``n`` completions per request of one batch; row ``b`` first forced to begin with
+        ``prefixes[b]`` (token ids and their logprobs) when given."""
         import torch
 
         s = batch[0].sampling
         inputs = self._inputs(batch)
         pad = inputs["attention_mask"].sum(dim=1).tolist()  # prompt tokens, before any prefix
-        if prefix[0]:  # forced first tokens, appended to every row's prompt
-            inputs = _extend(inputs, prefix[0])
+        forced = list(prefixes) if prefixes else [([], [])] * len(batch)
+        if any(ids for ids, _ in forced):  # forced first tokens, appended to each row's prompt
+            inputs = _extend_rows(inputs, [ids for ids, _ in forced], self.eos_id)
         prompt_len = int(inputs["input_ids"].shape[1])
         kwargs = _generation_kwargs(s, self.suppress, self.eos_id, self.tokenizer)
         if s.seed is not None:
@@ -242,7 +245,7 @@ class HFChatModel:
             ids, lps, reason = _trim(
                 seqs[row].tolist(), logps[row].tolist(), self.eos_id, self.tokenizer, s.stop
             )
-            ids, lps = prefix[0] + ids, prefix[1] + lps
+            ids, lps = forced[b][0] + ids, forced[b][1] + lps
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             for stop in s.stop:
                 if stop in text:
@@ -263,38 +266,62 @@ class HFChatModel:
             )
         return results
 
-    def _generate_prefixed(self, req: ChatRequest, adapter: str | None) -> list[Completion]:
-        """``req.sampling.n`` completions that each begin with one of ``sampling.prefixes``:
-        a prefix is picked by its total logprob (processed as when sampled: argmax when
-        greedy, else sampled from their renormalised probabilities), then continued. The
-        prefix tokens carry their logprobs under the unconstrained sampling distribution."""
+    def _pick_prefix(self, req: ChatRequest, lps: Sequence[Any]) -> list[int]:
+        """``n`` prefix picks for ``req`` from each prefix's total logprob (processed as when
+        sampled: argmax when greedy, else sampled from their renormalised probabilities)."""
         import torch
 
         s = req.sampling
-        pre = [self.tokenizer.encode(p, add_special_tokens=False) for p in s.prefixes]
-        plain = s.model_copy(update={"prefixes": [], "n": 1})
-        probe = ChatRequest(req.messages, adapter, plain)
-        with torch.no_grad():
-            lps = self.batch_token_logprobs([probe] * len(pre), pre)
         totals = torch.stack([lp.sum() for lp in lps]).double()
         if s.temperature > 0 and bool(torch.isfinite(totals).any()):
             gen = torch.Generator().manual_seed(s.seed) if s.seed is not None else None
             probs = torch.softmax(totals, dim=0)
-            picks = torch.multinomial(probs, s.n, replacement=True, generator=gen).tolist()
-        else:
-            picks = [int(torch.argmax(totals))] * s.n
-        out: list[Completion | None] = [None] * s.n
-        for k in sorted(set(picks)):
-            slots = [j for j, p in enumerate(picks) if p == k]
-            cont = plain.model_copy(
-                update={"n": len(slots), "max_tokens": max(1, s.max_tokens - len(pre[k]))}
-            )
-            (comps,) = self._generate_batch(
-                [ChatRequest(req.messages, adapter, cont)], adapter, (pre[k], lps[k].tolist())
-            )
-            for j, c in zip(slots, comps, strict=True):
-                out[j] = Completion(**{**c.__dict__, "sample_index": j})
-        return [c for c in out if c is not None]
+            return [int(x) for x in torch.multinomial(probs, s.n, replacement=True, generator=gen)]
+        return [int(torch.argmax(totals))] * s.n
+
+    def _generate_prefixed(
+        self, batch: Sequence[ChatRequest], adapter: str | None
+    ) -> list[list[Completion]]:
+        """``sampling.n`` completions per request that each begin with one of its
+        ``sampling.prefixes``, picked by `_pick_prefix`, then continued. The prefix tokens
+        carry their logprobs under the unconstrained sampling distribution. The probes of
+        every request's prefixes run as one batch, the continuations as another."""
+        import torch
+
+        plain = batch[0].sampling.model_copy(update={"prefixes": [], "n": 1})
+        encoded = [
+            [self.tokenizer.encode(p, add_special_tokens=False) for p in r.sampling.prefixes]
+            for r in batch
+        ]
+        probes = [ChatRequest(r.messages, adapter, plain) for r, pre in zip(batch, encoded,
+                                                                            strict=True)
+                  for _ in pre]  # fmt: skip
+        with torch.no_grad():
+            flat = self.batch_token_logprobs(probes, [ids for pre in encoded for ids in pre])
+        rows: list[ChatRequest] = []
+        forced: list[tuple[list[int], list[float]]] = []
+        owners: list[tuple[int, int]] = []
+        at = 0
+        for b, (req, pre) in enumerate(zip(batch, encoded, strict=True)):
+            lps = flat[at : at + len(pre)]
+            at += len(pre)
+            for j, k in enumerate(self._pick_prefix(req, lps)):
+                cont = plain.model_copy(
+                    update={"max_tokens": max(1, req.sampling.max_tokens - len(pre[k]))}
+                )
+                rows.append(ChatRequest(req.messages, adapter, cont))
+                forced.append((pre[k], lps[k].tolist()))
+                owners.append((b, j))
+        out: list[list[Completion]] = [[] for _ in batch]
+        for group in _same_budget(rows):
+            done = self._generate_batch([rows[i] for i in group], adapter,
+                                        [forced[i] for i in group])  # fmt: skip
+            for i, (comp,) in zip(group, done, strict=True):
+                b, j = owners[i]
+                out[b].append(Completion(**{**comp.__dict__, "sample_index": j}))
+        for comps in out:
+            comps.sort(key=lambda c: c.sample_index)
+        return out
 
     def score(
         self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
@@ -424,9 +451,44 @@ def _extend(inputs: Any, ids: Any, mask: Any = None) -> Any:
     return out
 
 
+def _same_budget(rows: Sequence[ChatRequest]) -> list[list[int]]:
+    """Row indices grouped by their remaining token budget (one ``generate`` call each)."""
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(r.sampling.max_tokens, []).append(i)
+    return list(groups.values())
+
+
+def _extend_rows(inputs: Any, rows: Sequence[Sequence[int]], pad_id: int) -> Any:
+    """Model inputs with row ``b``'s text tokens ``rows[b]`` appended after its prompt, the
+    batch left-padded again (rows may get prefixes of different lengths)."""
+    import torch
+
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    mm = inputs.get("mm_token_type_ids")
+    keep = [mask[b].bool() for b in range(ids.shape[0])]
+    seqs = [ids[b][keep[b]].tolist() + list(rows[b]) for b in range(ids.shape[0])]
+    width = max(len(x) for x in seqs)
+    new_ids = torch.full((len(seqs), width), pad_id, dtype=ids.dtype, device=ids.device)
+    new_mask = torch.zeros((len(seqs), width), dtype=mask.dtype, device=mask.device)
+    new_mm = None if mm is None else torch.zeros_like(new_ids, dtype=mm.dtype)
+    for b, seq in enumerate(seqs):
+        new_ids[b, width - len(seq) :] = torch.tensor(seq, dtype=ids.dtype)
+        new_mask[b, width - len(seq) :] = 1
+        if new_mm is not None and mm is not None:
+            head = mm[b][keep[b]]
+            new_mm[b, width - len(seq) : width - len(seq) + head.shape[0]] = head
+    out = dict(inputs)
+    out["input_ids"], out["attention_mask"] = new_ids, new_mask
+    if new_mm is not None:
+        out["mm_token_type_ids"] = new_mm
+    return out
+
+
 def _batches(requests: Sequence[ChatRequest]) -> list[tuple[tuple[Any, ...], list[int]]]:
-    """Requests that can share one ``generate`` call: same adapter and sampling, no seed,
-    no prefixes (a prefixed request is generated on its own)."""
+    """Requests that can share one ``generate`` call: same adapter and sampling, and no
+    seed (a seeded request is generated on its own, so its sample depends on its seed
+    alone). Prefixed requests batch with prefixed ones (their prefixes may differ)."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, r in enumerate(requests):
         s = r.sampling
@@ -437,7 +499,8 @@ def _batches(requests: Sequence[ChatRequest]) -> list[tuple[tuple[Any, ...], lis
             s.max_tokens,
             s.n,
             tuple(s.stop),
-            s.seed if s.seed is None and not s.prefixes else (s.seed, i),
+            bool(s.prefixes),
+            None if s.seed is None else (s.seed, i),
         )
         groups.setdefault(key, []).append(i)
     return list(groups.items())
