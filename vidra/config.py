@@ -215,6 +215,9 @@ class TrainSettings(BaseModel):
     num_workers: int = Field(
         1, gt=0, description="Ray Train workers (DDP; NCCL with model.device=cuda, else gloo)"
     )
+    placement: Literal["PACK", "SPREAD"] = Field(
+        "PACK", description="Ray Train workers packed on few nodes, or spread over the nodes"
+    )
     worker_resources: dict[str, float] = Field(
         default_factory=dict,
         description='custom Ray resources each training worker needs, e.g. {"trainer": 1}',

@@ -8,8 +8,9 @@ import tempfile
 from typing import Any
 
 from vidra.config import Settings
+from vidra.errors import ConfigError
 
-__all__ = ["ensure_ray"]
+__all__ = ["check_cluster", "ensure_ray"]
 
 
 def ensure_ray(settings: Settings) -> None:
@@ -18,6 +19,7 @@ def ensure_ray(settings: Settings) -> None:
     Workers get this process's ``sys.path`` and ``VIDRA_DATA_DIR``."""
     import ray
 
+    check_cluster(settings)
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -32,9 +34,33 @@ def ensure_ray(settings: Settings) -> None:
             }
         },
     }
-    if settings.runner.ray_address:
-        kwargs["address"] = settings.runner.ray_address
+    address = settings.runner.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:  # a cluster: given, or the one a Ray job runs in (RAY_ADDRESS)
+        kwargs["address"] = address
     else:
         kwargs["_temp_dir"] = tempfile.mkdtemp(prefix="vidra-ray-")
         kwargs["num_cpus"] = max(2, os.cpu_count() or 2)
     ray.init(**kwargs)
+
+
+def check_cluster(settings: Settings) -> None:
+    """On a Ray cluster (``runner.ray_address`` set) every node must reach the same
+    trajectory store and tracking server: a SQLite file or a local MLflow store would be a
+    different one on each node.
+
+    Raises:
+        ConfigError: naming what to set.
+    """
+    if not settings.runner.ray_address:
+        return
+    if settings.resolved_database_url().startswith("sqlite"):
+        raise ConfigError(
+            "VIDRA_DATABASE_URL: a Ray cluster (VIDRA_RUNNER__RAY_ADDRESS) needs a database "
+            "every node reaches, not a SQLite file; set VIDRA_DATABASE_URL="
+            "postgresql+psycopg://user:password@host:5432/vidra"
+        )
+    if not settings.resolved_tracking_uri().startswith(("http://", "https://", "databricks")):
+        raise ConfigError(
+            "VIDRA_MLFLOW__TRACKING_URI: a Ray cluster needs an MLflow tracking server every "
+            "node reaches, not a local store; set VIDRA_MLFLOW__TRACKING_URI=http://host:5000"
+        )

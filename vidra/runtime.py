@@ -31,6 +31,7 @@ from vidra.graph.episode import rollout_seed
 from vidra.graph.executor import Executor
 from vidra.indexing import StoreIndex, index_key
 from vidra.models.protocol import ChatModel, SamplingParams
+from vidra.ray_session import check_cluster
 from vidra.rl.rewards import Outcome, episode_rewards
 from vidra.storage import JobRecord, TrajectoryStore
 from vidra.video import open_reader
@@ -348,6 +349,7 @@ def check_settings(settings: Settings, model_path: bool = True) -> None:
     for name, device in (("VIDRA_MODEL__DEVICE", m.device), ("VIDRA_VIDEO__DEVICE",
                                                             settings.video.device)):  # fmt: skip
         _check_device(name, device)
+    check_cluster(settings)
     uri = settings.resolved_tracking_uri()
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if ":" in uri else "file"
     if scheme not in ("sqlite", "file", "http", "https", "postgresql", "mysql", "databricks"):

@@ -168,9 +168,9 @@ cmd_up() {
   touch "$DIR/$MARK"
   trap 'if [ $? != 0 ]; then log "up failed; stopping it"; KEEP_LOGS=1 cmd_down || true; fi' EXIT
   local pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port
-  local w_agent w_grpc w_metrics w_env w_nm w_om client_port raytmp
+  local w_agent w_grpc w_metrics w_env w_nm w_om client_port dash_port raytmp
   read -r pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port \
-    w_agent w_grpc w_metrics w_env w_nm w_om client_port <<<"$(free_ports 16)"
+    w_agent w_grpc w_metrics w_env w_nm w_om client_port dash_port <<<"$(free_ports 17)"
   # Ray's unix sockets live under its temp dir, and a socket path has at most 107 bytes.
   raytmp="$DIR/ray"
   if [ "${#DIR}" -gt 40 ]; then raytmp=$(mktemp -d /tmp/vidra-cluster-ray-XXXXXX); fi
@@ -203,8 +203,14 @@ cmd_up() {
     client_args=(--ray-client-server-port="$client_port")
     record RAY_CLIENT_PORT "$client_port"
   fi
+  # VIDRA_CLUSTER_DASHBOARD=1: the head also runs Ray's dashboard (`ray job submit` needs it)
+  local dash_args=(--include-dashboard=false)
+  if [ "${VIDRA_CLUSTER_DASHBOARD:-0}" = 1 ]; then
+    dash_args=(--include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$dash_port")
+    record RAY_DASHBOARD_PORT "$dash_port"
+  fi
   start_session ray-head "$DIR/ray-head.log" "${ray_env[@]}" "$VENV/bin/ray" start --head \
-    --block --node-ip-address="$RAY_IP" --port="$ray_port" --include-dashboard=false \
+    --block --node-ip-address="$RAY_IP" --port="$ray_port" "${dash_args[@]}" \
     --temp-dir="$raytmp" --disable-usage-stats --num-cpus="$HEAD_CPUS" \
     --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$nm_port" \
     --object-manager-port="$om_port" --dashboard-agent-listen-port="$agent_port" \
@@ -237,6 +243,9 @@ export VIDRA_CLUSTER_DIR=$DIR
 export RAY_ADDRESS=$RAY_IP:$ray_port
 export RAY_AUTH_MODE=disabled
 EOF
+  if [ "${VIDRA_CLUSTER_DASHBOARD:-0}" = 1 ]; then
+    echo "export RAY_DASHBOARD_ADDRESS=http://127.0.0.1:$dash_port" >>"$DIR/exports.sh"
+  fi
   cat "$DIR/exports.sh" >&3
   log "up: state in $DIR; stop with: $0 down $DIR"
 }

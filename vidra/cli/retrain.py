@@ -34,6 +34,17 @@ def register(sub: Any) -> None:
     p.add_argument("--iterations", type=int, default=1, help="online iterations")
     p.add_argument("--rollouts", type=int, default=4, help="online: G rollouts per question")
     p.add_argument("--questions", type=int, default=4, help="online: questions per iteration")
+    p.add_argument(
+        "--overlap",
+        action="store_true",
+        help="online: keep collecting with the current champion while the next version trains",
+    )
+    p.add_argument(
+        "--max-staleness",
+        type=int,
+        help="GRPO: learn only from steps sampled at most this many champion versions behind "
+        "(default: any; with --overlap: 1)",
+    )
     p.set_defaults(func=cmd_retrain)
 
 
@@ -47,10 +58,11 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         from vidra.pipelines.online import online
 
         settings = load_settings()
-        for k, res in enumerate(
-            online(settings, args.iterations, args.questions, args.rollouts, roles)
-        ):
+        report = online(settings, args.iterations, args.questions, args.rollouts, roles or None,
+                        overlap=args.overlap, max_staleness=args.max_staleness)  # fmt: skip
+        for k, res in enumerate(report.results):
             print(f"iteration {k}: {res.summary()}")
+        print(f"{len(report.results)} cycles in {report.wall_s:.0f} s")
         print(f"mlflow ui --backend-store-uri {settings.resolved_tracking_uri()}")
         return 0
     with Client() as client:

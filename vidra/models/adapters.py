@@ -15,7 +15,14 @@ from typing import Any
 
 from vidra.errors import BackendUnavailable, ConfigError, NotFound
 
-__all__ = ["LoraSpec", "adapter_version", "attach_adapter", "load_adapter", "save_adapter"]
+__all__ = [
+    "LoraSpec",
+    "adapter_file_version",
+    "adapter_version",
+    "attach_adapter",
+    "load_adapter",
+    "save_adapter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,19 @@ def adapter_version(model: Any, name: str) -> str:
     from peft import get_peft_model_state_dict
 
     state = get_peft_model_state_dict(model, adapter_name=name)
+    h = hashlib.sha1()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().float().cpu().numpy().tobytes())
+    return f"{name}@{h.hexdigest()[:12]}"
+
+
+def adapter_file_version(path: str | Path, name: str) -> str:
+    """The `adapter_version` a saved adapter directory will have once loaded as ``name``
+    (the same hash over the same tensors, read from ``adapter_model.safetensors``)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(Path(path) / "adapter_model.safetensors"))
     h = hashlib.sha1()
     for key in sorted(state):
         h.update(key.encode())

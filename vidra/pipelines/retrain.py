@@ -25,7 +25,15 @@ from vidra.rl.datasets import Dataset, RewardSpec, build_dpo, build_grpo, build_
 from vidra.rl.trainer import TrainConfig
 from vidra.storage import TrainingRunRecord, TrajectoryStore
 
-__all__ = ["Hook", "RetrainResult", "decide", "gate_report", "resolve_since", "retrain"]
+__all__ = [
+    "Hook",
+    "RetrainResult",
+    "allowed_versions",
+    "decide",
+    "gate_report",
+    "resolve_since",
+    "retrain",
+]
 
 log = logging.getLogger(__name__)
 Hook = Callable[[str], None]
@@ -73,6 +81,32 @@ def resolve_since(store: TrajectoryStore, since_run: str | None) -> str | None:
     return since_run
 
 
+def allowed_versions(
+    store: TrajectoryStore, tracking_uri: str, roles: Sequence[str], staleness: int
+) -> dict[str, set[str]]:
+    """Per role, the adapter versions of its last ``staleness + 1`` champions (and the base
+    model, while there were fewer): what a step may have been sampled with."""
+    promoted = [
+        r for r in store.training_runs("done") if (r.promotion or {}).get("state") == "done"
+    ]
+    versions = {
+        (v.registry_name, v.version): v for v in store.model_versions(tracking_uri=tracking_uri)
+    }
+    out: dict[str, set[str]] = {}
+    for role in roles:
+        chain = [
+            versions.get((f"vidra-{role}", r.promotion["versions"][role]))  # type: ignore[index]
+            for r in promoted
+            if role in ((r.promotion or {}).get("versions") or {})
+        ]
+        hashes = [v.metrics.get("adapter_version") for v in chain if v is not None]
+        kept = [h for h in hashes if h][-(staleness + 1) :]
+        if len(kept) < staleness + 1:
+            kept.append("base")
+        out[role] = set(kept)
+    return out
+
+
 def _dataset(
     store: TrajectoryStore,
     algo: str,
@@ -80,9 +114,10 @@ def _dataset(
     since_run: str | None,
     spec: RewardSpec,
     min_reward: float,
+    allowed: dict[str, set[str]] | None = None,
 ) -> Dataset:
     if algo == "grpo":
-        return build_grpo(store, spec, roles, since_run=since_run)
+        return build_grpo(store, spec, roles, since_run=since_run, allowed_versions=allowed)
     if algo == "dpo":
         return build_dpo(store, spec, roles, since_run=since_run)
     if algo == "sft":
@@ -234,16 +269,20 @@ def _gate(c: _Cycle, candidate: dict[str, str], samples: int) -> tuple[bool, str
     return promoted, decision, {"candidate": cand, "champion": champ, "paired": stats}
 
 
-def _register(c: _Cycle, accuracy: float) -> dict[str, str]:
-    """One registry version per trained role, mirrored in the store (no alias yet)."""
+def _register(c: _Cycle, accuracy: float, candidate: dict[str, str]) -> dict[str, str]:
+    """One registry version per trained role, mirrored in the store (no alias yet), with the
+    adapter version its steps will record (for the staleness bound)."""
+    from vidra.models.adapters import adapter_file_version
     from vidra.rl.tracking import registry_name
 
     versions: dict[str, str] = {}
     for role in c.roles:
         c.hook(f"before_register:{role}")
         versions[role] = c.tracker.register(role)
+        metrics = {"accuracy": accuracy,
+                   "adapter_version": adapter_file_version(candidate[role], role)}  # fmt: skip
         c.store.record_model_version(
-            role, registry_name(role), versions[role], c.tracker.run_id, {"accuracy": accuracy},
+            role, registry_name(role), versions[role], c.tracker.run_id, metrics,
             tracking_uri=c.tracker.uri, source=c.tracker.source(role),
         )  # fmt: skip
     return versions
@@ -315,12 +354,15 @@ def retrain(
     num_workers: int | None = None,
     min_reward: float = 1.0,
     hook: Hook | None = None,
+    max_staleness: int | None = None,
 ) -> RetrainResult:
     """Run one retraining cycle; raises `InvalidInput` saying why when there is nothing to learn.
 
     Args:
         since_run: ``"last"`` (after the last successful run), ``"all"``/None, or a run id.
         hook: test-only fault-injection point (see `Hook`).
+        max_staleness: GRPO learns only from steps sampled at most this many champion
+            versions behind (None: any).
     """
     from vidra.models import resolve_model_path
     from vidra.rl.tracking import Tracker, reconcile
@@ -330,7 +372,12 @@ def retrain(
     workers = num_workers or settings.train.num_workers
     with TrajectoryStore(settings=settings) as store:
         since = resolve_since(store, since_run)
-        ds = _dataset(store, algo, asked or list(EPISODE_ROLES), since, spec, min_reward)
+        targets = asked or list(EPISODE_ROLES)
+        allowed = None
+        if max_staleness is not None:
+            allowed = allowed_versions(store, settings.resolved_tracking_uri(), targets,
+                                       max_staleness)  # fmt: skip
+        ds = _dataset(store, algo, targets, since, spec, min_reward, allowed)
         if not ds.samples:
             raise InvalidInput(ds.empty_reason or "the dataset is empty")
         roles = _trained_roles(ds, asked)
@@ -362,7 +409,7 @@ def _run(
     candidate = _train(c, ds, cfg, base, workers)
     promoted, decision, report = _gate(c, candidate, len(ds.samples))
     acc = report["candidate"]["accuracy"]
-    versions = _register(c, acc)
+    versions = _register(c, acc, candidate)
     if promoted:
         _promote(c, versions)
     paired = report["paired"]

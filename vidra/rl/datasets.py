@@ -11,7 +11,7 @@ reaches a threshold (rejection sampling). The reward spec is recorded with each 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -78,7 +78,8 @@ class Dataset:
             return (
                 f"no GRPO samples: {self.counts.get('groups', 0)} groups with >= "
                 f"{self.filters.get('min_rollouts', 2)} rollouts since {since} "
-                f"({self.counts.get('zero_variance', 0)} dropped for equal rewards) and "
+                f"({self.counts.get('zero_variance', 0)} dropped for equal rewards, "
+                f"{self.counts.get('stale', 0)} as too stale) and "
                 f"steps of {roles}; run jobs with rollouts >= 2 and ground truth"
             )
         if self.algorithm == "dpo":
@@ -126,6 +127,15 @@ def _filters(
     return {"roles": list(roles) if roles else None, "since": since, "since_run": since_run, **more}
 
 
+def _stale(t: Trajectory, roles: Sequence[str] | None, allowed: Mapping[str, set[str]]) -> bool:
+    """Whether an episode has a step (of a trained role) sampled by a version not allowed."""
+    return any(
+        s.role in allowed and s.adapter_version not in allowed[s.role]
+        for s in t.steps
+        if not roles or s.role in roles
+    )
+
+
 def build_grpo(
     store: TrajectoryStore,
     spec: RewardSpec | None = None,
@@ -134,8 +144,13 @@ def build_grpo(
     since_run: str | None = None,
     min_rollouts: int = 2,
     normalise_std: bool = True,
+    allowed_versions: Mapping[str, set[str]] | None = None,
 ) -> Dataset:
-    """GRPO samples: every step of ``roles`` in groups of >= ``min_rollouts`` episodes."""
+    """GRPO samples: every step of ``roles`` in groups of >= ``min_rollouts`` episodes.
+
+    ``allowed_versions`` (role -> adapter versions) bounds staleness: a group with an
+    episode sampled by another version of a trained role is dropped (counted ``stale``);
+    the ratio of what is kept is corrected with the recorded sampling logprobs."""
     if min_rollouts < 2:
         raise InvalidInput(
             f"min_rollouts={min_rollouts}: GRPO compares rollouts, use >= 2 "
@@ -143,9 +158,12 @@ def build_grpo(
         )
     spec = spec or RewardSpec()
     ds = Dataset("grpo", spec, filters=_filters(roles, since, since_run, min_rollouts=min_rollouts))
-    ds.counts = {"groups": 0, "zero_variance": 0}
+    ds.counts = {"groups": 0, "zero_variance": 0, "stale": 0}
     for group in store.iter_groups(min_rollouts=min_rollouts, since=since, since_run=since_run):
         ds.counts["groups"] += 1
+        if allowed_versions and any(_stale(t, roles, allowed_versions) for t in group.trajectories):
+            ds.counts["stale"] += 1
+            continue
         rewards = [spec.total(t) for t in group.trajectories]
         if max(rewards) - min(rewards) < 1e-9:
             ds.counts["zero_variance"] += 1

@@ -43,6 +43,9 @@ class _MetricLog:
     ) -> None:
         self.progress, self.world, self.run_id = out / "progress.jsonl", world, run_id
         self.rank = rank
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
         self.client: Any = None
         if run_id:
             import mlflow
@@ -62,6 +65,7 @@ class _MetricLog:
             "checkpoint": ckpt,
             "world": self.world,
             "rank": self.rank,
+            "node": self.node,
             "metrics": metrics,
         }
         with self.progress.open("a") as f:
@@ -210,6 +214,7 @@ def fit(
             num_workers=num_workers,
             use_gpu=gpu,
             resources_per_worker={"CPU": 1.0, **extra} if extra else None,
+            placement_strategy=settings.train.placement,
         ),
         run_config=RunConfig(
             name=name,

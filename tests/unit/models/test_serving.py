@@ -77,3 +77,24 @@ def test_an_error_reaches_every_caller_of_the_batch(model: HFChatModel) -> None:
     with pytest.raises(Exception, match="context"):
         batcher.generate([bad])
     assert batcher.generate(_requests()[:1])[0].token_ids  # and it keeps serving
+
+
+def test_a_saved_adapter_has_the_version_it_will_be_sampled_with(
+    model: HFChatModel, tmp_path: Path
+) -> None:
+    """The version a registered adapter is known by equals the one its steps record, so
+    the dataset builder can tell how many versions behind a step was sampled."""
+    import torch
+
+    from vidra.models.adapters import LoraSpec, adapter_file_version, save_adapter
+
+    model.add_adapter("critic", LoraSpec(train_norm=True))
+    with torch.no_grad():
+        for n, p in model.model.named_parameters():
+            if ".critic" in n:
+                p.add_(0.01)
+    live = model.adapter_versions()["critic"]
+    save_adapter(model.model, "critic", tmp_path / "critic")
+    assert adapter_file_version(tmp_path / "critic", "critic") == live
+    loaded = HFChatModel(model.source, adapters={"critic": str(tmp_path / "critic")})
+    assert loaded.adapter_versions()["critic"] == live
