@@ -23,8 +23,13 @@ def ensure_ray(settings: Settings) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import logging
+
     kwargs: dict[str, Any] = {
         "ignore_reinit_error": True,
+        "logging_level": logging.INFO
+        if logging.getLogger("vidra").getEffectiveLevel() <= logging.INFO
+        else logging.ERROR,
         "include_dashboard": False,
         "log_to_driver": False,
         "runtime_env": {

@@ -56,10 +56,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_third_parties() -> None:
+    """Third-party progress bars, advisory warnings and INFO logs off (``-v`` keeps them);
+    set in the environment too, so Ray's worker processes inherit it."""
+    import os
+    import warnings
+
+    for key, value in (
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+        ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+        ("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning"),
+        ("RAY_DEDUP_LOGS", "1"),
+        ("TQDM_DISABLE", "1"),
+    ):
+        os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("mlflow", "ray", "alembic", "urllib3", "httpx", "transformers", "peft"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vidra`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        quiet_third_parties()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

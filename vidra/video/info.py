@@ -90,7 +90,7 @@ def open_container(path: str | Path, identity: VideoIdentity | None = None) -> A
     try:
         return av.open(str(path), mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as exc:
-        raise VideoUnreadable(path, _describe_open_error(exc)) from exc
+        raise VideoUnreadable(path, _describe_open_error(exc, _file_head(path))) from exc
 
 
 @contextmanager
@@ -111,7 +111,9 @@ def open_media(path: str | Path, identity: VideoIdentity | None = None) -> Itera
         try:
             container = av.open(source, mode="r", metadata_errors="ignore")
         except av.error.FFmpegError as exc:
-            raise VideoUnreadable(source.identity.path, _describe_open_error(exc)) from exc
+            raise VideoUnreadable(
+                source.identity.path, _describe_open_error(exc, _head(source))
+            ) from exc
         with container:
             yield container, source
 
@@ -122,9 +124,37 @@ def _container_of(media: Any) -> Iterator[Any]:
         yield container
 
 
-def _describe_open_error(exc: Exception) -> str:
+_MP4_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid"}
+
+
+def _file_head(path: str | Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16)
+    except OSError:
+        return b""
+
+
+def _head(source: Any) -> bytes:
+    """The first bytes of a source (empty when they cannot be read)."""
+    try:
+        if hasattr(source, "pread"):
+            return bytes(source.pread(0, 16))
+        source.seek(0)
+        return bytes(source.read(16))
+    except Exception:
+        return b""
+
+
+def _describe_open_error(exc: Exception, head: bytes = b"") -> str:
     text = str(exc)
     if "moov atom not found" in text:
+        if head and head[4:8] not in _MP4_BOXES:
+            kind = "text" if head.isascii() and head.strip() else "data"
+            return (
+                f"not a video file: it is named like one, but its first bytes are {kind}, "
+                "not a media container; check that you passed the video"
+            )
         return "truncated MP4: its index (moov atom) is missing; re-download or re-mux the file"
     if "Invalid data" in text:
         return "not a recognisable media file (invalid data); check that it is a video"
