@@ -109,6 +109,13 @@ def episode_outcome(state: dict[str, Any], final: dict[str, Any]) -> Outcome:
         frames_used=len(state.get("seen", [])),
         frame_budget=int(state["budget"]["max_frames"]),
         critic_score=critiques[-1]["score"] if critiques else None,
+        evidence=[(float(a), float(b)) for a, b in state.get("evidence") or []] or None,
+        tools=[
+            (k, [(float(a), float(b)) for a, b in s["parsed"]["surfaced"]])
+            for k, s in enumerate(state.get("steps", []))
+            if isinstance(s.get("parsed"), dict) and "surfaced" in s["parsed"]
+        ]
+        or None,
     )
 
 

@@ -218,17 +218,27 @@ def run_tools(
         result.fallback = result.fallback or fell
         if call.tool == "inspect":
             result.times = list(call.times[: req.n]) or _pick(found, req.n)
+            _surfaced(steps, [(t, t) for t in result.times])
             return result
         if call.tool == "search":
             found = _search(req, index, call.query, found, history, result)
+            _surfaced(steps, [(g.t0, g.t1) for g in found[:8]])
         else:
             window = (call.start, call.end)
             segs = merge_hits(index.window(req.video_id, call.start, call.end))
             result.clips += [i for s in segs for i in s.ids]
+            _surfaced(steps, [window])
             history.append(f"zoom {format_timestamp(call.start)}-{format_timestamp(call.end)}:\n"
                            f"{render_segments(segs)}")  # fmt: skip
     result.times = _pick(found, req.n)  # the budget is spent: look at the best hits
     return result
+
+
+def _surfaced(steps: list[dict[str, Any]], spans: Sequence[tuple[float, float]]) -> None:
+    """Note on the tool call's step what it surfaced (time spans): rewards credit a step
+    whose result holds the ground-truth evidence."""
+    if steps and isinstance(steps[-1].get("parsed"), dict):
+        steps[-1]["parsed"]["surfaced"] = [[round(a, 2), round(b, 2)] for a, b in spans]
 
 
 def _search(

@@ -10,7 +10,13 @@ __all__ = ["register"]
 
 def register(sub: Any) -> None:
     p = sub.add_parser("retrain", help="train role adapters from the recorded trajectories")
-    p.add_argument("--algo", choices=["grpo", "dpo", "sft"], default="grpo")
+    p.add_argument(
+        "--algo",
+        choices=["grpo", "dpo", "sft", "sft+grpo"],
+        default="grpo",
+        help="grpo (groups of rollouts), dpo (pairs; the critic's from outcomes), sft "
+        "(rejection sampling), or sft+grpo (SFT on the best episodes, then GRPO from there)",
+    )
     p.add_argument(
         "--roles", default="planner,selector,reasoner,critic", help="comma-separated roles to train"
     )
@@ -40,6 +46,11 @@ def register(sub: Any) -> None:
         help="online: keep collecting with the current champion while the next version trains",
     )
     p.add_argument(
+        "--curriculum",
+        action="store_true",
+        help="online: ask the questions whose recorded pass rate is nearest one half",
+    )
+    p.add_argument(
         "--max-staleness",
         type=int,
         help="GRPO: learn only from steps sampled at most this many champion versions behind "
@@ -59,7 +70,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
         settings = load_settings()
         report = online(settings, args.iterations, args.questions, args.rollouts, roles or None,
-                        overlap=args.overlap, max_staleness=args.max_staleness)  # fmt: skip
+                        overlap=args.overlap, max_staleness=args.max_staleness,
+                        curriculum=args.curriculum)  # fmt: skip
         for k, res in enumerate(report.results):
             print(f"iteration {k}: {res.summary()}")
         print(f"{len(report.results)} cycles in {report.wall_s:.0f} s")

@@ -22,6 +22,7 @@ from vidra.agents.reasoner import reasoner_messages
 from vidra.agents.search import Clip, merge_hits, render_segments
 from vidra.models.protocol import ChatRequest, SamplingParams
 from vidra.pipelines.oracle import answer_json, evidence_times, ground_caption, search_query
+from vidra.storage.index import match_rank
 from vidra.video.synthetic import Question, World
 
 __all__ = [
@@ -93,13 +94,13 @@ def reasoner_drills(
 
 def ground_hits(world: World, query: str, stride: float) -> list[Clip]:
     """The clips a search for ``query`` finds in an index of ground-truth captions."""
-    words = set(re.findall(r"[a-z]+", query.lower()))
     hits = []
     n = int(world.spec.duration // stride)
     for k in range(n):
         t0, t1 = k * stride, (k + 1) * stride
         cap = ground_caption(world, (t0 + t1) / 2)
-        score = float(len(words & set(re.findall(r"[a-z]+", cap))))
+        phrases, words = match_rank(query, cap)
+        score = 10.0 * phrases + words
         if score and cap != "nothing":
             hits.append(Clip(k, t0, t1, cap, score))
     return sorted(hits, key=lambda c: -c.score)[:48]

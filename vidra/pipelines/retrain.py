@@ -122,7 +122,7 @@ def _dataset(
         return build_dpo(store, spec, roles, since_run=since_run)
     if algo == "sft":
         return build_sft(store, spec, roles, since_run=since_run, threshold=min_reward)
-    raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo or sft")
+    raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo, sft or sft+grpo")
 
 
 def gate_report(settings: Settings, adapters: dict[str, str], store_url: str) -> dict[str, Any]:
@@ -177,15 +177,16 @@ def decide(
     return False, f"{head}; not promoted: worse", stats
 
 
-def _trained_roles(ds: Dataset, asked: list[str] | None) -> list[str]:
+def _trained_roles(datasets: Sequence[Dataset], asked: list[str] | None) -> list[str]:
     """The roles asked for (all must have samples), or every episode role that has some."""
-    have = {s.role for s in ds.samples}
+    have = {s.role for ds in datasets for s in ds.samples}
     if asked is None:
         return [r for r in EPISODE_ROLES if r in have]
     missing = [r for r in asked if r not in have]
     if missing:
+        algos = "+".join(ds.algorithm for ds in datasets)
         raise InvalidInput(
-            f"no {ds.algorithm} samples of role(s) {missing} in the dataset "
+            f"no {algos} samples of role(s) {missing} in the dataset "
             f"(it has {sorted(have)}); leave them out of --roles, or record episodes with them"
         )
     return asked
@@ -217,35 +218,47 @@ class _Cycle:
     hook: Hook
 
 
-def _params(c: _Cycle, algo: str, ds: Dataset, cfg: TrainConfig, base: str, workers: int) -> None:
+def _params(
+    c: _Cycle, algo: str, stages: Sequence[tuple[Dataset, TrainConfig]], base: str, workers: int
+) -> None:
+    ds, cfg = stages[-1]
     c.tracker.params(
         {
             "algorithm": algo, "lr": cfg.lr, "beta": cfg.beta, "dpo_beta": cfg.dpo_beta,
             "roles": ",".join(c.roles), "reward_spec": ds.spec.to_json(),
-            "dataset_samples": len(ds.samples), "dataset_episodes": len(ds.episode_ids),
+            "dataset_samples": sum(len(d.samples) for d, _ in stages),
+            "dataset_episodes": len({e for d, _ in stages for e in d.episode_ids}),
+            "stages": "+".join(d.algorithm for d, _ in stages),
             "base_model": base, "seed": cfg.seed, "num_workers": workers,
             "G": ds.filters.get("min_rollouts", ""), "training_run": c.run.id,
         }
     )  # fmt: skip
 
 
-def _train(c: _Cycle, ds: Dataset, cfg: TrainConfig, base: str, workers: int) -> dict[str, str]:
-    """Fit on Ray Train and log the adapters and dataset lineage; the candidate adapters."""
+def _train(
+    c: _Cycle, ds: Dataset, cfg: TrainConfig, base: str, workers: int,
+    start: dict[str, str], stage: int, last: bool,
+) -> dict[str, str]:  # fmt: skip
+    """Fit one stage on Ray Train from ``start``; log the dataset lineage and, after the
+    last stage, the adapters. The candidate adapters."""
     from vidra.rl.ray_train import fit, sample_paths
     from vidra.runtime import training_model
 
-    out = c.settings.data_dir / "adapters" / c.run.id
+    roles = [r for r in c.roles if any(s.role == r for s in ds.samples)]
+    out = c.settings.data_dir / "adapters" / c.run.id / f"{stage}-{ds.algorithm}"
     c.hook("before_fit")
     paths = sample_paths(c.store, ds.samples)
-    fit(c.settings, ds.samples, c.roles, cfg, base, c.start, paths, out, c.tracker.run_id,
-        workers, name=f"vidra-{c.run.id}", build=training_model)  # fmt: skip
+    fit(c.settings, ds.samples, roles, cfg, base, start, paths, out, c.tracker.run_id,
+        workers, name=f"vidra-{c.run.id}-{stage}", build=training_model)  # fmt: skip
     c.hook("after_fit")
-    for role in c.roles:
-        c.tracker.artifacts(out / role, f"adapters/{role}")
-    manifest = Path(tempfile.mkdtemp()) / "dataset.json"
+    manifest = Path(tempfile.mkdtemp()) / f"dataset-{stage}-{ds.algorithm}.json"
     manifest.write_text(json.dumps({**ds.manifest(), "episode_ids": ds.episode_ids}))
     c.tracker.artifacts(manifest.parent, "dataset")
-    return {**c.start, **{r: str(out / r) for r in c.roles}}
+    candidate = {**start, **{r: str(out / r) for r in roles}}
+    if last:
+        for role in c.roles:
+            c.tracker.artifacts(Path(candidate[role]), f"adapters/{role}")
+    return candidate
 
 
 def _gate(c: _Cycle, candidate: dict[str, str], samples: int) -> tuple[bool, str, dict[str, Any]]:
@@ -377,11 +390,17 @@ def retrain(
         if max_staleness is not None:
             allowed = allowed_versions(store, settings.resolved_tracking_uri(), targets,
                                        max_staleness)  # fmt: skip
-        ds = _dataset(store, algo, targets, since, spec, min_reward, allowed)
-        if not ds.samples:
-            raise InvalidInput(ds.empty_reason or "the dataset is empty")
-        roles = _trained_roles(ds, asked)
-        cfg = _config(settings, algo, config)
+        algos = ["sft", "grpo"] if algo == "sft+grpo" else [algo]
+        built = [
+            _dataset(store, a, targets, since, spec, min_reward, allowed if a == "grpo" else None)
+            for a in algos
+        ]
+        if not any(d.samples for d in built):
+            raise InvalidInput("; ".join(d.empty_reason or "empty" for d in built))
+        stages = [(d, _config(settings, d.algorithm, config)) for d in built if d.samples]
+        roles = _trained_roles([d for d, _ in stages], asked)
+        lineage = list(dict.fromkeys(e for d, _ in stages for e in d.episode_ids))
+        cfg = stages[-1][1]
         reconcile(settings, store)
         tracker = Tracker(settings, f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}")
         base = resolve_model_path(settings.model.path)
@@ -389,12 +408,13 @@ def retrain(
 
         start = dict(settings.model.adapters) or champion_adapters(settings, store, roles)
         run = store.create_training_run(
-            algo, {"train": cfg.__dict__, "roles": roles, "reward_spec": spec.weights},
-            ds.episode_ids,
+            algo, {"train": cfg.__dict__, "roles": roles,
+                   "reward_spec": {"episode": spec.weights, "step": spec.step_weights}},
+            lineage,
         )  # fmt: skip
         c = _Cycle(settings, store, tracker, run, roles, start, hook or (lambda stage: None))
         try:
-            return _run(c, algo, ds, cfg, base, workers)
+            return _run(c, algo, stages, base, workers)
         except BaseException as exc:
             _fail(c, exc)
             if isinstance(exc, TrackingUnavailable):
@@ -403,11 +423,15 @@ def retrain(
 
 
 def _run(
-    c: _Cycle, algo: str, ds: Dataset, cfg: TrainConfig, base: str, workers: int
+    c: _Cycle, algo: str, stages: Sequence[tuple[Dataset, TrainConfig]], base: str, workers: int
 ) -> RetrainResult:
-    _params(c, algo, ds, cfg, base, workers)
-    candidate = _train(c, ds, cfg, base, workers)
-    promoted, decision, report = _gate(c, candidate, len(ds.samples))
+    _params(c, algo, stages, base, workers)
+    candidate = dict(c.start)
+    for k, (ds, cfg) in enumerate(stages):  # sft+grpo: GRPO starts from the SFT adapters
+        candidate = _train(c, ds, cfg, base, workers, candidate, k, k == len(stages) - 1)
+    samples = sum(len(d.samples) for d, _ in stages)
+    episodes = len({e for d, _ in stages for e in d.episode_ids})
+    promoted, decision, report = _gate(c, candidate, samples)
     acc = report["candidate"]["accuracy"]
     versions = _register(c, acc, candidate)
     if promoted:
@@ -425,6 +449,6 @@ def _run(
     evaluation = {"candidate": acc, "champion": report["champion"]["accuracy"],
                   "diff": paired["diff"]}  # fmt: skip
     return RetrainResult(
-        algo, c.roles, c.tracker.run_id, c.run.id, len(ds.samples), len(ds.episode_ids), {},
+        algo, c.roles, c.tracker.run_id, c.run.id, samples, episodes, {},
         evaluation, versions, promoted, decision, report,
     )  # fmt: skip

@@ -73,7 +73,7 @@ class TinyTrainSpec:
     drill_per_kind: int = 8  # reasoner drills: questions per kind and training world,
     drills_per_question: int = 3  # frame draws per question,
     drill_max_frames: int = 2  # evidence + random frames (at least 1 random) per draw
-    caption_every_s: float = 4.0  # caption examples: one moment per this many seconds
+    caption_every_s: float = 2.0  # caption examples: one moment per this many seconds
     index_stride_s: float = 2.0  # the index's clips (and the index drills' search)
 
 

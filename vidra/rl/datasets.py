@@ -11,6 +11,7 @@ reaches a threshold (rejection sampling). The reward spec is recorded with each 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -18,7 +19,7 @@ from typing import Any
 
 from vidra.errors import InvalidInput
 from vidra.rl.losses import grpo_advantages
-from vidra.rl.rewards import DEFAULT_WEIGHTS
+from vidra.rl.rewards import DEFAULT_STEP_WEIGHTS, DEFAULT_WEIGHTS
 from vidra.storage import StepRecord, Trajectory, TrajectoryStore
 
 __all__ = ["Dataset", "RewardSpec", "Sample", "build_dpo", "build_grpo", "build_sft"]
@@ -26,15 +27,34 @@ __all__ = ["Dataset", "RewardSpec", "Sample", "build_dpo", "build_grpo", "build_
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """Weights of the named reward components; the scalar reward is their weighted sum."""
+    """Weights of the named reward components; the scalar reward is their weighted sum.
+
+    ``step_weights`` weigh step-level components (per-turn credit): a step's GRPO advantage
+    is its episode's plus, for each, ``weight * (credit - the group's mean credit)``.
+    """
 
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    step_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STEP_WEIGHTS))
 
     def total(self, t: Trajectory) -> float:
         return t.total_reward(self.weights)
 
     def to_json(self) -> str:
-        return json.dumps(self.weights, sort_keys=True)
+        return json.dumps({"episode": self.weights, "step": self.step_weights}, sort_keys=True)
+
+
+def _step_credit(group: Sequence[Trajectory], spec: RewardSpec) -> list[dict[int, float]]:
+    """Per episode, ``step order -> weighted credit minus the group's mean credit``."""
+    raw = [
+        {r.step_order: (r.name, r.value) for r in t.rewards
+         if r.step_order is not None and r.name in spec.step_weights}
+        for t in group
+    ]  # fmt: skip
+    means: dict[str, float] = {}
+    for name in spec.step_weights:
+        vals = [v for ep in raw for n, v in ep.values() if n == name]
+        means[name] = sum(vals) / len(vals) if vals else 0.0
+    return [{k: spec.step_weights[n] * (v - means[n]) for k, (n, v) in ep.items()} for ep in raw]
 
 
 @dataclass(frozen=True)
@@ -86,7 +106,9 @@ class Dataset:
             return (
                 f"no DPO pairs: {self.counts.get('groups', 0)} questions since {since}, "
                 f"{self.counts.get('below_margin', 0)} below the reward margin, "
-                f"{self.counts.get('prompt_mismatch', 0)} without matching prompts"
+                f"{self.counts.get('prompt_mismatch', 0)} without matching prompts, "
+                f"{self.counts.get('critic_pairs', 0)} critic pairs (two critiques of one "
+                "answer, different decisions and outcomes)"
             )
         return (
             f"no SFT samples: no episode since {since} reached the reward threshold "
@@ -169,10 +191,11 @@ def build_grpo(
             ds.counts["zero_variance"] += 1
             continue
         adv = grpo_advantages(rewards, [0] * len(rewards), normalise_std).tolist()
-        for t, r, a in zip(group.trajectories, rewards, adv, strict=True):
+        credit = _step_credit(group.trajectories, spec)
+        for t, r, a, extra in zip(group.trajectories, rewards, adv, credit, strict=True):
             ds.episode_ids.append(t.episode.id)
             ds.samples += [
-                _sample(s, t, r, a)
+                _sample(s, t, r, a + extra.get(s.order, 0.0))
                 for s in t.steps
                 if (not roles or s.role in roles) and s.token_ids
             ]
@@ -187,12 +210,22 @@ def build_dpo(
     since_run: str | None = None,
     margin: float = 0.5,
 ) -> Dataset:
-    """DPO pairs: best vs worst episode of a question, steps with identical prompts paired."""
+    """DPO pairs: best vs worst episode of a question, steps with identical prompts paired.
+    The critic's pairs follow the outcome instead (`critic_pairs`)."""
     spec = spec or RewardSpec()
     ds = Dataset("dpo", spec, filters=_filters(roles, since, since_run, margin=margin))
-    ds.counts = {"groups": 0, "below_margin": 0, "prompt_mismatch": 0}
+    ds.counts = {"groups": 0, "below_margin": 0, "prompt_mismatch": 0, "critic_pairs": 0}
+    want_critic = not roles or "critic" in roles
+    others = [r for r in roles or ["planner", "selector", "reasoner"] if r != "critic"]
     for group in store.iter_groups(min_rollouts=2, since=since, since_run=since_run):
         ds.counts["groups"] += 1
+        if want_critic:
+            pairs = critic_pairs(group.trajectories)
+            ds.samples += pairs
+            ds.counts["critic_pairs"] += len(pairs)
+            ds.episode_ids += list(dict.fromkeys(p.episode_id for p in pairs))
+        if not others:
+            continue
         ranked = sorted(group.trajectories, key=spec.total)
         worst, best = ranked[0], ranked[-1]
         rb, rw = spec.total(best), spec.total(worst)
@@ -201,7 +234,7 @@ def build_dpo(
             continue
         paired = False
         for s_best in best.steps:
-            if roles and s_best.role not in roles:
+            if s_best.role not in others:
                 continue
             match = next(
                 (
@@ -224,6 +257,47 @@ def build_dpo(
         else:
             ds.counts["prompt_mismatch"] += 1
     return ds
+
+
+_PROPOSED = re.compile(r"Proposed answer: (.*) \(confidence")
+
+
+def _critiques(t: Trajectory) -> list[tuple[StepRecord, str, bool, float]]:
+    """The critic's steps of an episode: ``(step, answer judged, accepted, outcome)`` where
+    the outcome is the episode's final accuracy (what its decision led to)."""
+    outcome = t.reward("accuracy")
+    if outcome is None:
+        return []
+    out = []
+    for s in t.steps:
+        m = _PROPOSED.search(s.prompt)
+        if s.role == "critic" and m and isinstance(s.parsed, dict) and s.token_ids:
+            out.append((s, m.group(1).strip(), bool(s.parsed.get("accept")), outcome))
+    return out
+
+
+def critic_pairs(group: Sequence[Trajectory]) -> list[Sample]:
+    """Critic-V-style DPO pairs from a group: two critiques of the same answer with
+    different decisions; chosen is the one whose decision led to the right final answer."""
+    steps = [(t, c) for t in group for c in _critiques(t)]
+    out: list[Sample] = []
+    used: set[int] = set()
+    for t_good, (good, answer, accepted, outcome) in steps:
+        if outcome < 1.0 or good.id in used:
+            continue
+        bad = next(
+            (
+                (t, c[0]) for t, c in steps
+                if c[1] == answer and c[2] != accepted and c[3] < 1.0 and c[0].id not in used
+            ),
+            None,
+        )  # fmt: skip
+        if bad is None:
+            continue
+        used |= {good.id, bad[1].id}
+        sample = _sample(good, t_good, outcome)
+        out.append(Sample(**{**asdict(sample), "rejected_token_ids": bad[1].token_ids}))
+    return out
 
 
 def build_sft(

@@ -15,21 +15,26 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "DEFAULT_STEP_WEIGHTS",
     "DEFAULT_WEIGHTS",
     "REWARDS",
+    "STEP_REWARDS",
     "Outcome",
     "Reward",
     "accuracy",
     "critic_reward",
     "episode_rewards",
+    "evidence_credit",
     "format_reward",
     "frame_cost",
     "normalise_answer",
     "parse_span",
+    "step_rewards",
     "temporal_iou",
 ]
 
 DEFAULT_WEIGHTS = {"accuracy": 1.0, "format": 0.2, "frame_cost": 0.1, "temporal_iou": 0.5}
+DEFAULT_STEP_WEIGHTS = {"evidence_credit": 0.5}
 
 
 def normalise_answer(text: str) -> str:
@@ -109,6 +114,8 @@ class Outcome:
         parse_ok: one flag per model step: did its output parse as asked.
         frames_used, frame_budget: frames the episode looked at, and its budget.
         critic_score: the critic's last score (None: it never scored).
+        evidence: ground-truth spans that show the answer (None: unknown).
+        tools: each tool call's step order and the time spans it surfaced.
     """
 
     answer: str | None
@@ -119,6 +126,8 @@ class Outcome:
     frames_used: int
     frame_budget: int
     critic_score: float | None
+    evidence: list[tuple[float, float]] | None = None
+    tools: list[tuple[int, list[tuple[float, float]]]] | None = None  # (step order, surfaced)
 
 
 Reward = Callable[[Outcome], "float | None"]
@@ -143,6 +152,32 @@ REWARDS: dict[str, Reward] = {
 }
 
 
+def evidence_credit(
+    surfaced: Sequence[tuple[float, float]], evidence: Sequence[tuple[float, float]],
+    slack: float = 1.0,
+) -> float:  # fmt: skip
+    """1.0 when a surfaced span overlaps a ground-truth evidence span (``slack`` s), else 0.0
+    (Video-MTR-style per-turn credit for a search, zoom or inspect)."""
+    return float(
+        any(a <= e1 + slack and b >= e0 - slack for a, b in surfaced for e0, e1 in evidence)
+    )
+
+
+STEP_REWARDS = ("evidence_credit",)
+
+
+def step_rewards(outcome: Outcome) -> list[dict[str, Any]]:
+    """Step-level components: ``evidence_credit`` of each tool call, where the question
+    carries evidence spans."""
+    if not outcome.evidence or not outcome.tools:
+        return []
+    return [
+        {"name": "evidence_credit", "value": evidence_credit(spans, outcome.evidence),
+         "step_order": order}
+        for order, spans in outcome.tools
+    ]  # fmt: skip
+
+
 def episode_rewards(outcome: Outcome, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Every registered component (or those in ``names``) that applies, as records
     ``{"name", "value"}`` in registry order."""
@@ -151,4 +186,4 @@ def episode_rewards(outcome: Outcome, names: Sequence[str] | None = None) -> lis
         value = REWARDS[name](outcome)
         if value is not None:
             out.append({"name": name, "value": float(value)})
-    return out
+    return out + step_rewards(outcome)

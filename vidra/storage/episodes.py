@@ -164,6 +164,28 @@ class EpisodePart:
             raise NotFound(f"episode {episode_id!r} does not exist")
         return found[0]
 
+    def pass_rates(
+        self, question_keys: Sequence[str], reward: str = "accuracy"
+    ) -> dict[str, tuple[float, int]]:
+        """``question key -> (mean of reward, episodes)`` over every recorded episode of
+        each question that has the reward (the curriculum's pass rates)."""
+        from sqlalchemy import func
+
+        if not question_keys:
+            return {}
+        stmt = (
+            select(EpisodeRow.question_key, func.avg(RewardRow.value), func.count())
+            .join(RewardRow, RewardRow.episode_id == EpisodeRow.id)
+            .where(
+                EpisodeRow.question_key.in_(list(question_keys)),
+                RewardRow.name == reward,
+                RewardRow.step_order.is_(None),
+            )
+            .group_by(EpisodeRow.question_key)
+        )
+        rows = self.db.read(lambda conn: conn.execute(stmt).all())
+        return {k: (float(avg), int(n)) for k, avg, n in rows}
+
     def episodes_of_job(self, job_id: str) -> list[EpisodeRecord]:
         stmt = select(EpisodeRow).where(EpisodeRow.job_id == job_id)
         rows = self.db.read(

@@ -21,7 +21,7 @@ from vidra.storage.db import Database
 from vidra.storage.ids import new_id
 from vidra.storage.orm import IndexClipRow, VideoIndexRow, utcnow
 
-__all__ = ["ClipHit", "IndexPart", "IndexRecord"]
+__all__ = ["ClipHit", "IndexPart", "IndexRecord", "match_rank"]
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
@@ -65,6 +65,21 @@ def _hit(row: Any, score: float = 0.0) -> ClipHit:
 
 def _terms(query: str) -> list[str]:
     return list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:32]
+
+
+def _phrases(query: str) -> list[str]:
+    """The query's comma- or semicolon-separated parts of more than one word."""
+    parts = (" ".join(_terms(p)) for p in re.split(r"[,;]", query))
+    return [p for p in dict.fromkeys(parts) if " " in p]
+
+
+def match_rank(query: str, caption: str) -> tuple[int, int]:
+    """How well ``caption`` matches ``query``: (phrases of the query found whole, distinct
+    query words found). A query listing alternatives ("red star, blue circle") ranks a clip
+    showing one of them above one that merely shares words with several."""
+    words = " " + " ".join(w.lower() for w in _WORD.findall(caption)) + " "
+    phrases = sum(1 for p in _phrases(query) if f" {p} " in words)
+    return phrases, len(set(_terms(query)) & set(words.split()))
 
 
 class IndexPart:
@@ -190,18 +205,20 @@ class IndexPart:
 
     def search_clips(self, index_id: str, query: str, k: int = 8) -> list[ClipHit]:
         """The ``k`` clips whose captions best match ``query``, best first: any of its words
-        matches; more distinct words matched rank higher, then the database's own score
-        (BM25 on SQLite, ``ts_rank`` on PostgreSQL) breaks ties, so both rank alike."""
+        matches; clips containing whole phrases of the query rank first, then more distinct
+        words matched, then the database's own score (BM25 on SQLite, ``ts_rank`` on
+        PostgreSQL) breaks ties, so both rank alike."""
         terms = _terms(query)
         if not terms or k <= 0:
             return []
         hits = self._matches(index_id, terms, max(64, 8 * k))
-        for_rank = [(len(set(terms) & set(_terms(h.caption))), h.score, h) for h in hits]
-        ranked = sorted(for_rank, key=lambda x: (-x[0], -x[1], x[2].t0))[:k]
+        for_rank = [(*match_rank(query, h.caption), h.score, h) for h in hits]
+        ranked = sorted(for_rank, key=lambda x: (-x[0], -x[1], -x[2], x[3].t0))[:k]
         return [
-            ClipHit(h.id, h.clip_no, h.t0, h.t1, h.caption, h.frames, n + db / (1 + abs(db)))
-            for n, db, h in ranked
-        ]
+            ClipHit(h.id, h.clip_no, h.t0, h.t1, h.caption, h.frames,
+                    10 * p + n + db / (1 + abs(db)))
+            for p, n, db, h in ranked
+        ]  # fmt: skip
 
     def _matches(self, index_id: str, terms: list[str], k: int) -> list[ClipHit]:
         if self.db.engine.dialect.name == "postgresql":

@@ -66,11 +66,19 @@ def test_train_tiny_cli_is_deterministic_and_saves_metrics(tmp_path: Path) -> No
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert metrics["oracle_accuracy"] >= 0.95  # the oracle knows the world
-    assert set(metrics["train_examples"]) == {"planner", "selector", "reasoner", "critic"}
+    assert set(metrics["train_examples"]) == {
+        "planner",
+        "selector",
+        "reasoner",
+        "critic",
+        "captioner",
+    }
     losses = metrics["sft_loss_by_epoch"]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert metrics["held_out"]["questions"] > 0
-    assert metrics["reasoner_drills"] > 0 and metrics["reasoner_given_evidence"]["questions"] > 0
+    assert metrics["reasoner_given_evidence"]["questions"] > 0
+    assert metrics["caption_accuracy"]["moments"] > 0
+    assert 0.0 <= metrics["held_out"]["selector_hit_rate"] <= 1.0
     again = TinyTrainSpec(train_worlds=1, eval_worlds=0, world_s=60, epochs=2)
     train_tiny(tmp_path / "b", again, tmp_path / "work2")
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b"), "same seed, different weights"
@@ -87,14 +95,19 @@ def test_reasoner_drills_show_the_evidence_and_answer_right(
     from transformers import AutoTokenizer
 
     from vidra.models.protocol import ImagePart, TextPart
+    from vidra.pipelines.drills import reasoner_drills
     from vidra.pipelines.heldout import question_targets, synthetic_world, synthetic_worlds
-    from vidra.pipelines.train_tiny import _drills, tiny_agent_settings
+    from vidra.pipelines.train_tiny import _drill_worlds, tiny_agent_settings
+    from vidra.video import open_reader
 
     spec = TinyTrainSpec(world_s=120, drill_per_kind=2, drills_per_question=2)
     worlds = synthetic_worlds(tmp_path / "v", [7], spec.world_s)
     tok = AutoTokenizer.from_pretrained(tiny_model_path)
     settings = tiny_agent_settings(Settings(data_dir=tmp_path / "home"), spec)
-    drills = _drills(spec, settings, worlds, [7], tok, tok.eos_token_id)
+    triples = _drill_worlds(worlds, [7], spec)
+    drills = reasoner_drills(triples, open_reader(settings), settings.agents.frame_size,
+                             spec.drills_per_question, spec.drill_max_frames, tok,
+                             tok.eos_token_id, spec.seed)  # fmt: skip
     world = synthetic_world(7, spec.world_s)
     assert len(drills) >= 10 and {role for _, role, _, _ in drills} == {"reasoner"}
     kinds = set()
@@ -103,7 +116,7 @@ def test_reasoner_drills_show_the_evidence_and_answer_right(
         times = [p.time for p in parts if isinstance(p, ImagePart)]
         text = parts[-1].text
         assert isinstance(parts[-1], TextPart) and text.startswith("[reasoner/v1]")
-        q = next(x for x in _questions(world, key[2]))
+        q = next(x for x in _questions(world, key[2], spec.drill_per_kind))
         kinds.add(q.kind)
         targets = question_targets(q)
         assert all(any(abs(t - e) <= 0.25 for t in times) for e in targets), (q, times)
@@ -118,10 +131,10 @@ def test_reasoner_drills_show_the_evidence_and_answer_right(
     assert {"needle", "counting", "state"} <= kinds
 
 
-def _questions(world, qid: str):  # type: ignore[no-untyped-def]
+def _questions(world, qid: str, per_kind: int):  # type: ignore[no-untyped-def]
     from vidra.video.synthetic import generate_questions
     from vidra.video.synthetic.questions import needle_questions
 
     seed = world.spec.seed
-    return [q for q in [*generate_questions(world, 2, seed=10_000 + seed),
+    return [q for q in [*generate_questions(world, per_kind, seed=10_000 + seed),
                         *needle_questions(world)] if q.id == qid]  # fmt: skip

@@ -55,7 +55,7 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
     run = client.get_run(result.mlflow_run_id)
     assert run.data.params["algorithm"] == "grpo"
     assert any(k.startswith("reasoner/loss") for k in run.data.metrics)
-    assert "eval/candidate_accuracy" in run.data.metrics
+    assert {"gate/candidate", "gate/champion", "gate/ci95_low"} <= set(run.data.metrics)
     assert str(client.get_model_version_by_alias("vidra-reasoner", "champion").version) == "1"
     with Client(settings) as c:
         runs = c.store.training_runs()

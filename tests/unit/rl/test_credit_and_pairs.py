@@ -1,0 +1,123 @@
+"""Multi-turn credit, the critic's outcome pairs, the curriculum and the staleness bound,
+with hand-made trajectories in a real store (hand-computed numbers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vidra.rl.curriculum import informativeness, order_by_curriculum
+from vidra.rl.datasets import RewardSpec, build_dpo, build_grpo
+from vidra.rl.rewards import Outcome, episode_rewards, evidence_credit
+from vidra.storage import EpisodeIn, JobCreate, TrajectoryStore
+
+from ..storage.helpers import video_in
+
+
+def _step(order: int, role: str, parsed: dict[str, Any], version: str = "base",
+          prompt: str = "p") -> dict[str, Any]:  # fmt: skip
+    return {"order": order, "role": role, "adapter_version": version, "prompt": prompt,
+            "frames": [], "completion": str(parsed), "token_ids": [len(str(parsed)), order + 1],
+            "logprobs": [-0.5, -0.5], "parsed": parsed}  # fmt: skip
+
+
+def _episode(
+    job: str, k: int, steps: list[dict[str, Any]], rewards: list[dict[str, Any]]
+) -> EpisodeIn:
+    return EpisodeIn(job_id=job, rollout_index=k, answer="red", steps=steps, rewards=rewards)
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = TrajectoryStore(f"sqlite:///{tmp_path / 'v.db'}")
+    yield s
+    s.close()
+
+
+def _job(store: TrajectoryStore) -> str:
+    vid = store.register_video(video_in()).id
+    return store.create_job(JobCreate(video_id=vid, question="q", options=["red", "blue"],
+                                      answer="red", rollouts=2)).id  # fmt: skip
+
+
+def test_evidence_credit_of_tool_calls() -> None:
+    assert evidence_credit([(10.0, 12.0)], [(12.5, 15.0)]) == 1.0  # within a second
+    assert evidence_credit([(10.0, 11.0)], [(12.5, 15.0)]) == 0.0
+    tools = [(1, [(40.0, 42.0)]), (2, [(101.0, 101.0)])]
+    out = Outcome("red", 0, ["red", "blue"], "red", [True] * 3, 4, 16, 0.9,
+                  evidence=[(100.0, 103.0)], tools=tools)  # fmt: skip
+    steps = {r["step_order"]: r["value"] for r in episode_rewards(out) if "step_order" in r}
+    assert steps == {1: 0.0, 2: 1.0}
+    plain = Outcome("red", 0, ["red", "blue"], "red", [True], 4, 16, 0.9)
+    assert all("step_order" not in r for r in episode_rewards(plain))  # no evidence: no credit
+
+
+def test_step_credit_moves_a_step_advantage_off_its_episodes(store: TrajectoryStore) -> None:
+    job = _job(store)
+    for k, (acc, credit) in enumerate([(1.0, 1.0), (0.0, 0.0)]):
+        steps = [_step(0, "selector", {"tool": "search"}), _step(1, "reasoner", {"answer": "red"})]
+        store.record_episode(_episode(job, k, steps, [
+            {"name": "accuracy", "value": acc},
+            {"name": "evidence_credit", "value": credit, "step_order": 0},
+        ]))  # fmt: skip
+    spec = RewardSpec({"accuracy": 1.0}, {"evidence_credit": 0.5})
+    adv = {(s.episode_id, s.role): s.advantage for s in build_grpo(store, spec).samples}
+    ep = {s.role: s for s in build_grpo(store, spec).samples if s.advantage > 0}
+    assert ep["reasoner"].advantage == pytest.approx(1.0, abs=1e-4)  # the group's +1 / -1
+    assert ep["selector"].advantage == pytest.approx(1.0 + 0.5 * (1.0 - 0.5), abs=1e-4)
+    assert sorted(round(a, 4) for a in adv.values()) == [-1.25, -1.0, 1.0, 1.25]
+    no_steps = RewardSpec({"accuracy": 1.0}, {})
+    assert {round(s.advantage, 4) for s in build_grpo(store, no_steps).samples} == {-1.0, 1.0}
+
+
+def test_critic_pairs_prefer_the_decision_that_led_to_the_right_answer(
+    store: TrajectoryStore,
+) -> None:
+    job = _job(store)
+    prompt = "Proposed answer: blue (confidence 0.80; evidence at none)."
+    # rollout 0: critic rejects 'blue', the episode ends right; rollout 1: accepts it, wrong
+    store.record_episode(_episode(job, 0, [_step(0, "critic", {"accept": False}, prompt=prompt)],
+                                  [{"name": "accuracy", "value": 1.0}]))  # fmt: skip
+    store.record_episode(_episode(job, 1, [_step(0, "critic", {"accept": True}, prompt=prompt)],
+                                  [{"name": "accuracy", "value": 0.0}]))  # fmt: skip
+    ds = build_dpo(store, RewardSpec({"accuracy": 1.0}), roles=["critic"])
+    [pair] = ds.samples
+    chosen = store.get_episode(pair.episode_id)
+    assert chosen.episode.rollout_index == 0 and pair.reward == 1.0  # the rejection, right
+    assert pair.token_ids == [len(str({"accept": False})), 1]
+    assert pair.rejected_token_ids == [len(str({"accept": True})), 1]
+    assert ds.counts["critic_pairs"] == 1
+
+
+def test_the_curriculum_prefers_questions_answered_right_about_half_the_time() -> None:
+    assert informativeness(0.5, 4) == 0.25 and informativeness(1.0, 4) == 0.0
+    assert informativeness(None) == 0.25 and informativeness(0.0, 1) == 0.25  # too few tries
+    rates = {"solved": (1.0, 8), "hopeless": (0.0, 8), "half": (0.5, 8), "mostly": (0.75, 8)}
+    items = ["solved", "new", "hopeless", "mostly", "half"]
+    assert order_by_curriculum(items, str, rates) == ["new", "half", "mostly", "solved", "hopeless"]
+
+
+def test_pass_rates_come_from_the_record(store: TrajectoryStore) -> None:
+    job = _job(store)
+    for k, acc in enumerate([1.0, 0.0]):
+        store.record_episode(_episode(job, k, [], [{"name": "accuracy", "value": acc}]))
+    key = store.get_job(job).question_key
+    assert store.pass_rates([key, "other"]) == {key: (0.5, 2)}
+
+
+def test_staleness_drops_groups_sampled_by_old_versions(store: TrajectoryStore) -> None:
+    job = _job(store)
+    for k, (acc, version) in enumerate([(1.0, "reasoner@new"), (0.0, "reasoner@old")]):
+        steps = [_step(0, "reasoner", {"answer": "red"}, version=version)]
+        store.record_episode(_episode(job, k, steps, [{"name": "accuracy", "value": acc}]))
+    spec = RewardSpec({"accuracy": 1.0}, {})
+    kept = build_grpo(store, spec, allowed_versions={"reasoner": {"reasoner@new", "reasoner@old"}})
+    assert len(kept.samples) == 2
+    stale = build_grpo(store, spec, allowed_versions={"reasoner": {"reasoner@new"}})
+    assert (
+        stale.samples == []
+        and stale.counts["stale"] == 1
+        and "too stale" in str(stale.empty_reason)
+    )
