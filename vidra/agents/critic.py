@@ -71,6 +71,8 @@ def critique(
 ) -> Verdict:
     """Judge ``answer``; ``frames``/``times`` are the frames it cites (or the latest seen)."""
     failures = check_rules(answer, options, seen_times, previous)
+    # a flip is worth a look but does not block acceptance on its own
+    blocking = [f for f in failures if not f.startswith("answer changed")]
     parts: list[Any] = []
     for frame, t in zip(frames, times, strict=True):
         parts += [TextPart(f"t={t:.1f}s "), ImagePart(frame, float(t))]
@@ -92,12 +94,11 @@ def critique(
         "critic",
         [Message("user", parts)],
         parse_critique,
-        lambda: Critique(score=0.5, accept=not failures),
+        lambda: Critique(score=0.5, accept=not blocking),
         sampling,
         refs,
     )
     c = result.value
-    blocking = [f for f in failures if not f.startswith("answer changed")]
     accept = c.accept and not blocking and c.score >= threshold
     feedback = c.feedback or "; ".join(failures)
     return Verdict(accept, c.score, feedback, failures, result.steps, result.fallback)

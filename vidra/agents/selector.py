@@ -12,12 +12,14 @@ best index hits) when their answer is unusable.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vidra.agents.base import call_agent
 from vidra.agents.context import VideoFacts
+from vidra.agents.parsing import parse_time
 from vidra.agents.prompts import SELECTOR
 from vidra.agents.schemas import Plan, Selection, parse_selection
 from vidra.agents.search import ToolRequest, VideoIndex, run_tools
@@ -65,14 +67,10 @@ def _fill(candidates: Sequence[int], req: SelectRequest) -> list[int]:
             out.append(i)
             if len(out) == req.n:
                 return sorted(out)
-    k = 1
-    while len(out) < req.n and len(req.seen) + len(out) < req.facts.frame_count and k < 64:
-        for i in uniform_segment_indices(0, req.facts.frame_count, req.n * k):
-            if i not in req.seen and i not in out:
-                out.append(i)
-                if len(out) == req.n:
-                    break
-        k *= 2
+    if len(out) < req.n:  # spread the rest evenly over the frames still unseen
+        taken = set(out)
+        left = [i for i in range(req.facts.frame_count) if i not in req.seen and i not in taken]
+        out += [left[j] for j in uniform_segment_indices(0, len(left), req.n - len(out))]
     return sorted(out)
 
 
@@ -85,30 +83,46 @@ def _shots(req: SelectRequest) -> SelectResult:
 
     shots = detect_shots(req.reader, req.facts.path)
     mids = [(s.start_index + s.end_index) // 2 for s in shots]
-    quarters = [s.start_index + (s.end_index - s.start_index) // q for s in shots for q in (4, 1)]
+    # spare budget: every shot's first quarter, then every shot's third (never its cut frame)
+    spare = [s.start_index + (s.end_index - s.start_index) * q // 4 for q in (1, 3) for s in shots]
     order = (
         mids
         if len(mids) <= req.n
         else [mids[i] for i in uniform_segment_indices(0, len(mids), req.n)]
     )
-    return SelectResult(_fill([*order, *quarters], req))
+    return SelectResult(_fill([*order, *spare], req))
 
 
 def _around(times: Sequence[float], width: float, req: SelectRequest) -> list[int]:
-    """Indices spread densely inside windows of ``width`` seconds around ``times``."""
-    per = max(1, req.n // max(1, len(times)))
-    out: list[int] = []
-    for t in times:
+    """Unseen indices inside windows of ``width`` seconds around ``times``: each window's
+    share of ``req.n`` (the remainder to the first ones) spread over its unseen frames, then
+    the windows' other unseen frames, nearest a focus first."""
+    shares = [req.n // len(times) + (k < req.n % len(times)) for k in range(len(times))]
+    picks: list[int] = []
+    rest: list[tuple[float, int]] = []
+    for t, share in zip(times, shares, strict=True):
         a = req.facts.index_at(max(0.0, t - width / 2))
         b = req.facts.index_at(min(req.facts.duration, t + width / 2)) + 1
-        out.extend(uniform_segment_indices(a, b, per))
-    return out
+        free = [i for i in range(a, b) if i not in req.seen and i not in picks]
+        chosen = [free[j] for j in uniform_segment_indices(0, len(free), share)]
+        picks += chosen
+        rest += [(abs(i - req.facts.index_at(t)), i) for i in free if i not in chosen]
+    return [*picks, *(i for _, i in sorted(rest))]
+
+
+_NEAR = re.compile(r"\b(?:\d+:)?\d+:\d+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\s*s\b")
+
+
+def feedback_times(feedback: str) -> list[float]:
+    """The times a critic's feedback names ("look again near 0:40", "at 12.5s")."""
+    return [t for t in (parse_time(m.group(0)) for m in _NEAR.finditer(feedback)) if t is not None]
 
 
 def _coarse_to_fine(req: SelectRequest) -> SelectResult:
-    if req.round == 0 and not req.plan.hints:
+    asked = [t for t in feedback_times(req.feedback) if t <= req.facts.duration]
+    if req.round == 0 and not req.plan.hints and not asked:
         return SelectResult(_fill([], req))
-    focus = list(req.evidence) or [(a + b) / 2 for a, b in req.plan.hints]
+    focus = list(dict.fromkeys([*req.evidence, *asked])) or [(a + b) / 2 for a, b in req.plan.hints]
     width = max(4.0, req.facts.duration / max(8, len(req.seen) + req.n))
     return SelectResult(_fill(_around(focus, width, req), req))
 

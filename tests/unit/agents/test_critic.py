@@ -179,12 +179,6 @@ def test_critique_repaired_reply_is_used() -> None:
     assert [s["parse_ok"] for s in verdict.steps] == [False, True]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fallback critique accepts only when NO rule fails (`not failures`), so an "
-    "answer flip, documented as non-blocking, blocks acceptance exactly when the critic's "
-    "output was unusable",
-)
 def test_critique_fallback_does_not_block_on_a_flip() -> None:
     ans, previous = RULES["changed"]
     verdict, _ = run([GARBAGE, GARBAGE], ans, previous=previous)

@@ -134,12 +134,6 @@ def test_returns_exactly_the_unseen_remainder(video: Video, strategy: str) -> No
     assert out == sorted(left)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_fill's top-up tries uniform grids of n * k points for k < 64 only; with n=1 the "
-    "densest grid has 32 points, so an unseen frame off every grid is never found and the "
-    "selector returns nothing while unseen frames remain",
-)
 def test_a_last_unseen_frame_is_found_with_n_1(video: Video) -> None:
     seen = set(range(video.facts.frame_count)) - {1}
     assert select_frames("uniform", request(video, seen=seen, n=1)).indices == [1]
@@ -172,11 +166,6 @@ def largest_gap(indices: list[int], frame_count: int) -> int:
     return max(b - a for a, b in zip([0, *indices], [*indices, frame_count], strict=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_fill tops up with the FIRST n unseen indices of a denser uniform grid, so a "
-    "second uniform round (8 seen, n=8) takes [7, 22, ..., 112]: only the first half",
-)
 def test_uniform_with_seen_frames_still_covers_the_video(video: Video) -> None:
     seen = set(uniform_indices(240, 8))
     out = select_frames("uniform", request(video, seen=seen, n=8)).indices
@@ -227,12 +216,6 @@ def test_coarse_to_fine_without_evidence_or_hints_later_is_uniform(video: Video)
     assert out == select_frames("uniform", request(video, n=8)).indices
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="coarse_to_fine puts n // len(evidence) fixed grid points in each window and tops "
-    "up whatever is missing (the remainder, or grid points already seen) uniformly over the "
-    "whole video, though the windows hold unseen frames",
-)
 @pytest.mark.parametrize(
     ("evidence", "seen"),
     [
@@ -251,11 +234,6 @@ def test_coarse_to_fine_keeps_every_frame_near_the_evidence(
     assert all(any(i in w for w in windows) for i in out), out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the selector docstring says coarse_to_fine looks around 'critic feedback', but "
-    "req.feedback is never read: a feedback naming a time changes nothing",
-)
 def test_coarse_to_fine_follows_critic_feedback(video: Video) -> None:
     req = request(video, n=8, round=1, feedback="look again near 0:40")
     out = select_frames("coarse_to_fine", req).indices
@@ -288,12 +266,6 @@ def test_shots_with_a_small_budget_take_distinct_shots(video: Video) -> None:
     assert len(out) == 3 and len({shot_of(video, i) for i in out}) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_shots' extra candidates use (end - start) // q for q in (4, 1): q=1 gives "
-    "end_index (exclusive), i.e. the NEXT shot's first frame (the cut), so extra frames pile "
-    "onto early shots' cut frames and later shots get only their middle",
-)
 def test_shots_spare_budget_is_shared_and_avoids_cut_frames(video: Video) -> None:
     shots = video.shots
     out = select_frames("shots", request(video, n=2 * len(shots))).indices
