@@ -1,16 +1,19 @@
-"""The learning loop, measured: accuracy and frames per question on a held-out synthetic
-benchmark for fixed frame selectors and for vidra-tiny's learned selector before and after
-online GRPO cycles. Prints JSON and a Markdown table (the README's).
+"""The learning loop, measured with statistical power: vidra-tiny (SFT) against the same
+agents after online GRPO cycles, on >= 500 held-out questions answered in the same run, with
+95% paired-bootstrap intervals for every row against the SFT row; an ablation of which role's
+training the gain comes from; and how often the promotion gate and the benchmark disagree.
 
-Held-out benchmark (never trained on): long worlds of ``--long-minutes`` (default 30) with
-several brief needles each, plus 4-minute worlds; >= 200 multiple-choice questions of the five
-kinds. Every configuration answers every question with vidra-tiny, greedy:
-- ``uniform-8/32/128``: that many frames spread over the video, one round;
-- ``coarse_to_fine``: uniform first, then around the reasoner's evidence (16 frames, 2 rounds);
-- ``model``: the learned selector reading a storyboard (vidra-tiny's trained setting), before
-  and after 1 and 3 cycles of online GRPO (`vidra retrain --online`: fresh G=4 rollouts on
-  training worlds, a GRPO cycle on Ray Train tracked in MLflow, promotion only through the
-  gate); "after k cycles" evaluates the champions at that point.
+Benchmark (held out: world seeds vidra-tiny and the online cycles never saw): the `synthetic`
+task on ``--short-worlds`` 4-minute worlds (all five question kinds) plus ``--long-worlds``
+30-minute worlds with ten needles each, run through the evaluation harness (`Client.evaluate`,
+every answer a trajectory in SQL) with the ``search`` strategy vidra-tiny was trained for.
+
+Rows:
+- ``SFT``: the shipped vidra-tiny;
+- ``after k cycles``: the champions after k online GRPO cycles (each: fresh G=4 rollouts on
+  training worlds, GRPO with per-step evidence credit on Ray Train, tracked in MLflow,
+  promoted only through the gate on held-out synthetic worlds of other seeds);
+- ``<role> only``: one cycle training that role alone, each from SFT in its own store.
 
 Usage: ``python bench/learning.py [--cycles 3] [--out bench/results/learning.json]``
 """
@@ -19,172 +22,192 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import emit, header
+from report import emit, eval_row, header, paired_rows
+
+ROLES = ("planner", "selector", "reasoner", "critic")
 
 
-def _worlds(root: Path, long_minutes: float, long_worlds: int, short_worlds: int) -> Any:
-    from vidra.pipelines.heldout import World
-    from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
-    from vidra.video.synthetic.questions import needle_questions
+def _settings(home: Path, gate_questions: int) -> Any:
+    from vidra.config import Settings
+    from vidra.models import resolve_model_path
+    from vidra.pipelines.train_tiny import tiny_agent_settings
 
-    out: list[World] = []
-    for k in range(long_worlds):
-        spec = WorldSpec(  # sparse objects leave absent colour-shape pairs for needle options
-            duration=long_minutes * 60, fps=4, width=160, height=90, seed=9001 + k, needles=10,
-            objects_per_minute=0.4,
-        )  # fmt: skip
-        world = make_world(spec)
-        video = root / f"long-{spec.seed}.mp4"
-        if not video.is_file():
-            render_world(world, video, gop_s=4)
-        others = [q for q in generate_questions(world, per_kind=6) if q.kind != "needle"]
-        out.append((video, [*needle_questions(world), *others]))
-    from vidra.pipelines.heldout import synthetic_worlds
+    s = tiny_agent_settings(Settings(data_dir=home))
+    s.model.path = resolve_model_path("vidra-tiny")
+    s.mlflow.use_champions = True  # each cycle starts from (and rows evaluate) the champions
+    s.train.eval_questions = gate_questions
+    return s
 
-    out += synthetic_worlds(root, [9100 + k for k in range(short_worlds)], 240, per_kind=3)
+
+class Bench:
+    """The held-out benchmark: both parts, evaluated together as one row."""
+
+    def __init__(self, videos: Path, short_worlds: int, long_worlds: int) -> None:
+        self.videos = videos
+        self.parts = {
+            "short": {"worlds": short_worlds, "seed": 200, "duration": 240},
+            "long": {"worlds": long_worlds, "seed": 300, "duration": 1800, "needles": 10},
+        }
+
+    def run(self, settings: Any, adapters: dict[str, str] | None = None) -> dict[str, Any]:
+        from vidra.pipelines.evaluate import EvalSpec, evaluate
+
+        merged: dict[str, Any] = {}
+        for name, opts in self.parts.items():
+            spec = EvalSpec("synthetic", videos=self.videos, strategy="search", options=opts,
+                            mlflow=False)  # fmt: skip
+            rep = evaluate(settings, spec, adapters)
+            for q in rep["per_question"]:
+                q["categories"] = {**q["categories"], "part": name}
+            merged = _merge(merged, rep)
+        return merged
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """One report from two: re-aggregated over both parts' questions."""
+    from vidra.pipelines.scoring import aggregate
+
+    if not a:
+        a = {"questions": 0, "answered": 0, "failed": [], "per_question": [], "wall_s": 0.0}
+    per = [*a["per_question"], *b["per_question"]]
+    return {
+        **aggregate(per, "multiple_choice"),
+        "questions": a["questions"] + b["questions"],
+        "answered": a["answered"] + b["answered"],
+        "failed": [*a["failed"], *b["failed"]],
+        "wall_s": a["wall_s"] + b["wall_s"],
+        "per_question": per,
+    }
+
+
+def _scores(report: dict[str, Any]) -> dict[str, float]:
+    return {q["qid"]: float(q["correct"]) for q in report["per_question"] if "correct" in q}
+
+
+def _candidates(settings: Any, versions: dict[str, str]) -> dict[str, str]:
+    """Adapter directories of the versions a cycle registered."""
+    from vidra.storage import TrajectoryStore
+
+    out = {}
+    with TrajectoryStore(settings=settings) as store:
+        for role, version in versions.items():
+            rec = next((v for v in store.model_versions(role) if v.version == version), None)
+            if rec is not None and rec.source:
+                out[role] = rec.source
     return out
 
 
-def _summary(name: str, r: dict[str, Any], long_needle: dict[str, float]) -> dict[str, Any]:
-    return {
-        "config": name,
-        "accuracy": r["accuracy"],
-        "needle_accuracy_long": long_needle["accuracy"],
-        "needle_frames_long": long_needle["frames"],
-        "frames_per_question": r["frames_per_question"],
-        "rounds_per_question": r["rounds_per_question"],
-        "latency_s": r["latency_s"],
-        "selector_hit_rate": r["selector_hit_rate"],
-        "accuracy_by_kind": r["accuracy_by_kind"],
-    }
-
-
-def _run(settings: Any, worlds: Any, long_videos: set[str], adapters: dict[str, str]) -> Any:
-    """Evaluate all worlds; needle questions of the long worlds are also scored on their own."""
-    from vidra.pipelines.heldout import evaluate
-
-    full = evaluate(settings, worlds, adapters)
-    nd = [p for p in full["per_question"] if p["kind"] == "needle" and p["video"] in long_videos]
-    n = max(1, len(nd))
-    return full, {
-        "accuracy": round(sum(p["correct"] for p in nd) / n, 4),
-        "frames": round(sum(p["frames"] for p in nd) / n, 2),
-        "questions": len(nd),
-    }
-
-
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=3, help="online GRPO cycles")
-    ap.add_argument("--train-questions", type=int, default=16, help="questions per cycle (G=4)")
-    ap.add_argument("--gate-questions", type=int, default=30,
-                    help="held-out questions of each cycle's promotion gate")  # fmt: skip
-    ap.add_argument("--long-minutes", type=float, default=30.0)
+    ap.add_argument("--train-questions", type=int, default=24, help="questions per cycle (G=4)")
+    ap.add_argument("--gate-questions", type=int, default=100)
+    ap.add_argument("--short-worlds", type=int, default=32)
     ap.add_argument("--long-worlds", type=int, default=3)
-    ap.add_argument("--short-worlds", type=int, default=10)
-    ap.add_argument("--home", type=Path, default=None, help="data dir (default: a temp dir)")
+    ap.add_argument("--no-ablation", action="store_true")
+    ap.add_argument("--home", type=Path, required=True, help="work dir (stores, videos)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
+    import ray
     import torch
     import transformers
 
-    from vidra.config import Settings
-    from vidra.models import resolve_model_path
+    import vidra
+    from vidra.evals.metrics import paired_from_maps
     from vidra.pipelines.online import online
-    from vidra.pipelines.train_tiny import tiny_agent_settings
     from vidra.rl.tracking import champion_adapters
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    home = args.home or Path(tempfile.mkdtemp(prefix="vidra-bench-learning-"))
-    cache = Path(__file__).resolve().parent / ".cache" / "learning"
-    worlds = _worlds(cache, args.long_minutes, args.long_worlds, args.short_worlds)
-    long_videos = {str(v) for v, _ in worlds[: args.long_worlds]}
-    n_q = sum(len(qs) for _, qs in worlds)
-    n_needle = sum(1 for v, qs in worlds if str(v) in long_videos for q in qs if q.kind == "needle")
-    print(f"benchmark: {n_q} questions ({n_needle} needles in {args.long_minutes:g}-min videos)",
-          file=sys.stderr)  # fmt: skip
 
-    base = tiny_agent_settings(Settings(data_dir=home))
-    base.model.path = resolve_model_path("vidra-tiny")
-    base.mlflow.use_champions = True  # each online cycle starts from the current champions
-    base.train.eval_questions = args.gate_questions  # 10 could not tell 0.2 from 0.2
-    rows = []
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
-    def fixed(name: str, strategy: str, frames: int, per_round: int, rounds: int) -> None:
-        s = base.model_copy(deep=True)
-        s.agents.strategy = strategy  # type: ignore[assignment]
-        s.agents.max_frames, s.agents.frames_per_round = frames, per_round
-        s.agents.max_rounds = rounds
-        s.model.max_frames = max(s.model.max_frames, frames)
-        s.agents.plan_budget = strategy != "uniform"  # uniform-N looks at exactly N frames
-        full, nd = _run(s, worlds, long_videos, {})
-        rows.append(_summary(name, full, nd))
-        print(f"{name}: {rows[-1]['accuracy']:.3f} ({time.perf_counter() - t0:.0f} s)",
-              file=sys.stderr)  # fmt: skip
+    bench = Bench(args.home / "videos", args.short_worlds, args.long_worlds)
+    main_s = _settings(args.home / "main", args.gate_questions)
+    reports: dict[str, Any] = {"SFT": bench.run(main_s, {})}
+    log(f"SFT: {reports['SFT']['accuracy']:.3f} on {reports['SFT']['answered']} questions")
+    cycles = []
+    for k in range(1, args.cycles + 1):
+        res = online(main_s, 1, questions=args.train_questions, rollouts=4, seed=40 + k).results[0]
+        name = f"after {k} cycle{'s' * (k > 1)}"
+        reports[name] = bench.run(main_s, champion_adapters(main_s, list(ROLES)))
+        cycle: dict[str, Any] = {"cycle": k, "samples": res.samples, "promoted": res.promoted,
+                                 "decision": res.decision, "gate": res.evaluation}  # fmt: skip
+        if not res.promoted:  # what the benchmark says of the version the gate turned down
+            cand = {**champion_adapters(main_s, list(ROLES)), **_candidates(main_s, res.versions)}
+            reports[f"candidate {k} (rejected)"] = bench.run(main_s, cand)
+        cycles.append(cycle)
+        log(f"{name}: {reports[name]['accuracy']:.3f} ({res.decision})")
+        ray.shutdown()
+    if not args.no_ablation:
+        for role in ("selector", "reasoner", "critic"):
+            s = _settings(args.home / f"only-{role}", args.gate_questions)
+            res = online(s, 1, questions=args.train_questions, rollouts=4, roles=[role],
+                         seed=41).results[0]  # fmt: skip
+            # the trained version, promoted or not: the ablation asks what training it does
+            adapters = _candidates(s, res.versions)
+            reports[f"{role} only (1 cycle)"] = bench.run(s, adapters)
+            log(f"{role} only: {reports[f'{role} only (1 cycle)']['accuracy']:.3f}")
+            ray.shutdown()
 
-    for n in (8, 32, 128):
-        fixed(f"uniform-{n}", "uniform", n, n, 1)
-    fixed("coarse_to_fine", "coarse_to_fine", 16, 8, 2)
-    fixed("model (vidra-tiny, SFT)", "model", 16, 8, 2)
-
-    results = []
-    for cycle in range(1, args.cycles + 1):
-        results += online(base, 1, questions=args.train_questions, rollouts=4, seed=7 + cycle)
-        if cycle in (1, args.cycles):
-            adapters = champion_adapters(base, ["planner", "selector", "reasoner", "critic"])
-            full, nd = _run(base, worlds, long_videos, adapters)
-            rows.append(_summary(f"model after {cycle} GRPO cycle{'s' * (cycle > 1)}", full, nd))
-            print(f"{rows[-1]['config']}: {rows[-1]['accuracy']:.3f}", file=sys.stderr)
-
-    before = next(r for r in rows if r["config"].startswith("model (vidra"))
-    after = rows[-1]
-    u128 = next(r for r in rows if r["config"] == "uniform-128")
-    adaptive = [r for r in rows if r["config"].startswith("model")]
-    best = max(adaptive, key=lambda r: r["needle_accuracy_long"])
-    report = header("learning", torch=torch.__version__, transformers=transformers.__version__)
-    report["benchmark"] = {"questions": n_q, "needle_questions_long": n_needle,
-                           "long_minutes": args.long_minutes, "cycles": args.cycles,
+    rows = {name: eval_row(rep) for name, rep in reports.items()}
+    paired_rows(rows, reports, "SFT")
+    # gate against benchmark: a promoted version significantly worse than the one before it,
+    # or a rejected one significantly better, is a disagreement
+    names = list(reports)
+    for c in cycles:
+        k = c["cycle"]
+        before = "SFT" if k == 1 else f"after {k - 1} cycle{'s' * (k > 2)}"
+        tested = f"after {k} cycle{'s' * (k > 1)}" if c["promoted"] else f"candidate {k} (rejected)"
+        d = paired_from_maps(_scores(reports[tested]), _scores(reports[before]))
+        c["benchmark_diff"] = {"vs": before, "diff": round(d.diff, 4),
+                               "ci95": [round(x, 4) for x in d.ci95]}  # fmt: skip
+        worse, better = d.ci95[1] < 0, d.ci95[0] > 0
+        c["disagrees"] = bool((c["promoted"] and worse) or (not c["promoted"] and better))
+    last = f"after {args.cycles} cycle{'s' * (args.cycles > 1)}"
+    gain = rows[last]["minus_SFT"]
+    report = header("learning", vidra=vidra.__version__, torch=torch.__version__,
+                    transformers=transformers.__version__)  # fmt: skip
+    report["benchmark"] = {"parts": bench.parts, "questions": reports["SFT"]["questions"],
+                           "strategy": "search", "cycles": args.cycles,
                            "train_questions_per_cycle": args.train_questions, "G": 4,
-                           "gate_questions": args.gate_questions}  # fmt: skip
+                           "gate_questions": args.gate_questions, "rows": names}  # fmt: skip
     report["rows"] = rows
-    report["cycles"] = [
-        {"run": r.mlflow_run_id, "samples": r.samples, "promoted": r.promoted,
-         "decision": r.decision} for r in results
-    ]  # fmt: skip
-    gain = after["accuracy"] - before["accuracy"]
-    frames_cut = 1 - after["frames_per_question"] / max(1e-9, before["frames_per_question"])
+    report["cycles"] = cycles
+    report["gate_disagreements"] = sum(c["disagrees"] for c in cycles)
+    acc_ci, frames = gain["accuracy"]["ci95"], gain["frames"]
+    sft_frames = max(1e-9, rows["SFT"]["frames_per_question"])
     report["targets"] = {
-        "accuracy_gain_points_after_cycles": round(100 * gain, 1),
-        "frames_reduction_after_cycles": round(frames_cut, 3),
-        "target_learning_met": gain >= 0.05 or (frames_cut >= 0.2 and gain >= -0.01),
-        "adaptive_needle_accuracy": best["needle_accuracy_long"],
-        "adaptive_needle_frames": best["needle_frames_long"],
-        "uniform128_needle_accuracy": u128["needle_accuracy_long"],
-        "target_needle_met": best["needle_frames_long"] <= 24
-        and best["needle_accuracy_long"] >= u128["needle_accuracy_long"],
+        "accuracy_gain_points": round(100 * gain["accuracy"]["diff"], 1),
+        "accuracy_gain_ci95_points": [round(100 * x, 1) for x in acc_ci],
+        "frames_change": round(frames["diff"] / sft_frames, 3),
+        "target_met": (gain["accuracy"]["diff"] >= 0.05 and acc_ci[0] > 0)
+        or (acc_ci[0] <= 0 <= acc_ci[1] and frames["ci95"][1] <= -0.3 * sft_frames),
     }
     report["seconds"] = round(time.perf_counter() - t0)
     lines = [
-        "| selector | accuracy | needle acc. (30-min videos) | frames / question |",
-        "|---|---|---|---|",
-        *(
-            f"| {r['config']} | {r['accuracy']:.3f} | {r['needle_accuracy_long']:.3f} | "
-            f"{r['frames_per_question']:.1f} |"
-            for r in rows
-        ),
+        "| row | accuracy [95% CI] | diff vs SFT [95% paired CI] | frames / q | tool calls / q |",
+        "|---|---|---|---|---|",
     ]
+    for name, r in rows.items():
+        d = r.get("minus_SFT", {}).get("accuracy")
+        diff = f"{100 * d['diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" \
+            if d else "-"  # fmt: skip
+        lines.append(f"| {name} | {r['accuracy']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] "
+                     f"| {diff} | {r['frames_per_question']:.1f} | "
+                     f"{r['tool_calls_per_question']:.2f} |")  # fmt: skip
     print("\n".join(lines), file=sys.stderr)
     report["table_markdown"] = lines
     emit(report, args.out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

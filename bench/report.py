@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["emit", "header"]
+__all__ = ["emit", "eval_row", "header", "paired_rows"]
 
 
 def header(name: str, **versions: str) -> dict[str, Any]:
@@ -34,3 +34,49 @@ def emit(report: dict[str, Any], out: Path | None) -> None:
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n")
+
+
+def eval_row(report: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a `Client.evaluate` report: accuracy with its interval, costs."""
+    return {
+        "questions": report["questions"],
+        "answered": report["answered"],
+        "failed": len(report["failed"]),
+        "accuracy": round(report["accuracy"], 4),
+        "ci95": [round(x, 4) for x in report["ci95"]],
+        "evidence_seen": report.get("evidence_seen"),
+        "frames_per_question": report["frames_per_question"],
+        "tool_calls_per_question": report["tool_calls_per_question"],
+        "model_calls_per_question": report["model_calls_per_question"],
+        "latency_s": report["latency_s"],
+        "wall_s": report["wall_s"],
+        "by_category": {
+            k: {
+                "n": v["n"],
+                "accuracy": round(v["accuracy"], 4),
+                "ci95": [round(x, 4) for x in v["ci95"]],
+            }
+            for k, v in report["by_category"].items()
+        },
+    }
+
+
+def paired_rows(rows: dict[str, dict[str, Any]], reports: dict[str, Any], ref: str) -> None:
+    """Add to each row the paired bootstrap difference ``row - ref`` of per-question
+    accuracy, frames shown and tool calls, on the questions both answered."""
+    from vidra.evals.metrics import paired_from_maps
+
+    def per(r: dict[str, Any], key: str) -> dict[str, float]:
+        return {q["qid"]: float(q[key]) for q in r["per_question"] if q.get(key) is not None}
+
+    for name, rep in reports.items():
+        if name == ref:
+            continue
+        out = {}
+        for key, label in (("correct", "accuracy"), ("frames_shown", "frames"),
+                           ("tool_calls", "tool_calls")):  # fmt: skip
+            d = paired_from_maps(per(rep, key), per(reports[ref], key))
+            ci = [round(x, 4) for x in d.ci95]
+            out[label] = {"n": d.n, "diff": round(d.diff, 4), "ci95": ci,
+                          "p_value": round(d.p_value, 4)}  # fmt: skip
+        rows[name][f"minus_{ref}"] = out

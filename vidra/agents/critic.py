@@ -32,6 +32,7 @@ class Verdict:
     rule_failures: list[str]
     steps: list[dict[str, Any]] = field(default_factory=list)
     fallback: bool = False
+    why: str = ""  # what decided: the failed rules, the score against the threshold, ...
 
 
 def check_rules(
@@ -101,4 +102,14 @@ def critique(
     c = result.value
     accept = c.accept and not blocking and c.score >= threshold
     feedback = c.feedback or "; ".join(failures)
-    return Verdict(accept, c.score, feedback, failures, result.steps, result.fallback)
+    if blocking:
+        why = "rule failed: " + "; ".join(blocking)
+    elif c.score < threshold:
+        why = f"score {c.score:.2f} below the threshold {threshold:.2f}"
+    elif not c.accept:
+        why = "the critic asked for another look"
+    else:
+        why = "the critic accepted and every rule passed"
+    if result.fallback:
+        why += " (critic reply unusable: rules only)"
+    return Verdict(accept, c.score, feedback, failures, result.steps, result.fallback, why)

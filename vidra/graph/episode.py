@@ -165,8 +165,8 @@ def _summary(node: str, change: dict[str, Any]) -> str:
         return f"answer {a['answer']!r} (confidence {a['confidence']:.2f})"
     if node == "critique" and change.get("critiques"):
         c = change["critiques"][-1]
-        why = f"; {'; '.join(c['rules'])}" if c.get("rules") and not c["accept"] else ""
-        return f"{c['decision']} (score {c['score']:.2f}{why})"
+        why = c.get("why") or "; ".join(c.get("rules") or [])
+        return f"{c['decision']} (score {c['score']:.2f}: {why})" if why else c["decision"]
     if node == "finalize" and change.get("final"):
         return f"final {change['final'].get('answer')!r}"
     return node

@@ -189,6 +189,7 @@ def critique_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]
         "accept": verdict.accept,
         "feedback": verdict.feedback,
         "rules": verdict.rule_failures,
+        "why": verdict.why,
         "decision": decision,
     }
     return {"critiques": [record], "decision": decision, "steps": verdict.steps}

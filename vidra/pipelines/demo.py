@@ -30,7 +30,7 @@ class DemoSpec:
     minutes: float = 30.0
     questions: int = 8
     rollouts: int = 4
-    eval_questions: int = 10
+    eval_questions: int = 30
     retrain: bool = True
     seed: int = 0
 
@@ -81,7 +81,7 @@ def _world(spec: DemoSpec, say: Say) -> tuple[Path, list[Any]]:
 
 
 def _answer(rt: Any, video: Path, batch: list[Any], first: int, rollouts: int, say: Say) -> str:
-    """Answer ``batch`` (live steps of rollout 0); the last episode id."""
+    """Answer ``batch`` (live steps of every rollout, tagged r0, r1, ...); the last episode id."""
     from vidra import jobs
 
     last = ""
@@ -90,8 +90,9 @@ def _answer(rt: Any, video: Path, batch: list[Any], first: int, rollouts: int, s
         job_id = jobs.submit(rt, video, q.text, q.options, q.answer, rollouts)
         events = rt.executor.events(job_id)
         while (event := events.get()).get("type") != "job_done":
-            if event["type"] == "step" and event.get("rollout", 0) == 0:
-                say(f"     · {event['node']:<9} {str(event['summary'])[:90]}")
+            if event["type"] == "step":
+                say(f"     r{event.get('rollout', 0)} {event['node']:<13} "
+                    f"{str(event['summary'])[:100]}")  # fmt: skip
         ans = jobs.wait(rt, job_id)
         last = ans.episode_id
         right = "right" if ans.rewards.get("accuracy") else "wrong"
@@ -119,21 +120,66 @@ def _retrain(
             picked += more
 
 
-def _report(result: Any, settings: Settings, last: str, t0: float, say: Say) -> None:
+def _ci(mean: float | None, ci: Any) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{mean:.2f}"
+
+
+def _training_score(rt: Any) -> tuple[int, float, tuple[float, float]]:
+    """Accuracy of every rollout the demo answered (the training set), with its interval."""
+    from vidra.evals.metrics import bootstrap_ci
+
+    values = [
+        r.value for t in rt.store.iter_trajectories() for r in t.rewards if r.name == "accuracy"
+    ]
+    if not values:
+        return 0, float("nan"), (float("nan"), float("nan"))
+    return len(values), sum(values) / len(values), bootstrap_ci(values)
+
+
+METRICS = """  what the figures mean:
+    accuracy         share of questions answered right (multiple choice, chance ~0.30);
+                     [a, b] is its 95% bootstrap interval: a difference inside the
+                     intervals' overlap is noise
+    evidence shown   share of questions where the reasoner was shown a frame within 2 s
+                     of the ground-truth evidence (the frame selector's hit rate)
+    frames           frames shown to the reasoner per question; rounds: select-reason-
+                     critique rounds per question (the critic sends answers back)
+    paired diff      after minus before on the same questions, with its 95% paired
+                     bootstrap interval (what the promotion gate decides on)"""
+
+
+def _report(result: Any, settings: Settings, last: str, train: Any, t0: float, say: Say) -> None:
     before, after = result.eval_report["champion"], result.eval_report["candidate"]
-    say(f"[4/4] report on {after['questions']} held-out questions")
-    say(f"  {'':<22}{'before':>12}{'after':>12}")
-    say(_row("accuracy", before["accuracy"], after["accuracy"]))
-    say(_row("frames per question", before["frames_per_question"], after["frames_per_question"]))
-    say(_row("rounds per question", before["rounds_per_question"], after["rounds_per_question"]))
-    say(_row("latency (s)", before["latency_s"], after["latency_s"]))
-    seen = (
-        (before.get("evidence_seen") or {}).get("mean"),
-        (after.get("evidence_seen") or {}).get("mean"),
-    )
-    say(_row("evidence shown", seen[0] if seen[0] is not None else "-", seen[1] or "-"))
+    n = after.get("answered", after["questions"])
+    say(f"[4/4] report: {n} held-out questions (synthetic worlds never trained on), "
+        f"before (vidra-tiny) and after the cycle")  # fmt: skip
+    say(f"  {'':<22}{'before':>20}{'after':>20}")
+    wide = "{:>20}"
+
+    def row(name: str, b: str, a: str) -> None:
+        say(f"  {name:<22}{wide.format(b)}{wide.format(a)}")
+
+    row("accuracy [95% CI]", _ci(before["accuracy"], before.get("ci95")),
+        _ci(after["accuracy"], after.get("ci95")))  # fmt: skip
+    seen_b, seen_a = before.get("evidence_seen") or {}, after.get("evidence_seen") or {}
+    row("evidence shown", _ci(seen_b.get("mean"), seen_b.get("ci95")),
+        _ci(seen_a.get("mean"), seen_a.get("ci95")))  # fmt: skip
+    row("frames per question", f"{before['frames_per_question']:.1f}",
+        f"{after['frames_per_question']:.1f}")  # fmt: skip
+    row("rounds per question", f"{before['rounds_per_question']:.2f}",
+        f"{after['rounds_per_question']:.2f}")  # fmt: skip
+    row("latency (s)", f"{before['latency_s']:.2f}", f"{after['latency_s']:.2f}")
+    ev = result.evaluation
+    if "diff" in ev:
+        lo, hi = ev.get("ci95_low", float("nan")), ev.get("ci95_high", float("nan"))
+        say(f"  paired diff (after - before): {ev['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    k, acc, ci = train
+    say(f"  training set: {k} rollouts answered by vidra-tiny, accuracy {_ci(acc, ci)}")
     say(f"  trained on {result.samples} steps of {result.episodes} episodes")
     say(f"  {result.summary()}")
+    say(METRICS)
     say(
         f"\nlook at a trajectory:  vidra show {last}\n"
         f"all jobs:              vidra jobs\n"
@@ -170,6 +216,7 @@ def run_demo(spec: DemoSpec, settings: Settings | None = None, say: Say = print)
             return 0
         say("[3/4] one GRPO cycle on these trajectories (Ray Train, MLflow) + held-out eval")
         spare = [q for q in questions if q not in picked]
+        train = _training_score(rt)
         result, more_last = _retrain(rt, video, picked, spare, spec, say)
-    _report(result, settings, more_last or last, t0, say)
+    _report(result, settings, more_last or last, train, t0, say)
     return 0

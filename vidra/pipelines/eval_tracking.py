@@ -84,4 +84,6 @@ def log_evaluation(
             for row in report["per_question"]:
                 t = store.get_episode(row["episode_id"])
                 log_trace(client, run.info.run_id, t, f"{report['task']}:{row['qid']}")
+            # traces are exported in the background: written before the report is returned
+            mlflow.flush_trace_async_logging()
         return str(run.info.run_id)

@@ -59,7 +59,8 @@ class RetrainResult:
     eval_report: dict[str, dict[str, Any]] = field(default_factory=dict)  # the gate's reports
 
     def summary(self) -> str:
-        ev = ", ".join(f"{k} {v:.3f}" for k, v in self.evaluation.items() if k != "diff")
+        ev = ", ".join(f"{k} {self.evaluation[k]:.3f}" for k in ("candidate", "champion")
+                       if k in self.evaluation)  # fmt: skip
         vs = ", ".join(f"vidra-{r} v{v}" for r, v in self.versions.items())
         return (
             f"{self.algorithm} on {self.roles}: {self.samples} samples from {self.episodes} "
@@ -447,7 +448,8 @@ def _run(
     )  # fmt: skip
     c.tracker.end()
     evaluation = {"candidate": acc, "champion": report["champion"]["accuracy"],
-                  "diff": paired["diff"]}  # fmt: skip
+                  "diff": paired["diff"], "ci95_low": paired["ci95"][0],
+                  "ci95_high": paired["ci95"][1]}  # fmt: skip
     return RetrainResult(
         algo, c.roles, c.tracker.run_id, c.run.id, samples, episodes, {},
         evaluation, versions, promoted, decision, report,

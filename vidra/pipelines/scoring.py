@@ -22,7 +22,10 @@ from vidra.storage import Trajectory
 
 __all__ = ["COSTS", "aggregate", "judge_answer", "question_result", "span_text"]
 
-COSTS = ("frames_decoded", "frames_shown", "rounds", "model_calls", "tokens", "latency_s")
+COSTS = (
+    "frames_decoded", "frames_shown", "rounds", "model_calls", "tool_calls", "tokens",
+    "latency_s",
+)  # fmt: skip
 _JUDGE = (
     "You grade answers to questions about a video.\nQuestion: {question}\n"
     "Correct answer: {truth}\nPredicted answer: {pred}\n"
@@ -52,6 +55,10 @@ def _seen_evidence(item: EvalItem, traj: Trajectory, fps: float) -> float | None
     return float(hit)
 
 
+def _is_tool_call(step: Any) -> bool:
+    return isinstance(step.parsed, dict) and "tool" in step.parsed
+
+
 def _costs(traj: Trajectory) -> dict[str, float]:
     steps = traj.steps
     return {
@@ -59,6 +66,7 @@ def _costs(traj: Trajectory) -> dict[str, float]:
         "frames_shown": float(traj.episode.frames_used),
         "rounds": float(traj.episode.rounds),
         "model_calls": float(len(steps)),
+        "tool_calls": float(sum(1 for s in steps if _is_tool_call(s))),
         "tokens": float(sum(s.prompt_tokens + s.completion_tokens for s in steps)),
         "latency_s": float(traj.episode.latency_s),
     }

@@ -1,0 +1,189 @@
+"""The evaluation harness and the frame selectors, measured: vidra-tiny on the `synthetic` task
+(held-out worlds, all question kinds) and the `needle` task (30- and 60-minute haystacks), every
+selector strategy on the same questions in the same run, accuracy with 95% bootstrap intervals,
+frames, tool calls and latency per question; the index build cost per hour of video; search
+latency on 60- against 30-minute videos once indexed; and the harness overhead per question
+against a bare `Client.submit` loop on the same questions.
+
+World seeds start at 100 (vidra-tiny trained on seeds 0-23 and was checked on 24-26), so
+every question here is held out. Every strategy row is paired with the ``search`` row on the
+shared questions (paired bootstrap difference and p-value).
+
+Usage: ``python bench/eval.py [--worlds 24] [--needles 4] [--out bench/results/eval.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import emit, eval_row, header, paired_rows
+
+STRATEGIES = ("uniform", "shots", "coarse_to_fine", "model", "retrieve", "search")
+
+
+def _settings(home: Path, max_frames: int) -> Any:
+    from vidra.config import Settings
+    from vidra.pipelines.train_tiny import tiny_agent_settings
+
+    s = tiny_agent_settings(Settings(data_dir=home))
+    s.agents.max_frames = max_frames
+    return s
+
+
+def _index_all(settings: Any, items: list[Any]) -> dict[str, Any]:
+    """Build the index of every haystack (timed per video) before any question is asked."""
+    from vidra import jobs
+    from vidra.runtime import Runtime
+
+    builds = []
+    with Runtime(settings, executor_ok=False) as rt:
+        for path in sorted({i.path for i in items if i.path}):
+            vid = jobs.register_video(rt, path)
+            info = rt.store.get_video(vid)
+            t0 = time.perf_counter()
+            rec = rt.index.ensure(vid)
+            secs = time.perf_counter() - t0
+            builds.append({"video": Path(path).name, "minutes": round(info.duration / 60, 1),
+                           "clips": rec.clips_done, "stride_s": rec.stride_s,
+                           "seconds": round(secs, 1),
+                           "seconds_per_hour": round(secs * 3600 / info.duration, 1)})  # fmt: skip
+    per_hour = [b["seconds_per_hour"] for b in builds]
+    return {"videos": builds, "seconds_per_hour_of_video": round(statistics.fmean(per_hour), 1)}
+
+
+def _latency_by_length(report: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, list[float]] = {}
+    for q in report["per_question"]:
+        out.setdefault(str(q["categories"].get("length", "?")), []).append(q["latency_s"])
+    return {k: round(statistics.fmean(v), 3) for k, v in sorted(out.items())}
+
+
+def synthetic(home: Path, videos: Path, worlds: int, max_frames: int) -> dict[str, Any]:
+    from vidra.api import Client
+
+    opts = {"worlds": worlds, "seed": 100, "duration": 240}
+    rows: dict[str, Any] = {}
+    reports: dict[str, Any] = {}
+    with Client(_settings(home, max_frames)) as client:
+        for strategy in STRATEGIES:
+            t0 = time.perf_counter()
+            rep = client.evaluate("synthetic", videos=videos, strategy=strategy,
+                                  options=opts, mlflow=False)  # fmt: skip
+            reports[strategy], rows[strategy] = rep, eval_row(rep)
+            print(f"synthetic {strategy}: {rep['accuracy']:.3f} on {rep['answered']} "
+                  f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+    paired_rows(rows, reports, "search")
+    return {"options": opts, "max_frames": max_frames, "rows": rows}
+
+
+def needle(home: Path, videos: Path, count: int, max_frames: int) -> dict[str, Any]:
+    from vidra.api import Client
+    from vidra.evals import load_task
+
+    opts = {"minutes": "30,60", "count": count, "seed": 100}
+    settings = _settings(home, max_frames)
+    items = load_task("needle", None, videos, **opts).items
+    index = _index_all(settings, items)
+    print(f"indexed: {index['seconds_per_hour_of_video']} s per hour", file=sys.stderr)
+    rows: dict[str, Any] = {}
+    reports: dict[str, Any] = {}
+    with Client(settings) as client:
+        for strategy in STRATEGIES:
+            rep = client.evaluate("needle", videos=videos, strategy=strategy, options=opts,
+                                  mlflow=False)  # fmt: skip
+            reports[strategy], rows[strategy] = rep, eval_row(rep)
+            rows[strategy]["latency_by_length_s"] = _latency_by_length(rep)
+            print(f"needle {strategy}: {rep['accuracy']:.3f} on {rep['answered']}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    paired_rows(rows, reports, "search")
+    lat = rows["search"]["latency_by_length_s"]
+    ratio = lat.get("60", float("nan")) / lat.get("30", float("nan"))
+    return {"options": opts, "max_frames": max_frames, "index": index, "rows": rows,
+            "search_latency_60_over_30": round(ratio, 3)}  # fmt: skip
+
+
+def overhead(root: Path, videos: Path, n: int, repeats: int) -> dict[str, Any]:
+    """Wall time per question: `Client.evaluate` against submitting the same jobs in a loop
+    and waiting for them, each in a fresh store, alternating, ``repeats`` times each."""
+    from vidra.api import Client
+    from vidra.evals import load_task
+    from vidra.pipelines.evaluate import _job_args
+
+    opts = {"worlds": 4, "seed": 100, "duration": 240}
+    items = load_task("synthetic", None, videos, limit=n, **opts).items
+    harness, bare = [], []
+    for k in range(repeats):
+        with Client(_settings(root / f"bare-{k}", 16)) as client:
+            client.model  # noqa: B018 (loaded before the clock starts, as in the harness)
+            t0 = time.perf_counter()
+            submitted = []
+            for item in items:
+                args = _job_args(item)
+                submitted.append(client.submit(item.path, args["question"], args["options"],
+                                               args.get("answer"), strategy="uniform"))  # fmt: skip
+            for job in submitted:
+                job.result()
+            bare.append((time.perf_counter() - t0) / len(items))
+        with Client(_settings(root / f"harness-{k}", 16)) as client:
+            client.model  # noqa: B018
+            t0 = time.perf_counter()
+            client.evaluate("synthetic", videos=videos, strategy="uniform", limit=n,
+                            options=opts)  # fmt: skip
+            harness.append((time.perf_counter() - t0) / len(items))
+    b, h = statistics.median(bare), statistics.median(harness)
+    return {
+        "questions": len(items), "repeats": repeats, "strategy": "uniform",
+        "bare_submit_s_per_question": round(b, 4), "harness_s_per_question": round(h, 4),
+        "overhead": round(h / b - 1, 4), "target": "< 0.05",
+        "note": "the harness run includes its MLflow run with one trace per episode",
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worlds", type=int, default=24, help="synthetic worlds (240 s each)")
+    parser.add_argument("--needles", type=int, default=4, help="haystacks per length")
+    parser.add_argument("--max-frames", type=int, default=16)
+    parser.add_argument("--overhead-questions", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--videos", type=Path, help="rendered videos (reused); default: temp")
+    parser.add_argument("--parts", default="synthetic,needle,overhead")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(2)
+    import mlflow
+    import transformers
+
+    import vidra
+    from vidra.models import resolve_model_path
+
+    parts = set(args.parts.split(","))
+    report = header("eval", vidra=vidra.__version__, torch=torch.__version__,
+                    transformers=transformers.__version__, mlflow=mlflow.__version__)  # fmt: skip
+    report["model"] = str(resolve_model_path("vidra-tiny"))
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        videos = args.videos or root / "videos"
+        if "synthetic" in parts:
+            report["synthetic"] = synthetic(root / "syn", videos, args.worlds, args.max_frames)
+        if "needle" in parts:
+            report["needle"] = needle(root / "needle", videos, args.needles, args.max_frames)
+        if "overhead" in parts:
+            report["overhead"] = overhead(root, videos, args.overhead_questions, args.repeats)
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    emit(report, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
