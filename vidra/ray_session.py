@@ -39,6 +39,10 @@ def ensure_ray(settings: Settings) -> None:
             }
         },
     }
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        # a Ray job's driver: its workers already get the job's runtime env; ours (the same
+        # data dir, this interpreter's path) is merged over it rather than refused
+        os.environ.setdefault("RAY_OVERRIDE_JOB_RUNTIME_ENV", "1")
     address = settings.runner.ray_address or os.environ.get("RAY_ADDRESS")
     if address:  # a cluster: given, or the one a Ray job runs in (RAY_ADDRESS)
         kwargs["address"] = address

@@ -55,7 +55,7 @@ settings.train.num_workers, settings.train.placement, settings.train.batch_size 
 quick_gate(settings)
 record_groups(settings, seed=5, questions=2, rollouts=3)
 result = retrain(settings, "grpo", ["reasoner"], spec=RewardSpec({"judge": 1.0}))
-out = settings.data_dir / "adapters" / result.training_run_id / "progress.jsonl"
+out = settings.data_dir / "adapters" / result.training_run_id / "0-grpo" / "progress.jsonl"
 print(json.dumps({"run": result.training_run_id, "mlflow": result.mlflow_run_id,
                   "progress": [json.loads(x) for x in out.read_text().splitlines()]}))
 """
@@ -64,6 +64,7 @@ print(json.dumps({"run": result.training_run_id, "mlflow": result.mlflow_run_id,
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[dict[str, str]]:
     base = Path(tempfile.mkdtemp(prefix="vc-", dir="/tmp"))
+    base.chmod(0o755)  # PostgreSQL runs as the 'postgres' user when the tests run as root
     env = {**os.environ, "VIDRA_CLUSTER_DASHBOARD": "1"}
     up = subprocess.run(["bash", str(SCRIPT), "up", str(base / "c")], capture_output=True,
                         text=True, timeout=300, env=env)  # fmt: skip
@@ -130,8 +131,9 @@ def test_retraining_with_two_ray_train_workers_on_the_two_nodes(
 
 
 def test_a_retraining_cycle_submitted_as_a_ray_job(
-    cluster: dict[str, str], tiny_model_path: Path, tmp_path: Path
+    cluster: dict[str, str], tiny_model_path: Path, video: Path, tmp_path: Path
 ) -> None:
+    _python(DRIVER, [str(video)], _env(cluster, tmp_path / "answers"))  # episodes to learn from
     runtime_env = {"env_vars": {
         "VIDRA_DATABASE_URL": cluster["VIDRA_DATABASE_URL"],
         "VIDRA_MLFLOW__TRACKING_URI": cluster["VIDRA_MLFLOW__TRACKING_URI"],

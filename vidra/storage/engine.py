@@ -7,7 +7,9 @@ a read-to-write lock upgrade; reads stay deferred so streaming never blocks writ
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -99,15 +101,37 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         except ImportError as exc:
             raise BackendUnavailable("postgresql", "postgres", str(exc)) from exc
         return create_engine(
-            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+            json_serializer=json_text,
+        )  # fmt: skip
     raise ConfigError(f"database {backend!r} is not supported; use SQLite or PostgreSQL")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any) -> str:
+    """JSON for the store's JSON columns: NaN and infinities (an accuracy over no questions)
+    are stored as null, which PostgreSQL accepts and SQLite reads back alike."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False)
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": _BUSY_MS / 1000})
+    engine = create_engine(
+        url, connect_args={"timeout": _BUSY_MS / 1000}, json_serializer=json_text
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -9,6 +9,7 @@ never collides with an old one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from vidra.errors import NotFound, StorageError
 from vidra.storage import queries
 from vidra.storage.db import Database
+from vidra.storage.engine import json_text
 from vidra.storage.ids import new_id
 from vidra.storage.orm import ModelVersionRow, TrainingRunEpisodeRow, TrainingRunRow, utcnow
 from vidra.storage.records import ModelVersionRecord, TrainingRunRecord
@@ -53,7 +55,7 @@ class RegistryPart:
             "version": str(version),
             "mlflow_run_id": mlflow_run_id,
             "alias": None,
-            "metrics": metrics or {},
+            "metrics": json.loads(json_text(metrics or {})),  # as stored: NaN -> null
             "created_at": utcnow(),
             "tracking_uri": tracking_uri,
             "source": source,

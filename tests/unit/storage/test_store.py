@@ -252,3 +252,14 @@ def test_nul_characters_are_stored_as_replacement_characters(store: TrajectorySt
     got = store.get_episode(store.record_episode(ep))
     assert got.steps[0].completion == "\ufffdgarbage\ufffd" and got.episode.answer == "re\ufffdd"
     assert store.get_job(job).question == "What\ufffd colour?"
+
+
+def test_non_finite_metrics_are_stored_as_null(store: TrajectoryStore) -> None:
+    """An accuracy over no questions is NaN; PostgreSQL's JSON rejects NaN, so every JSON
+    column stores it as null (on both databases alike) instead of failing the write."""
+    rec = store.record_model_version(
+        "reasoner", "vidra-reasoner", "1", metrics={"accuracy": math.nan, "n": [1.0, math.inf]}
+    )
+    assert rec.metrics == {"accuracy": None, "n": [1.0, None]}
+    [again] = store.model_versions("reasoner")
+    assert again.metrics == {"accuracy": None, "n": [1.0, None]}
