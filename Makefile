@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= decord,torchcodec,postgres,ray,train,dev
 
-.PHONY: setup demo test check bench clean system-run system-test
+.PHONY: setup demo test check bench clean system-run system-test vidra
 
 setup: $(VENV)/.installed system-run
 
@@ -27,6 +27,10 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	$(BIN)/vidra demo
+
+# any vidra command without activating the environment: make vidra ARGS="jobs --status done"
+vidra: setup
+	@$(BIN)/vidra $(ARGS)
 
 test: $(VENV)/.installed system-test
 	bash infra/scripts/run_tests.sh

@@ -201,12 +201,16 @@ def run_tools(
 ) -> ToolResult:  # fmt: skip
     """The tool loop: with a model, the model picks each tool; without one, `retrieve_plan`.
 
-    ``thumbnails(t0, t1, n) -> (frames, times)`` renders a zoom window's storyboard.
+    ``thumbnails(t0, t1, n) -> (frames, times)`` renders a zoom window's storyboard. The
+    first round starts from `retrieve_plan`'s search (the planner's queries, else the
+    options), so the model begins with results in front of it; a later round (critic
+    feedback) starts from the planner's queries only and the model searches anew.
     """
     found: list[Segment] = []
     history: list[str] = []
     result = ToolResult([])
-    for query in retrieve_plan(req) if model is None else list(req.queries):
+    first = model is None or not req.feedback
+    for query in retrieve_plan(req) if first else list(req.queries):
         found = _search(req, index, query, found, history, result)
     if model is None:
         result.times = _pick(found, req.n)

@@ -120,6 +120,25 @@ def _retrain(
             picked += more
 
 
+def _vidra_command() -> str:
+    """How to run ``vidra`` from the user's shell: the bare name when it is on PATH, else
+    the path of this environment's script (the README's ``make demo`` does not activate)."""
+    import os
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / "vidra"
+    found = shutil.which("vidra")
+    if found and Path(found).resolve() == here.resolve():
+        return "vidra"
+    if here.is_file():
+        try:
+            return os.path.relpath(here)
+        except ValueError:
+            return str(here)
+    return "vidra"
+
+
 def _ci(mean: float | None, ci: Any) -> str:
     if mean is None:
         return "-"
@@ -180,10 +199,12 @@ def _report(result: Any, settings: Settings, last: str, train: Any, t0: float, s
     say(f"  trained on {result.samples} steps of {result.episodes} episodes")
     say(f"  {result.summary()}")
     say(METRICS)
+    vidra = _vidra_command()
     say(
-        f"\nlook at a trajectory:  vidra show {last}\n"
-        f"all jobs:              vidra jobs\n"
-        f"training runs:         mlflow ui --backend-store-uri {settings.resolved_tracking_uri()}\n"
+        f"\nlook at a trajectory:  {vidra} show {last}\n"
+        f"all jobs:              {vidra} jobs\n"
+        f"training runs:         {Path(vidra).parent / 'mlflow' if '/' in vidra else 'mlflow'} "
+        f"ui --backend-store-uri {settings.resolved_tracking_uri()}\n"
         f"demo finished in {time.perf_counter() - t0:.0f} s"
     )
 
@@ -212,7 +233,8 @@ def run_demo(spec: DemoSpec, settings: Settings | None = None, say: Say = print)
         episodes = sum(1 for _ in rt.store.iter_trajectories())
         say(f"  {episodes} episodes in {settings.resolved_database_url()}")
         if not spec.retrain:
-            say(f"done in {time.perf_counter() - t0:.0f} s; look at one: vidra show {last}")
+            say(f"done in {time.perf_counter() - t0:.0f} s; look at one: "
+                f"{_vidra_command()} show {last}")  # fmt: skip
             return 0
         say("[3/4] one GRPO cycle on these trajectories (Ray Train, MLflow) + held-out eval")
         spare = [q for q in questions if q not in picked]

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +220,10 @@ def evaluate(
     from vidra.runtime import Runtime, build_model
 
     t0 = time.perf_counter()
+    task = TASKS.get(spec.task)
+    if spec.videos is None and task is not None and not task.needs_annotations:
+        # a generated task (synthetic, needle) renders its videos into the data dir by default
+        spec = replace(spec, videos=Path(settings.data_dir) / "eval-videos" / spec.task)
     load = load_task(spec.task, spec.annotations, spec.videos, spec.answers, spec.subtitles,
                      spec.split, spec.limit, **spec.options)  # fmt: skip
     with Runtime(settings, adapters=adapters) as rt:
