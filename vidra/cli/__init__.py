@@ -29,6 +29,25 @@ EPILOG = """common commands:
 settings: VIDRA_* environment variables (see the README's Configuration table)."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples kept as written; every option's default shown after its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text  # says its default itself, or has none worth printing
+        return super()._get_help_string(action)
+
+
+def _formatted(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` and every subcommand below it the user-facing formatter."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _formatted(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vidra import __version__
     from vidra.cli import ask, data, db, demo, evaluate, index, model, retrain, video
@@ -53,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(sub)
     evaluate.register(sub)
     index.register(sub)
+    _formatted(parser)
     return parser
 
 

@@ -23,9 +23,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--since-run",
         default="last",
-        help="training run id to start after ('last' default, 'all' for everything)",
+        help="learn from episodes after this training run: 'last' (the last successful one), "
+        "'all', or a run id (default: last)",
     )
-    p.add_argument("--workers", type=int, help="Ray Train workers")
+    p.add_argument(
+        "--workers", type=int, help="Ray Train workers (default: VIDRA_TRAIN__NUM_WORKERS)"
+    )
     p.add_argument(
         "--min-reward",
         type=float,
