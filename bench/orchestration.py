@@ -122,6 +122,11 @@ def main() -> int:
             "<= 30 ms overhead per round on SQLite": {"value": sqlite_ms, "met": sqlite_ms <= 30}
         },
     }
+    if "ray" in tput:  # the composition-root issue: local Ray within 2x of the thread executor
+        ratios = {k: round(tput["local"][k] / tput["ray"][k], 2) for k in tput["ray"]}
+        report["targets"]["local Ray jobs/s within 2x of threads"] = {  # type: ignore[index]
+            "local_over_ray": ratios, "met": all(r <= 2 for r in ratios.values()),
+        }  # fmt: skip
     emit(report, args.out)
     return 0
 

@@ -11,7 +11,7 @@ jobs are submitted and awaited by `vidra.jobs`, retraining runs as a pipeline.
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,7 @@ class Client:
         since_run: str | None = "last",
         num_workers: int | None = None,
         min_reward: float = 1.0,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
     ) -> Any:
         """Run a retraining cycle on this client's store; returns a `RetrainResult`.
 
@@ -202,14 +203,14 @@ class Client:
                 (``"last"``), from everything (``"all"`` or None), or after a run id.
             num_workers: Ray Train workers (default: settings).
             min_reward: SFT's rejection-sampling threshold.
+            on_step: called with each training step's progress (role, step, loss, ...).
 
         New jobs of a new `Client` pick up the roles' champion adapters when promoted.
         """
         from vidra.pipelines.retrain import retrain
 
-        return retrain(
-            self.settings, algo, roles, since_run, num_workers=num_workers, min_reward=min_reward
-        )
+        return retrain(self.settings, algo, roles, since_run, num_workers=num_workers,
+                       min_reward=min_reward, on_step=on_step)  # fmt: skip
 
     def evaluate(self, task: str, **spec: Any) -> dict[str, Any]:
         """Evaluate on a benchmark task (see `vidra.pipelines.evaluate.EvalSpec` for the

@@ -27,8 +27,12 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     # questions and retries, so: at least the 3 asked, and one answer line per question.
     asked = len(re.findall(r"^  Q\d+ \(", text, flags=re.M))
     assert "vidra-tiny" in text and asked >= 3 and text.count("-> ") == asked
-    assert re.search(r"accuracy\s+[\d.]+\s+[\d.]+", text)
+    ci = r"[\d.]+ \[[\d.]+, [\d.]+\]"
+    assert re.search(rf"accuracy \[95% CI\]\s+{ci}\s+{ci}", text), text[-2000:]
     assert re.search(r"frames per question\s+[\d.]+\s+[\d.]+", text)
+    assert re.search(r"held-out questions", text) and "what the figures mean" in text
+    assert re.search(rf"training set: \d+ rollouts .* accuracy {ci}", text)
+    assert re.search(r"^\s+r2 ", text, flags=re.M)  # every rollout is shown live, not only r0
     assert "MLflow run" in text and ("PROMOTED" in text or "not promoted" in text)
     assert "vidra show" in text and "mlflow ui --backend-store-uri sqlite:///" in text
     assert (tmp_path / "home" / "vidra.db").is_file() and (

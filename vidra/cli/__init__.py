@@ -86,6 +86,7 @@ def quiet_third_parties() -> None:
         ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
         ("TRANSFORMERS_VERBOSITY", "error"),
         ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
+        ("MLFLOW_LOGGING_LEVEL", "ERROR"),
         ("PYTHONWARNINGS", "ignore::FutureWarning,ignore::DeprecationWarning"),
         ("RAY_DEDUP_LOGS", "1"),
         ("TQDM_DISABLE", "1"),

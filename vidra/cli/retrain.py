@@ -80,10 +80,16 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         print(f"{len(report.results)} cycles in {report.wall_s:.0f} s")
         print(f"mlflow ui --backend-store-uri {settings.resolved_tracking_uri()}")
         return 0
+    import sys
+
+    from vidra.pipelines.retrain import step_line
+
+    def show(row: dict[str, Any]) -> None:
+        print(step_line(row), file=sys.stderr, flush=True)
+
     with Client() as client:
-        result = client.retrain(
-            args.algo, roles, since, num_workers=args.workers, min_reward=args.min_reward
-        )
+        result = client.retrain(args.algo, roles, since, num_workers=args.workers,
+                                min_reward=args.min_reward, on_step=show)  # fmt: skip
     print(result.summary())
     print(f"mlflow ui --backend-store-uri {client.settings.resolved_tracking_uri()}")
     return 0

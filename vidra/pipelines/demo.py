@@ -105,12 +105,12 @@ def _retrain(
 ) -> tuple[Any, str]:
     """One GRPO cycle; when every group answered alike, ask two more questions and retry."""
     from vidra.errors import InvalidInput
-    from vidra.pipelines.retrain import retrain
+    from vidra.pipelines.retrain import retrain, step_line
 
     last = ""
     while True:
         try:
-            return retrain(rt.settings, "grpo"), last
+            return retrain(rt.settings, "grpo", on_step=lambda row: say(step_line(row))), last
         except InvalidInput as exc:  # every group answered alike: nothing to learn yet
             if not spare or "no GRPO samples" not in str(exc):
                 raise

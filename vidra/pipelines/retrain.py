@@ -9,11 +9,13 @@ restart reconciles what a failure left half done. MLflow calls are time-bounded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +35,25 @@ __all__ = [
     "gate_report",
     "resolve_since",
     "retrain",
+    "step_line",
 ]
 
 log = logging.getLogger(__name__)
 Hook = Callable[[str], None]
 """Called with the name of each stage (``before_fit``, ``before_alias:<role>``, ...): a place
 for tests to inject a fault at a known point; no behaviour depends on it."""
+StepCallback = Callable[[dict[str, Any]], None]
+"""Called with each training step's progress line (see `vidra.rl.ray_train.fit`)."""
+
+
+def step_line(row: dict[str, Any]) -> str:
+    """One training step as a line a user can follow: role, step, loss and reward."""
+    m = row.get("metrics", {})
+    parts = [f"train {row.get('role', '?')} step {row.get('step', '?')}"]
+    for key in ("loss", "reward_mean", "grad_norm"):
+        if isinstance(m.get(key), int | float):
+            parts.append(f"{key} {m[key]:.4f}")
+    return "  " + ", ".join(parts)
 
 
 @dataclass
@@ -217,6 +232,7 @@ class _Cycle:
     roles: list[str]
     start: dict[str, str]
     hook: Hook
+    on_step: StepCallback | None = None
 
 
 def _params(
@@ -249,8 +265,9 @@ def _train(
     out = c.settings.data_dir / "adapters" / c.run.id / f"{stage}-{ds.algorithm}"
     c.hook("before_fit")
     paths = sample_paths(c.store, ds.samples)
-    fit(c.settings, ds.samples, roles, cfg, base, start, paths, out, c.tracker.run_id,
-        workers, name=f"vidra-{c.run.id}-{stage}", build=training_model)  # fmt: skip
+    with _following(out / "progress.jsonl", c.on_step):
+        fit(c.settings, ds.samples, roles, cfg, base, start, paths, out, c.tracker.run_id,
+            workers, name=f"vidra-{c.run.id}-{stage}", build=training_model)  # fmt: skip
     c.hook("after_fit")
     manifest = Path(tempfile.mkdtemp()) / f"dataset-{stage}-{ds.algorithm}.json"
     manifest.write_text(json.dumps({**ds.manifest(), "episode_ids": ds.episode_ids}))
@@ -260,6 +277,42 @@ def _train(
         for role in c.roles:
             c.tracker.artifacts(Path(candidate[role]), f"adapters/{role}")
     return candidate
+
+
+@contextlib.contextmanager
+def _following(path: Path, on_step: StepCallback | None) -> Iterator[None]:
+    """While the body runs, hand each new rank-0 line of the workers' ``progress.jsonl``
+    (role, step, metrics such as loss) to ``on_step``."""
+    if on_step is None:
+        yield
+        return
+    done = threading.Event()
+
+    def follow() -> None:
+        seen = 0
+        while True:
+            finished = done.is_set()
+            lines = path.read_text().splitlines() if path.is_file() else []
+            for line in lines[seen:]:
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a line being written
+                    break
+                seen += 1
+                if row.get("rank", 0) == 0:
+                    with contextlib.suppress(Exception):  # a display never fails training
+                        on_step(row)
+            if finished:
+                return
+            done.wait(0.5)
+
+    worker = threading.Thread(target=follow, name="vidra-train-progress", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        worker.join(timeout=5)
 
 
 def _gate(c: _Cycle, candidate: dict[str, str], samples: int) -> tuple[bool, str, dict[str, Any]]:
@@ -369,6 +422,7 @@ def retrain(
     min_reward: float = 1.0,
     hook: Hook | None = None,
     max_staleness: int | None = None,
+    on_step: StepCallback | None = None,
 ) -> RetrainResult:
     """Run one retraining cycle; raises `InvalidInput` saying why when there is nothing to learn.
 
@@ -377,6 +431,7 @@ def retrain(
         hook: test-only fault-injection point (see `Hook`).
         max_staleness: GRPO learns only from steps sampled at most this many champion
             versions behind (None: any).
+        on_step: called with each training step's progress line (role, step, metrics).
     """
     from vidra.models import resolve_model_path
     from vidra.rl.tracking import Tracker, reconcile
@@ -413,7 +468,8 @@ def retrain(
                    "reward_spec": {"episode": spec.weights, "step": spec.step_weights}},
             lineage,
         )  # fmt: skip
-        c = _Cycle(settings, store, tracker, run, roles, start, hook or (lambda stage: None))
+        c = _Cycle(settings, store, tracker, run, roles, start, hook or (lambda stage: None),
+                   on_step)  # fmt: skip
         try:
             return _run(c, algo, stages, base, workers)
         except BaseException as exc:
