@@ -6,16 +6,20 @@ latency) so answers can be inspected in the MLflow UI.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from vidra.config import Settings
 from vidra.storage import Trajectory, TrajectoryStore
 
-__all__ = ["log_evaluation", "log_trace"]
+__all__ = ["EvalTracking", "log_trace"]
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[^A-Za-z0-9_\-. /]")
 
@@ -63,27 +67,62 @@ def log_trace(client: Any, run_id: str, t: Trajectory, name: str) -> str:
     return str(root.trace_id)
 
 
-def log_evaluation(
-    settings: Settings, report: dict[str, Any], store: TrajectoryStore, traces: bool = True
-) -> str:
-    """Log ``report`` as an MLflow run in experiment ``<experiment>-eval``; its id."""
-    from vidra.rl.tracking import open_mlflow
+class EvalTracking:
+    """An evaluation's MLflow run, opened when the evaluation starts: each answered
+    question's trace is logged in the background while the next questions run (`add`), and
+    the metrics, config and per-question table when it ends (`finish`)."""
 
-    mlflow = open_mlflow(settings, f"{settings.mlflow.experiment}-eval")
-    client = mlflow.tracking.MlflowClient()
-    with mlflow.start_run(run_name=f"eval-{report['task']}") as run:
+    def __init__(
+        self, settings: Settings, task: str, store: TrajectoryStore, traces: bool = True
+    ) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from vidra.rl.tracking import open_mlflow
+
+        self.mlflow = open_mlflow(settings, f"{settings.mlflow.experiment}-eval")
+        self.client = self.mlflow.tracking.MlflowClient()
+        exp = self.mlflow.get_experiment_by_name(f"{settings.mlflow.experiment}-eval")
+        self.run_id = str(self.client.create_run(exp.experiment_id, run_name=f"eval-{task}")
+                          .info.run_id)  # fmt: skip
+        self.task, self.store, self.traces = task, store, traces
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidra-eval-mlflow")
+        self.pending: list[Any] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Trace this answered question (in the background)."""
+        if self.traces and row.get("episode_id"):
+            self.pending.append(self.pool.submit(self._trace, row))
+
+    def _trace(self, row: dict[str, Any]) -> None:
+        t = self.store.get_episode(row["episode_id"])
+        log_trace(self.client, self.run_id, t, f"{self.task}:{row['qid']}")
+
+    def finish(self, report: dict[str, Any]) -> str:
+        """Log the report and close the run (traces written first); the run id."""
+        from mlflow.entities import Metric, Param
+
+        for f in self.pending:
+            f.result()
+        self.pool.shutdown(wait=True)
         spec = {k: str(v)[:500] for k, v in report["spec"].items()}
-        mlflow.log_params({**spec, "eval_run": report["run_id"]})
-        mlflow.log_metrics(_metrics(report))
+        params = [Param(k, v) for k, v in {**spec, "eval_run": report["run_id"]}.items()]
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, 0) for k, v in _metrics(report).items()]
+        self.client.log_batch(self.run_id, metrics=metrics, params=params)
         folder = Path(tempfile.mkdtemp(prefix="vidra-eval-"))
         (folder / "per_question.json").write_text(json.dumps(report["per_question"], indent=1))
         summary = {k: v for k, v in report.items() if k != "per_question"}
         (folder / "report.json").write_text(json.dumps(summary, indent=1, default=str))
-        mlflow.log_artifacts(str(folder), artifact_path="evaluation")
-        if traces:
-            for row in report["per_question"]:
-                t = store.get_episode(row["episode_id"])
-                log_trace(client, run.info.run_id, t, f"{report['task']}:{row['qid']}")
-            # traces are exported in the background: written before the report is returned
-            mlflow.flush_trace_async_logging()
-        return str(run.info.run_id)
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path="evaluation")
+        if self.traces:  # traces are exported in the background: written before returning
+            self.mlflow.flush_trace_async_logging()
+        self.client.set_terminated(self.run_id, "FINISHED")
+        return self.run_id
+
+    def fail(self) -> None:
+        """Close the run as failed (the evaluation raised)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            self.client.set_terminated(self.run_id, "FAILED")
+        except Exception:
+            log.warning("could not mark MLflow run %s failed", self.run_id)

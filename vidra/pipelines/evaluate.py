@@ -114,6 +114,7 @@ class _Run:
     spec: EvalSpec
     rt: Any
     run_id: str
+    tracking: Any = None  # an EvalTracking while the MLflow run is open
     results: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -155,6 +156,8 @@ def _collect(r: _Run, item: EvalItem, job_id: str, judge: Any) -> dict[str, Any]
         result["judged"] = judge_answer(judge, item, ans.text)
     r.rt.store.put_eval_question(r.run_id, item.qid, "done", result=result)
     r.results.append(result)
+    if r.tracking is not None:
+        r.tracking.add(result)
     return result
 
 
@@ -170,6 +173,8 @@ def _answer_all(r: _Run, load: LoadResult, judge: Any, progress: Progress | None
             r.rt.store.put_eval_question(r.run_id, item.qid, "missing")
         elif rec is not None and rec.status == "done":
             r.results.append(rec.result)
+            if r.tracking is not None:
+                r.tracking.add(rec.result)
         elif rec is not None and rec.status == "failed":
             r.failed.append({"qid": item.qid, "error": rec.result.get("error", "")})
         elif (job_id := _submit(r, item, rec.job_id if rec else None)) is not None:
@@ -236,12 +241,19 @@ def evaluate(
             judge = build_model(settings.model_copy(update={"model": settings.model.model_copy(
                 update={"path": spec.judge, "adapters": {}})}), {})  # fmt: skip
         r = _Run(spec, rt, run.id)
-        _answer_all(r, load, judge, progress)
-        report = _report(r, load, time.perf_counter() - t0)
         if spec.mlflow:
-            from vidra.pipelines.eval_tracking import log_evaluation
+            from vidra.pipelines.eval_tracking import EvalTracking
 
-            report["mlflow_run_id"] = log_evaluation(settings, report, rt.store, spec.traces)
+            r.tracking = EvalTracking(settings, spec.task, rt.store, spec.traces)
+        try:
+            _answer_all(r, load, judge, progress)
+        except BaseException:
+            if r.tracking is not None:
+                r.tracking.fail()
+            raise
+        report = _report(r, load, time.perf_counter() - t0)
+        if r.tracking is not None:
+            report["mlflow_run_id"] = r.tracking.finish(report)
         metrics = {k: v for k, v in report.items() if k not in ("per_question", "spec")}
         rt.store.finish_eval_run(run.id, "done", metrics, report["mlflow_run_id"])
     if spec.out is not None:
