@@ -67,6 +67,37 @@ def test_ray_executor_runs_episodes_on_ray_workers(video: Path, tmp_path: Path) 
         ray.shutdown()
 
 
+def test_more_workers_than_the_cluster_holds_still_answer_every_job(video: Path) -> None:
+    """16 workers of 0.5 CPU do not fit a 2-CPU local Ray: the pool is cut to what fits
+    instead of dealing jobs to workers that can never start (which hung forever)."""
+    import ray
+
+    settings = Settings()
+    settings.runner.executor, settings.runner.workers = "ray", 16
+    client = Client(settings, model=Team())
+    try:
+        workers = client.runner.workers  # starts Ray
+        assert len(workers) == min(16, int(ray.cluster_resources()["CPU"] // 0.5))
+        jobs = [client.submit(video, "Which is first?", ["red", "blue"], "red",
+                              budget={"max_rounds": 1, "frames_per_round": 2})
+                for _ in range(12)]  # fmt: skip
+        for job in jobs:
+            job.result(timeout=300)
+        assert {j.status() for j in jobs} == {"done"}
+    finally:
+        client.close()
+        ray.shutdown()
+
+
+def test_placeable_workers_counts_cpus_and_custom_resources() -> None:
+    from vidra.graph.ray_runner import placeable_workers
+
+    assert placeable_workers(16, 0.5, {}, {"CPU": 2.0}) == 4
+    assert placeable_workers(3, 0.5, {}, {"CPU": 8.0}) == 3
+    assert placeable_workers(8, 0.0, {"worker_node": 1}, {"CPU": 2.0, "worker_node": 2}) == 2
+    assert placeable_workers(4, 1.0, {"gpu_node": 1}, {"CPU": 8.0}) == 1  # never below one
+
+
 def test_a_group_on_ray_decodes_each_shared_frame_once(video: Path) -> None:
     """G rollouts of one question on a Ray worker decode what one rollout decodes in
     process: the worker keeps its frame cache for its life."""

@@ -190,6 +190,9 @@ class RayExecutor(JobBook):
         self.model_actor = self.model_actors[0]
         adapters = ray.get(self.model_actor.adapters.remote())
         worker_cls: Any = ray.remote(num_cpus=r.worker_cpus)(_EpisodeWorker)
+        n_workers = placeable_workers(
+            r.workers, r.worker_cpus, dict(r.episode_resources), ray.cluster_resources()
+        )
         self.workers = [
             worker_cls.options(
                 max_concurrency=r.jobs_per_worker + 1, resources=dict(r.episode_resources)
@@ -197,7 +200,7 @@ class RayExecutor(JobBook):
                 settings_json, context_factory, self.model_actors, adapters,
                 f"{self.owner}/w{k}", r.lease_s,
             )
-            for k in range(r.workers)
+            for k in range(n_workers)
         ]  # fmt: skip
         self._next = itertools.cycle(range(len(self.workers)))
         self._assigned: dict[str, Any] = {}
@@ -236,6 +239,23 @@ class RayExecutor(JobBook):
 
         for actor in [*self.workers, *self.model_actors]:
             ray.kill(actor)
+
+
+def placeable_workers(
+    wanted: int, cpus: float, resources: dict[str, float], cluster: dict[str, float]
+) -> int:
+    """How many episode workers the cluster can hold at once (at least 1): jobs are dealt
+    round-robin, so a worker that can never be placed would hold its jobs forever."""
+    fits = [int(cluster.get("CPU", 0.0) // cpus)] if cpus > 0 else []
+    fits += [int(cluster.get(k, 0.0) // v) for k, v in resources.items() if v > 0]
+    n = max(1, min([wanted, *fits]))
+    if n < wanted:
+        log.warning(
+            "%d episode workers asked for (%s CPU each%s) but the cluster holds %d; using %d "
+            "(VIDRA_RUNNER__WORKERS, VIDRA_RUNNER__WORKER_CPUS)", wanted, cpus,
+            f", {resources}" if resources else "", n, n,
+        )  # fmt: skip
+    return n
 
 
 def _relay(stream: Any, emit: Emit) -> None:
