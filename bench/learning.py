@@ -91,15 +91,19 @@ def _scores(report: dict[str, Any]) -> dict[str, float]:
 
 def _candidates(settings: Any, versions: dict[str, str]) -> dict[str, str]:
     """Adapter directories of the versions a cycle registered."""
+    from vidra.rl.tracking import version_adapters
     from vidra.storage import TrajectoryStore
 
-    out = {}
     with TrajectoryStore(settings=settings) as store:
-        for role, version in versions.items():
-            rec = next((v for v in store.model_versions(role) if v.version == version), None)
-            if rec is not None and rec.source:
-                out[role] = rec.source
-    return out
+        return version_adapters(settings, store, versions)
+
+
+def _champions(settings: Any) -> dict[str, str]:
+    from vidra.rl.tracking import champion_adapters
+    from vidra.storage import TrajectoryStore
+
+    with TrajectoryStore(settings=settings) as store:
+        return champion_adapters(settings, store, list(ROLES))
 
 
 def main() -> int:
@@ -121,7 +125,6 @@ def main() -> int:
     import vidra
     from vidra.evals.metrics import paired_from_maps
     from vidra.pipelines.online import online
-    from vidra.rl.tracking import champion_adapters
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
@@ -137,11 +140,11 @@ def main() -> int:
     for k in range(1, args.cycles + 1):
         res = online(main_s, 1, questions=args.train_questions, rollouts=4, seed=40 + k).results[0]
         name = f"after {k} cycle{'s' * (k > 1)}"
-        reports[name] = bench.run(main_s, champion_adapters(main_s, list(ROLES)))
+        reports[name] = bench.run(main_s, _champions(main_s))
         cycle: dict[str, Any] = {"cycle": k, "samples": res.samples, "promoted": res.promoted,
                                  "decision": res.decision, "gate": res.evaluation}  # fmt: skip
         if not res.promoted:  # what the benchmark says of the version the gate turned down
-            cand = {**champion_adapters(main_s, list(ROLES)), **_candidates(main_s, res.versions)}
+            cand = {**_champions(main_s), **_candidates(main_s, res.versions)}
             reports[f"candidate {k} (rejected)"] = bench.run(main_s, cand)
         cycles.append(cycle)
         log(f"{name}: {reports[name]['accuracy']:.3f} ({res.decision})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 from typing import Any
 
 from vidra.config import Settings
@@ -49,7 +50,34 @@ def ensure_ray(settings: Settings) -> None:
     else:
         kwargs["_temp_dir"] = tempfile.mkdtemp(prefix="vidra-ray-")
         kwargs["num_cpus"] = max(2, os.cpu_count() or 2)
+        if threading.current_thread() is not threading.main_thread():
+            _init_on_keeper_thread(kwargs)
+            return
     ray.init(**kwargs)
+
+
+def _init_on_keeper_thread(kwargs: dict[str, Any]) -> None:
+    """Start a local Ray from a thread that lives as long as the process. Ray starts its
+    GCS and raylet with the parent-death signal set, which Linux sends when the *thread* that
+    forked them exits: started from a short-lived thread (a retraining cycle's), the local
+    cluster would be killed when that thread ends and the next Ray call would hang."""
+    import ray
+
+    started = threading.Event()
+    failed: list[BaseException] = []
+
+    def keep() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as e:  # re-raised on the caller's thread
+            failed.append(e)
+        started.set()
+        threading.Event().wait()  # never set: this thread is Ray's parent until exit
+
+    threading.Thread(target=keep, name="vidra-ray-keeper", daemon=True).start()
+    started.wait()
+    if failed:
+        raise failed[0]
 
 
 def check_cluster(settings: Settings) -> None:

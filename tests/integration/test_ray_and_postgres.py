@@ -193,3 +193,28 @@ def test_postgres_crash_resume(video: Path, pg_url: str, tmp_path: Path, monkeyp
         assert sorted(e.rollout_index for e in eps) == [0, 1]
         for e in eps:
             assert [s.role for s in client.episode(e.id).steps] == EXPECTED
+
+
+def test_local_ray_started_on_a_thread_outlives_the_thread() -> None:
+    """A retraining cycle starts Ray on its own thread (the online loop's); Ray's GCS and
+    raylet die with the thread that forked them unless another thread starts them, and
+    the next cycle's Ray calls then hang."""
+    import threading
+
+    import ray
+
+    from vidra.ray_session import ensure_ray
+
+    starter = threading.Thread(target=ensure_ray, args=(Settings(),))
+    starter.start()
+    starter.join()
+    try:
+        time.sleep(2)  # the parent-death signal is delivered when the thread exits
+
+        @ray.remote
+        def square(x: int) -> int:
+            return x * x
+
+        assert ray.get(square.remote(7), timeout=60) == 49
+    finally:
+        ray.shutdown()

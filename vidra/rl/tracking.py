@@ -195,20 +195,34 @@ def champion_adapters(
     """Local directories of each role's champion, as the store records it (downloaded from
     the tracking store once, then cached)."""
     champions = store.champions(settings.resolved_tracking_uri())
+    return {
+        role: _local_adapter(settings, role, mv.version, mv.source)
+        for role in roles
+        if (mv := champions.get(role)) is not None and mv.source
+    }
+
+
+def version_adapters(
+    settings: Settings, store: TrajectoryStore, versions: dict[str, str]
+) -> dict[str, str]:
+    """Local directories of the given versions (role -> version, e.g. a training run's
+    candidates, promoted or not), downloaded once like the champions'."""
     out: dict[str, str] = {}
-    for role in roles:
-        mv = champions.get(role)
-        if mv is None or not mv.source:
-            continue
-        dst = champion_dir(settings, role, mv.version)
-        if not (dst / "adapter_config.json").is_file():
-            mlflow = _mlflow(settings)
-            dst.mkdir(parents=True, exist_ok=True)
-            dst = Path(
-                mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dst))
-            )
-        out[role] = str(dst)
+    for role, version in versions.items():
+        recs = store.model_versions(role, settings.resolved_tracking_uri())
+        rec = next((v for v in recs if v.version == version), None)
+        if rec is not None and rec.source:
+            out[role] = _local_adapter(settings, role, rec.version, rec.source)
     return out
+
+
+def _local_adapter(settings: Settings, role: str, version: str, source: str) -> str:
+    dst = champion_dir(settings, role, version)
+    if not (dst / "adapter_config.json").is_file():
+        mlflow = _mlflow(settings)
+        dst.mkdir(parents=True, exist_ok=True)
+        dst = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst)))
+    return str(dst)
 
 
 def reconcile(settings: Settings, store: TrajectoryStore) -> list[str]:

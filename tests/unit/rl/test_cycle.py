@@ -11,7 +11,7 @@ from vidra.api import Client
 from vidra.errors import InvalidInput
 from vidra.pipelines.retrain import retrain
 from vidra.rl.datasets import RewardSpec
-from vidra.rl.tracking import champion_adapters
+from vidra.rl.tracking import champion_adapters, version_adapters
 
 from .helpers import record_groups, tiny_settings
 
@@ -63,3 +63,9 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
         assert runs[0].n_episodes == result.episodes
         versions = {v.version: v.alias for v in c.store.model_versions("reasoner")}
         assert versions == {"1": "champion", "2": None}  # the champion did not move
+        # the rejected version is still there to evaluate: its own adapter, not the champion's
+        rejected = version_adapters(settings, c.store, {"reasoner": "2", "planner": "9"})
+        assert set(rejected) == {"reasoner"}  # an unknown version is skipped
+        champ = champion_adapters(settings, c.store, ["reasoner"])["reasoner"]
+        assert rejected["reasoner"] != champ
+        assert (Path(rejected["reasoner"]) / "adapter_config.json").is_file()

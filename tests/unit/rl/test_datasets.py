@@ -30,7 +30,8 @@ def test_grpo_groups_advantages_and_zero_variance(store: TrajectoryStore) -> Non
         + [make_episode(j3, 0)]
     )
     ds = build_grpo(store, SPEC, roles=["reasoner"])
-    assert ds.counts == {"groups": 2, "zero_variance": 1}  # Q3 has one rollout: no group
+    # Q3 has one rollout: no group; nothing is stale without allowed versions
+    assert ds.counts == {"groups": 2, "zero_variance": 1, "stale": 0}
     assert {s.role for s in ds.samples} == {"reasoner"}
     advs = sorted({round(s.advantage, 4) for s in ds.samples})
     assert advs == [-1.0, 1.0]
