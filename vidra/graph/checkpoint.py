@@ -85,7 +85,7 @@ def _reconnecting_saver(dsn: str, settings: Settings) -> Any:
     """LangGraph's Postgres saver whose pool is replaced when it cannot hand out a
     connection (after an outage the pool's own reconnects back off for a long time)."""
     from langgraph.checkpoint.postgres import PostgresSaver
-    from psycopg_pool import PoolTimeout
+    from psycopg_pool import PoolClosed, PoolTimeout
 
     renewing = threading.Lock()
 
@@ -110,7 +110,7 @@ def _reconnecting_saver(dsn: str, settings: Settings) -> Any:
             used = self.conn
             try:
                 cur = stack.enter_context(PostgresSaver._cursor(self, pipeline=pipeline))
-            except PoolTimeout:
+            except (PoolTimeout, PoolClosed):  # closed: another thread replaced it meanwhile
                 with renewing:
                     if self.conn is used:  # not yet replaced by another thread
                         self.conn = _pool(dsn, settings)  # raises while still down
