@@ -123,7 +123,9 @@ def overhead(root: Path, videos: Path, n: int, repeats: int) -> dict[str, Any]:
 
     opts = {"worlds": 4, "seed": 100, "duration": 240}
     items = load_task("synthetic", None, videos, limit=n, **opts).items
-    harness, bare, plain = [], [], []
+    harness: list[float] = []
+    bare: list[float] = []
+    plain: list[float] = []
     for k in range(repeats):
         with Client(_settings(root / f"bare-{k}", 16)) as client:
             client.model  # noqa: B018 (loaded before the clock starts, as in the harness)
@@ -136,18 +138,13 @@ def overhead(root: Path, videos: Path, n: int, repeats: int) -> dict[str, Any]:
             for job in submitted:
                 job.result()
             bare.append((time.perf_counter() - t0) / len(items))
-        with Client(_settings(root / f"harness-{k}", 16)) as client:
-            client.model  # noqa: B018
-            t0 = time.perf_counter()
-            client.evaluate("synthetic", videos=videos, strategy="uniform", limit=n,
-                            options=opts)  # fmt: skip
-            harness.append((time.perf_counter() - t0) / len(items))
-        with Client(_settings(root / f"plain-{k}", 16)) as client:
-            client.model  # noqa: B018
-            t0 = time.perf_counter()
-            client.evaluate("synthetic", videos=videos, strategy="uniform", limit=n,
-                            options=opts, mlflow=False)  # fmt: skip
-            plain.append((time.perf_counter() - t0) / len(items))
+        for name, mlflow, into in (("harness", True, harness), ("plain", False, plain)):
+            with Client(_settings(root / f"{name}-{k}", 16)) as client:
+                client.model  # noqa: B018
+                t0 = time.perf_counter()
+                client.evaluate("synthetic", videos=videos, strategy="uniform", limit=n,
+                                options=opts, mlflow=mlflow)  # fmt: skip
+                into.append((time.perf_counter() - t0) / len(items))
     b, h, p = statistics.median(bare), statistics.median(harness), statistics.median(plain)
     return {
         "questions": len(items), "repeats": repeats, "strategy": "uniform",
