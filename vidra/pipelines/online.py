@@ -106,6 +106,8 @@ def online(
     if iterations <= 0 or rollouts < 2:
         raise InvalidInput("online GRPO needs iterations >= 1 and rollouts >= 2")
     staleness = max_staleness if max_staleness is not None else (1 if overlap else None)
+    settings = settings.model_copy(deep=True)
+    settings.mlflow.use_champions = True  # collect with the current champions, always
     report = OnlineReport()
     t0 = time.perf_counter()
 
