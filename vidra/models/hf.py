@@ -201,27 +201,74 @@ class HFChatModel:
 
     def _generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         out: dict[int, list[Completion]] = {}
-        for key, idx in _batches(requests):
-            batch = [requests[i] for i in idx]
-            if batch[0].sampling.prefixes:
-                done = self._generate_prefixed(batch, key[0])
-            else:
-                done = self._generate_batch(batch, key[0])
+        for _, idx in _batches(requests, self._mixes_adapters()):
+            done = self._generate_group([requests[i] for i in idx])
             for i, comps in zip(idx, done, strict=True):
                 out[i] = [Completion(**{**c.__dict__, "request_index": i}) for c in comps]
         return [c for i in range(len(requests)) for c in out[i]]
 
+    def _generate_group(self, batch: Sequence[ChatRequest]) -> list[list[Completion]]:
+        """``sampling.n`` completions per request of requests sharing their sampling, in one
+        ``generate`` call: every sample is a row; a prefixed request's rows begin with the
+        prefixes `_prefix_picks` chose and continue within the budget left."""
+        plain = batch[0].sampling.model_copy(update={"prefixes": [], "n": 1})
+        picks = self._prefix_picks(batch, plain)
+        rows: list[ChatRequest] = []
+        forced: list[tuple[list[int], list[float]]] = []
+        budgets: list[int] = []
+        owners: list[tuple[int, int]] = []
+        for b, req in enumerate(batch):
+            for j in range(req.sampling.n):
+                pre = picks[b][j] if b in picks else ([], [])
+                rows.append(ChatRequest(req.messages, req.adapter, plain))
+                forced.append(pre)
+                budgets.append(max(1, req.sampling.max_tokens - len(pre[0])))
+                owners.append((b, j))
+        out: list[list[Completion]] = [[] for _ in batch]
+        done = self._generate_batch(rows, forced if picks else None, budgets)
+        for (b, j), (comp,) in zip(owners, done, strict=True):
+            out[b].append(Completion(**{**comp.__dict__, "sample_index": j}))
+        return out
+
+    def _mixes_adapters(self) -> bool:
+        """Whether one ``generate`` call may run rows under different adapters (peft's
+        mixed-batch LoRA inference: not while training, and not with whole modules trained
+        alongside (``train_norm``: peft cannot mix those))."""
+        configs: dict[str, Any] = getattr(self.model, "peft_config", None) or {}
+        return (
+            bool(configs)
+            and not self.model.training
+            and not any(getattr(c, "modules_to_save", None) for c in configs.values())
+        )
+
+    def _adapters(self, adapters: Sequence[str | None], n: int) -> tuple[Any, dict[str, Any]]:
+        """The context and ``generate`` arguments running row ``b`` (of ``n`` samples each)
+        under ``adapters[b]``: one adapter switched on, or peft's per-row adapter names."""
+        import contextlib
+
+        if len(set(adapters)) == 1:
+            return self._use(adapters[0]), {}
+        for a in adapters:
+            if a is not None and a not in self.adapters:
+                raise NotFound(f"unknown adapter {a!r}; loaded adapters: {self.adapters or 'none'}")
+        names = [a or "__base__" for a in adapters for _ in range(n)]
+        return contextlib.nullcontext(), {"adapter_names": names}
+
     def _generate_batch(
         self,
         batch: list[ChatRequest],
-        adapter: str | None,
         prefixes: Sequence[tuple[list[int], list[float]]] | None = None,
+        budgets: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
-        """``n`` completions per request of one batch; row ``b`` first forced to begin with
-        ``prefixes[b]`` (token ids and their logprobs) when given."""
+        """``n`` completions per request of one batch (rows may differ in adapter and token
+        budget: the call decodes the longest budget and row ``b`` keeps its first
+        ``budgets[b]`` tokens, which are those it would have got alone); row ``b`` first
+        forced to begin with ``prefixes[b]`` (token ids and their logprobs) when given."""
         import torch
 
         s = batch[0].sampling
+        budgets = list(budgets) if budgets else [s.max_tokens] * len(batch)
+        s = s.model_copy(update={"max_tokens": max(budgets)})
         inputs = self._inputs(batch)
         pad = inputs["attention_mask"].sum(dim=1).tolist()  # prompt tokens, before any prefix
         forced = list(prefixes) if prefixes else [([], [])] * len(batch)
@@ -231,11 +278,12 @@ class HFChatModel:
         kwargs = _generation_kwargs(s, self.suppress, self.eos_id, self.tokenizer)
         if s.seed is not None:
             torch.manual_seed(s.seed)
+        adapters = [r.adapter for r in batch]
+        scope, names = self._adapters(adapters, s.n)
         t0 = time.perf_counter()
-        with torch.no_grad(), self._use(adapter):
-            gen = self.model.generate(**inputs, **kwargs)
+        with torch.no_grad(), scope:
+            gen = self.model.generate(**inputs, **kwargs, **names)
         latency = time.perf_counter() - t0
-        version = self._versions.get(adapter, "base") if adapter else "base"
         seqs = gen.sequences[:, prompt_len:]
         scores = torch.stack(gen.scores, dim=1).float()  # [batch * n, T, vocab]
         logps = torch.log_softmax(scores, dim=-1).gather(-1, seqs[..., None])[..., 0]
@@ -243,13 +291,15 @@ class HFChatModel:
         for row in range(seqs.shape[0]):
             b, k = divmod(row, s.n)
             ids, lps, reason = _trim(
-                seqs[row].tolist(), logps[row].tolist(), self.eos_id, self.tokenizer, s.stop
-            )
+                seqs[row, : budgets[b]].tolist(), logps[row, : budgets[b]].tolist(),
+                self.eos_id, self.tokenizer, s.stop,
+            )  # fmt: skip
             ids, lps = forced[b][0] + ids, forced[b][1] + lps
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             for stop in s.stop:
                 if stop in text:
                     text = text[: text.index(stop)]
+            adapter = adapters[b]
             results[b].append(
                 Completion(
                     text=text,
@@ -260,7 +310,7 @@ class HFChatModel:
                     completion_tokens=len(ids),
                     latency_s=latency,
                     adapter=adapter,
-                    adapter_version=version,
+                    adapter_version=self._versions.get(adapter, "base") if adapter else "base",
                     sample_index=k,
                 )
             )
@@ -279,49 +329,37 @@ class HFChatModel:
             return [int(x) for x in torch.multinomial(probs, s.n, replacement=True, generator=gen)]
         return [int(torch.argmax(totals))] * s.n
 
-    def _generate_prefixed(
-        self, batch: Sequence[ChatRequest], adapter: str | None
-    ) -> list[list[Completion]]:
-        """``sampling.n`` completions per request that each begin with one of its
-        ``sampling.prefixes``, picked by `_pick_prefix`, then continued. The prefix tokens
-        carry their logprobs under the unconstrained sampling distribution. The probes of
-        every request's prefixes run as one batch, the continuations as another."""
+    def _prefix_picks(
+        self, batch: Sequence[ChatRequest], plain: SamplingParams
+    ) -> dict[int, list[tuple[list[int], list[float]]]]:
+        """For each prefixed request ``b`` of ``batch``, ``sampling.n`` picks of one of its
+        ``sampling.prefixes`` (token ids, and their logprobs under the unconstrained sampling
+        distribution), chosen by `_pick_prefix`. The probes of all prefixes of the requests
+        under one adapter run as one forward pass."""
         import torch
 
-        plain = batch[0].sampling.model_copy(update={"prefixes": [], "n": 1})
-        encoded = [
-            [self.tokenizer.encode(p, add_special_tokens=False) for p in r.sampling.prefixes]
-            for r in batch
-        ]
-        probes = [ChatRequest(r.messages, adapter, plain) for r, pre in zip(batch, encoded,
-                                                                            strict=True)
-                  for _ in pre]  # fmt: skip
-        with torch.no_grad():
-            flat = self.batch_token_logprobs(probes, [ids for pre in encoded for ids in pre])
-        rows: list[ChatRequest] = []
-        forced: list[tuple[list[int], list[float]]] = []
-        owners: list[tuple[int, int]] = []
-        at = 0
-        for b, (req, pre) in enumerate(zip(batch, encoded, strict=True)):
-            lps = flat[at : at + len(pre)]
-            at += len(pre)
-            for j, k in enumerate(self._pick_prefix(req, lps)):
-                cont = plain.model_copy(
-                    update={"max_tokens": max(1, req.sampling.max_tokens - len(pre[k]))}
-                )
-                rows.append(ChatRequest(req.messages, adapter, cont))
-                forced.append((pre[k], lps[k].tolist()))
-                owners.append((b, j))
-        out: list[list[Completion]] = [[] for _ in batch]
-        for group in _same_budget(rows):
-            done = self._generate_batch([rows[i] for i in group], adapter,
-                                        [forced[i] for i in group])  # fmt: skip
-            for i, (comp,) in zip(group, done, strict=True):
-                b, j = owners[i]
-                out[b].append(Completion(**{**comp.__dict__, "sample_index": j}))
-        for comps in out:
-            comps.sort(key=lambda c: c.sample_index)
-        return out
+        members: dict[str | None, list[int]] = {}
+        for b, r in enumerate(batch):
+            if r.sampling.prefixes:
+                members.setdefault(r.adapter, []).append(b)
+        picks: dict[int, list[tuple[list[int], list[float]]]] = {}
+        for adapter, group in members.items():
+            encoded = {
+                b: [self.tokenizer.encode(p, add_special_tokens=False)
+                    for p in batch[b].sampling.prefixes]
+                for b in group
+            }  # fmt: skip
+            probes = [ChatRequest(batch[b].messages, adapter, plain) for b in group
+                      for _ in encoded[b]]  # fmt: skip
+            with torch.no_grad():
+                flat = self.batch_token_logprobs(probes, [ids for b in group for ids in encoded[b]])
+            at = 0
+            for b in group:
+                lps = flat[at : at + len(encoded[b])]
+                at += len(encoded[b])
+                picks[b] = [(encoded[b][k], lps[k].tolist())
+                            for k in self._pick_prefix(batch[b], lps)]  # fmt: skip
+        return picks
 
     def score(
         self, requests: Sequence[ChatRequest], completions: Sequence[Completion]
@@ -451,14 +489,6 @@ def _extend(inputs: Any, ids: Any, mask: Any = None) -> Any:
     return out
 
 
-def _same_budget(rows: Sequence[ChatRequest]) -> list[list[int]]:
-    """Row indices grouped by their remaining token budget (one ``generate`` call each)."""
-    groups: dict[int, list[int]] = {}
-    for i, r in enumerate(rows):
-        groups.setdefault(r.sampling.max_tokens, []).append(i)
-    return list(groups.values())
-
-
 def _extend_rows(inputs: Any, rows: Sequence[Sequence[int]], pad_id: int) -> Any:
     """Model inputs with row ``b``'s text tokens ``rows[b]`` appended after its prompt, the
     batch left-padded again (rows may get prefixes of different lengths)."""
@@ -485,21 +515,21 @@ def _extend_rows(inputs: Any, rows: Sequence[Sequence[int]], pad_id: int) -> Any
     return out
 
 
-def _batches(requests: Sequence[ChatRequest]) -> list[tuple[tuple[Any, ...], list[int]]]:
-    """Requests that can share one ``generate`` call: same adapter and sampling, and no
-    seed (a seeded request is generated on its own, so its sample depends on its seed
-    alone). Prefixed requests batch with prefixed ones (their prefixes may differ)."""
+def _batches(
+    requests: Sequence[ChatRequest], mix_adapters: bool = False
+) -> list[tuple[tuple[Any, ...], list[int]]]:
+    """Requests that can share one ``generate`` call: same temperature, top-p and stop
+    strings (budgets, sample counts and prefixes may differ) and adapter (unless
+    ``mix_adapters``), and no seed (a seeded request is generated on its own, so its
+    sample depends on its seed alone)."""
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, r in enumerate(requests):
         s = r.sampling
         key = (
-            r.adapter,
+            "*" if mix_adapters else r.adapter,
             s.temperature,
             s.top_p,
-            s.max_tokens,
-            s.n,
             tuple(s.stop),
-            bool(s.prefixes),
             None if s.seed is None else (s.seed, i),
         )
         groups.setdefault(key, []).append(i)

@@ -98,3 +98,49 @@ def test_a_saved_adapter_has_the_version_it_will_be_sampled_with(
     assert adapter_file_version(tmp_path / "critic", "critic") == live
     loaded = HFChatModel(model.source, adapters={"critic": str(tmp_path / "critic")})
     assert loaded.adapter_versions()["critic"] == live
+
+
+def test_requests_of_different_adapters_and_budgets_share_one_call(tiny_model_path: Path) -> None:
+    """Concurrent episodes ask for different roles, budgets, sample counts and constrained
+    replies: their rows run in one ``generate`` call (peft's mixed-adapter batch) and each
+    gets what it would have got alone."""
+    import torch
+
+    from vidra.models.adapters import LoraSpec
+
+    m = HFChatModel(tiny_model_path)
+    for role in ("planner", "critic"):
+        m.add_adapter(role, LoraSpec(rank=4))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for n, p in m.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.3)
+    plain = _requests()[: len(FRAMES)]
+    adapters = ["planner", "critic", None, "planner"]
+    reqs = [
+        ChatRequest(r.messages, a, r.sampling.model_copy(update={"max_tokens": 6 + 3 * k}))
+        for k, (r, a) in enumerate(zip(plain, adapters, strict=True))
+    ]
+    constrained = _requests()[len(FRAMES)]  # a prefixed request and a two-sample one join too
+    reqs += [ChatRequest(constrained.messages, "critic", constrained.sampling),
+             ChatRequest(plain[1].messages, None, SamplingParams(max_tokens=5, n=2))]  # fmt: skip
+    alone = [m.generate([r])[0] for r in reqs]
+    assert alone[0].token_ids != alone[2].token_ids  # the adapters really differ from the base
+    calls: list[int] = []
+    real = m.model.generate
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    m.model.generate = counted
+    together = m.generate(reqs)
+    assert len(calls) == 1 and len(together) == len(reqs) + 1
+    alone.insert(len(reqs), m.generate([reqs[-1]])[1])
+    reqs.append(reqs[-1])
+    for a, b, r in zip(alone, together, reqs, strict=True):
+        assert b.token_ids == a.token_ids and b.finish_reason == a.finish_reason
+        assert len(b.token_ids) <= r.sampling.max_tokens
+        assert b.adapter == r.adapter and b.adapter_version == a.adapter_version
+        np.testing.assert_allclose(b.logprobs, a.logprobs, atol=2e-4)
