@@ -125,9 +125,10 @@ class _EpisodeWorker:
     def cancel(self, job_id: str) -> None:
         self.cancels.setdefault(job_id, threading.Event()).set()
 
-    def run(self, job_id: str) -> Iterator[dict[str, Any]]:
-        """Run one job; yields its events as they happen, then ``job_done`` (or the
-        exception that interrupted it, as an ``{"type": "raise"}`` event)."""
+    def run(self, job_id: str) -> Iterator[list[dict[str, Any]]]:
+        """Run one job; yields its events as they happen (those already queued together,
+        one stream item for a burst), then ``job_done`` (or the exception that interrupted
+        it, as an ``{"type": "raise"}`` event)."""
         events: queue.Queue[dict[str, Any]] = queue.Queue()
         cancel = self.cancels.setdefault(job_id, threading.Event())
         errors: list[BaseException] = []
@@ -143,15 +144,19 @@ class _EpisodeWorker:
 
         thread = threading.Thread(target=body, name=f"vidra-job-{job_id[:8]}", daemon=True)
         thread.start()
-        while True:
-            event = events.get()
-            if event == DONE:
-                break
-            yield event
+        done = False
+        while not done:
+            burst = [events.get()]
+            while not events.empty():
+                burst.append(events.get_nowait())
+            done = DONE in burst
+            burst = [e for e in burst if e != DONE]
+            if burst:
+                yield burst
         thread.join()
         self.cancels.pop(job_id, None)
         if errors:
-            yield {"type": "raise", "error": errors[0]}
+            yield [{"type": "raise", "error": errors[0]}]
 
 
 class RayExecutor(JobBook):
@@ -264,10 +269,10 @@ def _relay(stream: Any, emit: Emit) -> None:
 
     try:
         for ref in stream:
-            event = ray.get(ref)
-            if event.get("type") == "raise":
-                raise event["error"]
-            emit(event)
+            for event in ray.get(ref):
+                if event.get("type") == "raise":
+                    raise event["error"]
+                emit(event)
     finally:
         emit(dict(DONE))
 
