@@ -10,18 +10,23 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
+    from vidra.pipelines.demo import DemoSpec
+
+    d = DemoSpec()  # the flags' defaults are the spec's
     p = sub.add_parser(
         "demo",
         help="run the offline demo: answer, log, retrain, evaluate",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--out", default="demo_out", help="output directory")
-    p.add_argument("--minutes", type=float, default=30.0, help="length of the generated video")
-    p.add_argument("--questions", type=int, default=8, help="questions to answer")
-    p.add_argument("--rollouts", type=int, default=4, help="sampled rollouts per question (G)")
-    p.add_argument("--eval-questions", type=int, default=10, help="held-out questions")
+    p.add_argument("--out", default=str(d.out), help="output directory")
+    p.add_argument("--minutes", type=float, default=d.minutes, help="length of the generated video")
+    p.add_argument("--questions", type=int, default=d.questions, help="questions to answer")
+    p.add_argument("--rollouts", type=int, default=d.rollouts,
+                   help="sampled rollouts per question (G)")  # fmt: skip
+    p.add_argument("--eval-questions", type=int, default=d.eval_questions,
+                   help="held-out questions (before and after)")  # fmt: skip
     p.add_argument("--no-retrain", action="store_true", help="only answer the questions")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated world")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the generated world")
     p.set_defaults(func=cmd_demo)
 
 
