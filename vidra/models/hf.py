@@ -138,12 +138,15 @@ class HFChatModel:
             if hasattr(self.model, "disable_adapter"):
                 return self.model.disable_adapter()
             return contextlib.nullcontext()
+        self.model.set_adapter(self._known(adapter))
+        return contextlib.nullcontext()
+
+    def _known(self, adapter: str) -> str:
         if adapter not in self.adapters:
             raise NotFound(
                 f"unknown adapter {adapter!r}; loaded adapters: {self.adapters or 'none'}"
             )
-        self.model.set_adapter(adapter)
-        return contextlib.nullcontext()
+        return adapter
 
     # inputs ---------------------------------------------------------------------------------
 
@@ -201,7 +204,7 @@ class HFChatModel:
 
     def _generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         out: dict[int, list[Completion]] = {}
-        for _, idx in _batches(requests, self._mixes_adapters()):
+        for idx in _batches(requests, self._mixes_adapters()):
             done = self._generate_group([requests[i] for i in idx])
             for i, comps in zip(idx, done, strict=True):
                 out[i] = [Completion(**{**c.__dict__, "request_index": i}) for c in comps]
@@ -225,8 +228,8 @@ class HFChatModel:
                 budgets.append(max(1, req.sampling.max_tokens - len(pre[0])))
                 owners.append((b, j))
         out: list[list[Completion]] = [[] for _ in batch]
-        done = self._generate_batch(rows, forced if picks else None, budgets)
-        for (b, j), (comp,) in zip(owners, done, strict=True):
+        done = self._generate_rows(rows, forced, budgets)
+        for (b, j), comp in zip(owners, done, strict=True):
             out[b].append(Completion(**{**comp.__dict__, "sample_index": j}))
         return out
 
@@ -241,57 +244,51 @@ class HFChatModel:
             and not any(getattr(c, "modules_to_save", None) for c in configs.values())
         )
 
-    def _adapters(self, adapters: Sequence[str | None], n: int) -> tuple[Any, dict[str, Any]]:
-        """The context and ``generate`` arguments running row ``b`` (of ``n`` samples each)
-        under ``adapters[b]``: one adapter switched on, or peft's per-row adapter names."""
+    def _adapters(self, adapters: Sequence[str | None]) -> tuple[Any, dict[str, Any]]:
+        """The context and ``generate`` arguments running row ``b`` under ``adapters[b]``:
+        one adapter switched on, or peft's per-row adapter names."""
         import contextlib
 
         if len(set(adapters)) == 1:
             return self._use(adapters[0]), {}
-        for a in adapters:
-            if a is not None and a not in self.adapters:
-                raise NotFound(f"unknown adapter {a!r}; loaded adapters: {self.adapters or 'none'}")
-        names = [a or "__base__" for a in adapters for _ in range(n)]
+        names = [self._known(a) if a is not None else "__base__" for a in adapters]
         return contextlib.nullcontext(), {"adapter_names": names}
 
-    def _generate_batch(
+    def _generate_rows(
         self,
-        batch: list[ChatRequest],
-        prefixes: Sequence[tuple[list[int], list[float]]] | None = None,
-        budgets: Sequence[int] | None = None,
-    ) -> list[list[Completion]]:
-        """``n`` completions per request of one batch (rows may differ in adapter and token
-        budget: the call decodes the longest budget and row ``b`` keeps its first
-        ``budgets[b]`` tokens, which are those it would have got alone); row ``b`` first
-        forced to begin with ``prefixes[b]`` (token ids and their logprobs) when given."""
+        rows: list[ChatRequest],
+        forced: Sequence[tuple[list[int], list[float]]],
+        budgets: Sequence[int],
+    ) -> list[Completion]:
+        """One completion per row, in one ``generate`` call. Rows share their sampling
+        (``n`` = 1) and may differ in adapter and token budget: the call decodes the longest
+        budget and row ``b`` keeps its first ``budgets[b]`` tokens, which are those it would
+        have got alone; row ``b`` first forced to begin with ``forced[b]`` (token ids and
+        their logprobs)."""
         import torch
 
-        s = batch[0].sampling
-        budgets = list(budgets) if budgets else [s.max_tokens] * len(batch)
-        s = s.model_copy(update={"max_tokens": max(budgets)})
-        inputs = self._inputs(batch)
+        s = rows[0].sampling.model_copy(update={"max_tokens": max(budgets)})
+        inputs = self._inputs(rows)
         pad = inputs["attention_mask"].sum(dim=1).tolist()  # prompt tokens, before any prefix
-        forced = list(prefixes) if prefixes else [([], [])] * len(batch)
         if any(ids for ids, _ in forced):  # forced first tokens, appended to each row's prompt
             inputs = _extend_rows(inputs, [ids for ids, _ in forced], self.eos_id)
         prompt_len = int(inputs["input_ids"].shape[1])
         kwargs = _generation_kwargs(s, self.suppress, self.eos_id, self.tokenizer)
         if s.seed is not None:
             torch.manual_seed(s.seed)
-        adapters = [r.adapter for r in batch]
-        scope, names = self._adapters(adapters, s.n)
+        adapters = [r.adapter for r in rows]
+        scope, names = self._adapters(adapters)
         t0 = time.perf_counter()
         with torch.no_grad(), scope:
             gen = self.model.generate(**inputs, **kwargs, **names)
         latency = time.perf_counter() - t0
         seqs = gen.sequences[:, prompt_len:]
-        scores = torch.stack(gen.scores, dim=1).float()  # [batch * n, T, vocab]
+        scores = torch.stack(gen.scores, dim=1).float()  # [rows, T, vocab]
         logps = torch.log_softmax(scores, dim=-1).gather(-1, seqs[..., None])[..., 0]
-        results: list[list[Completion]] = [[] for _ in batch]
-        for row in range(seqs.shape[0]):
-            b, k = divmod(row, s.n)
+        results: list[Completion] = []
+        for b in range(len(rows)):
             ids, lps, reason = _trim(
-                seqs[row, : budgets[b]].tolist(), logps[row, : budgets[b]].tolist(),
+                seqs[b, : budgets[b]].tolist(), logps[b, : budgets[b]].tolist(),
                 self.eos_id, self.tokenizer, s.stop,
             )  # fmt: skip
             ids, lps = forced[b][0] + ids, forced[b][1] + lps
@@ -300,7 +297,7 @@ class HFChatModel:
                 if stop in text:
                     text = text[: text.index(stop)]
             adapter = adapters[b]
-            results[b].append(
+            results.append(
                 Completion(
                     text=text,
                     token_ids=ids,
@@ -311,7 +308,6 @@ class HFChatModel:
                     latency_s=latency,
                     adapter=adapter,
                     adapter_version=self._versions.get(adapter, "base") if adapter else "base",
-                    sample_index=k,
                 )
             )
         return results
@@ -515,9 +511,7 @@ def _extend_rows(inputs: Any, rows: Sequence[Sequence[int]], pad_id: int) -> Any
     return out
 
 
-def _batches(
-    requests: Sequence[ChatRequest], mix_adapters: bool = False
-) -> list[tuple[tuple[Any, ...], list[int]]]:
+def _batches(requests: Sequence[ChatRequest], mix_adapters: bool = False) -> list[list[int]]:
     """Requests that can share one ``generate`` call: same temperature, top-p and stop
     strings (budgets, sample counts and prefixes may differ) and adapter (unless
     ``mix_adapters``), and no seed (a seeded request is generated on its own, so its
@@ -533,4 +527,4 @@ def _batches(
             None if s.seed is None else (s.seed, i),
         )
         groups.setdefault(key, []).append(i)
-    return list(groups.items())
+    return list(groups.values())
