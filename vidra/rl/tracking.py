@@ -44,20 +44,14 @@ def registry_name(role: str) -> str:
 
 
 def configure_http(settings: Settings) -> None:
-    """Bound MLflow's HTTP calls (read per request from the environment), silence its
-    artifact progress bars, and export traces cheaply: one exporter thread writing the
-    spans of many traces per transaction (by default ten threads contend for one SQLite
-    file and every 5 spans cost a transaction). Each is a default a user's environment
-    overrides; the trace settings apply from the process's first trace."""
+    """Bound MLflow's HTTP calls (read per request from the environment) and silence its
+    artifact progress bars (a default the user's environment overrides)."""
     m = settings.mlflow
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(max(1, round(m.timeout_s)))
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(m.retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = "0.2"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS", "1")
-    os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_SPAN_BATCH_SIZE", "512")
-    os.environ.setdefault("MLFLOW_ASYNC_TRACE_LOGGING_MAX_INTERVAL_MILLIS", "1000")
 
 
 def _check_server(uri: str, timeout_s: float) -> None:

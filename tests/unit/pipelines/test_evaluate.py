@@ -62,6 +62,8 @@ def test_nextqa_on_the_tiny_model_is_recorded_scored_and_resumable(
         jobs = [r.job_id for r in rows if r.status == "done"]
         assert len(jobs) == report["answered"] == len(set(jobs))  # a trajectory per answer
         assert all(store.episodes_of_job(j) for j in jobs)
+        steps = {e.id: len(store.get_episode(e.id).steps) for j in jobs
+                 for e in store.episodes_of_job(j)}  # fmt: skip
         n_jobs = len(store.jobs(limit=1000))
     again = evaluate(settings, spec)  # the same evaluation: nothing is asked twice
     assert again["run_id"] == report["run_id"] and again["accuracy"] == report["accuracy"]
@@ -75,6 +77,16 @@ def test_nextqa_on_the_tiny_model_is_recorded_scored_and_resumable(
     traces = mlflow.search_traces(run_id=report["mlflow_run_id"], return_type="list")
     assert len(traces) == report["answered"]
     assert {s.attributes.get("role") for t in traces for s in t.data.spans} >= {"planner"}
+    # one trace per answered question, named by it, a span per recorded step under its root
+    names = {t.info.tags.get("mlflow.traceName") for t in traces}
+    assert len(names) == len(traces) and all(n.startswith("nextqa:") for n in names)
+    roots = {t.info.trace_id: [s for s in t.data.spans if s.parent_id is None] for t in traces}
+    assert all(len(r) == 1 for r in roots.values())
+    by_episode = {roots[t.info.trace_id][0].inputs["episode_id"]: t for t in traces}
+    assert set(by_episode) == set(steps)
+    for eid, t in by_episode.items():
+        assert len(t.data.spans) == steps[eid] + 1
+        assert t.info.state == "OK" and t.info.execution_time_ms is not None
 
 
 def test_open_ended_and_grounding_families_on_the_tiny_model(
