@@ -117,8 +117,9 @@ def needle(home: Path, videos: Path, count: int, max_frames: int) -> dict[str, A
 def overhead(root: Path, videos: Path, n: int, repeats: int) -> dict[str, Any]:
     """Wall time per question: `Client.evaluate` (with and without its MLflow run) against
     submitting the same jobs in a loop and waiting for them, each in a fresh store, after
-    one unmeasured warm-up; ``repeats`` rounds, the order of the three rotating per round
-    (so none is always first on a warm machine)."""
+    one unmeasured warm-up; ``repeats`` rounds, each run in the mirrored order A B C C B A
+    (the order rotating per round), so a drift of the machine within a round cancels out
+    of each round's mean per arm."""
     from vidra.api import Client
     from vidra.evals import load_task
     from vidra.evals.metrics import bootstrap_ci
@@ -155,8 +156,12 @@ def overhead(root: Path, videos: Path, n: int, repeats: int) -> dict[str, Any]:
     warm_s = time.perf_counter() - t0
     times: dict[str, list[float]] = {name: [] for name in names}
     for k in range(repeats):
-        for name in names[k % 3 :] + names[: k % 3]:
-            times[name].append(run(name, root / f"{name}-{k}"))
+        order = names[k % 3 :] + names[: k % 3]
+        got: dict[str, list[float]] = {name: [] for name in names}
+        for j, name in enumerate(order + order[::-1]):
+            got[name].append(run(name, root / f"{name}-{k}-{j}"))
+        for name in names:
+            times[name].append(statistics.fmean(got[name]))
 
     def paired(name: str) -> dict[str, Any]:
         """Per round, ``name`` against the bare loop of the same round (the machine drifts
@@ -184,8 +189,9 @@ def overhead(root: Path, videos: Path, n: int, repeats: int) -> dict[str, Any]:
         "in batches of 16 in the background while questions run, one log_spans transaction "
         "per batch); every round has a fresh vidra store and all share one MLflow store (as "
         "a tracking server persists), created by the unmeasured warm-up; 'without_mlflow' is "
-        "--no-mlflow; 'overhead' is the median over rounds of harness / bare - 1 within the round "
-        "(the order rotating per round)",
+        "--no-mlflow; each round runs the arms in mirrored order (A B C C B A, rotating per "
+        "round) and 'seconds_per_question' is each arm's mean in the round; 'overhead' is the "
+        "median over rounds of harness / bare - 1 within the round",
     }  # fmt: skip
 
 
@@ -195,7 +201,7 @@ def main() -> int:
     parser.add_argument("--needles", type=int, default=4, help="haystacks per length")
     parser.add_argument("--max-frames", type=int, default=16)
     parser.add_argument("--overhead-questions", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4, help="overhead rounds (6 runs each)")
     parser.add_argument("--videos", type=Path, help="rendered videos (reused); default: temp")
     parser.add_argument("--parts", default="synthetic,needle,overhead")
     parser.add_argument("--out", type=Path)
