@@ -1,4 +1,4 @@
-"""``vidra model build-tiny PATH [--size xs|s]``: a tiny offline Qwen2.5-VL."""
+"""``vidra model build-tiny PATH [--size xs|xsv|s]``: a tiny offline Qwen2.5-VL."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
+    from vidra.models.tiny import SIZES
+
     p = sub.add_parser("model", help="build and inspect models")
     msub = p.add_subparsers(dest="model_command", required=True)
     b = msub.add_parser("build-tiny", help="build a tiny, randomly initialised Qwen2.5-VL")
     b.add_argument("path", help="output directory")
-    b.add_argument("--size", choices=["xs", "s"], default="xs")
+    b.add_argument("--size", choices=sorted(SIZES), default="xs")
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(func=cmd_build_tiny)
     t = msub.add_parser(

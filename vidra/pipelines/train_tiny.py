@@ -56,7 +56,7 @@ class TinyTrainSpec:
     """What `train_tiny` does (defaults: the shipped ``vidra-tiny``)."""
 
     seed: int = 0
-    size: str = "xs"
+    size: str = "xsv"  # `vidra.models.tiny.SIZES`
     train_worlds: int = 24
     eval_worlds: int = 3
     world_s: float = 240.0
@@ -89,7 +89,7 @@ def tiny_agent_settings(settings: Settings, spec: TinyTrainSpec | None = None) -
     s.agents.answer_mode = spec.answer_mode  # type: ignore[assignment]
     s.index.stride_s = spec.index_stride_s
     s.mlflow.use_champions = False
-    s.train.lr = 1e-3  # LoRA on a 0.8M-parameter model: 2e-4 barely moves it in one cycle
+    s.train.lr = 1e-3  # LoRA on a 1-2M-parameter model: 2e-4 barely moves it in one cycle
     return s
 
 
