@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -52,8 +54,24 @@ def ensure_ray(settings: Settings) -> None:
         kwargs["num_cpus"] = max(2, os.cpu_count() or 2)
         if threading.current_thread() is not threading.main_thread():
             _init_on_keeper_thread(kwargs)
-            return
+        else:
+            ray.init(**kwargs)
+        # registered after ray.init, so it runs before Ray's own exit hook (atexit is LIFO)
+        atexit.register(_stop_local_ray, kwargs["_temp_dir"])
+        return
     ray.init(**kwargs)
+
+
+def _stop_local_ray(temp_dir: str) -> None:
+    """At exit: stop the local Ray this process started and remove its temp dir (session
+    logs, sockets, spilled objects), which Ray itself leaves behind."""
+    import ray
+
+    try:
+        if ray.is_initialized():
+            ray.shutdown()
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _init_on_keeper_thread(kwargs: dict[str, Any]) -> None:

@@ -218,3 +218,32 @@ def test_local_ray_started_on_a_thread_outlives_the_thread() -> None:
         assert ray.get(square.remote(7), timeout=60) == 49
     finally:
         ray.shutdown()
+
+
+@pytest.mark.parametrize("on_thread", [False, True])
+def test_a_local_ray_leaves_no_temp_dir_behind(on_thread: bool) -> None:
+    """The local Ray vidra starts lives in a temp dir of its own (logs, sockets, spilled
+    objects); the process removes it at exit, from the main thread or a cycle's thread."""
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="vr", dir="/tmp"))  # short: Ray's socket paths
+    code = (
+        "import threading, ray\n"
+        "from vidra.config import Settings\n"
+        "from vidra.ray_session import ensure_ray\n"
+        f"s = Settings(data_dir={str(tmp / 'data')!r})\n"
+        f"t = threading.Thread(target=ensure_ray, args=(s,)) if {on_thread} else None\n"
+        "(t.start(), t.join()) if t else ensure_ray(s)\n"
+        "print(ray.get(ray.remote(lambda: 7).remote(), timeout=60))\n"
+    )
+    try:
+        env = {**os.environ, "TMPDIR": str(tmp)}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, timeout=180)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().endswith("7")
+        assert not list(tmp.glob("vidra-ray-*")), "Ray's temp dir was left behind"
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -5,6 +5,7 @@ role, resumable after a kill, a usable partial index when decoding fails part-wa
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from tests.unit.video.httpd import RangeServer
 from vidra import jobs
+from vidra.agents.parsing import parse_time
 from vidra.api import Client
 from vidra.config import Settings
 from vidra.models.scripted import ScriptedChatModel
@@ -134,3 +136,11 @@ def test_search_selector_answers_a_needle_question_with_few_frames(
     a, b = q.answer_span  # type: ignore[misc]
     shown = [i / 4 for _, i in reasoner.frames]
     assert any(a <= s <= b for s in shown)  # the needle was in front of the reasoner
+    # the captions are those of the clips that led to the frames shown, each holding one
+    block = reasoner.prompt.split("Index results that led to these frames:\n", 1)[1]
+    spans = re.findall(r"\(([\d:.]+)-([\d:.]+)\)$", block.split("Question:")[0], flags=re.M)
+    assert spans
+    for lo, hi in spans:
+        t0, t1 = parse_time(lo), parse_time(hi)
+        assert t0 is not None and t1 is not None
+        assert any(t0 <= s <= t1 for s in shown)

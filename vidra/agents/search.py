@@ -16,6 +16,7 @@ arrives as a `VideoIndex`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -34,6 +35,8 @@ __all__ = [
     "Segment",
     "ToolCall",
     "VideoIndex",
+    "alternatives",
+    "interleave",
     "merge_hits",
     "parse_tool",
     "render_segments",
@@ -137,6 +140,36 @@ def merge_hits(hits: Sequence[Clip], gap: float = 0.5) -> list[Segment]:
     ranked = sorted(segs, key=lambda s: (-s[4], s[0]))
     first = {h.id: (h.t0 + h.t1) / 2 for h in hits}
     return [Segment(a, b, cap, tuple(ids), round(first[ids[0]], 2)) for a, b, cap, ids, _ in ranked]
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def alternatives(query: str) -> list[str]:
+    """The alternatives a query lists (``"red star, blue circle"``: its comma- or
+    semicolon-separated parts), lower-cased, one space between words."""
+    parts = (" ".join(_WORD.findall(p.lower())) for p in re.split(r"[,;]", query))
+    return [p for p in dict.fromkeys(parts) if p]
+
+
+def interleave(segments: Sequence[Segment], query: str) -> list[Segment]:
+    """``segments`` (best first) reordered so a query listing alternatives gets each
+    alternative's best segment in turn, then each one's second, and so on; segments naming
+    none of them whole come after, in their order. A captioner's few false hits for one
+    alternative then cannot push another's only true hit out of the moments looked at."""
+    alts = alternatives(query)
+    if len(alts) < 2:
+        return list(segments)
+    groups: dict[str, list[Segment]] = {a: [] for a in alts}
+    rest: list[Segment] = []
+    for seg in segments:
+        words = f" {' '.join(_WORD.findall(seg.caption.lower()))} "
+        alt = next((a for a in alts if f" {a} " in words), None)
+        (groups[alt] if alt is not None else rest).append(seg)
+    out: list[Segment] = []
+    for k in range(max(len(g) for g in groups.values())):
+        out += [g[k] for g in groups.values() if k < len(g)]
+    return out + rest
 
 
 def render_segments(segments: Sequence[Segment], limit: int = 8) -> str:
@@ -249,7 +282,7 @@ def _search(
     req: ToolRequest, index: VideoIndex, query: str, found: list[Segment], history: list[str],
     result: ToolResult,
 ) -> list[Segment]:  # fmt: skip
-    segs = merge_hits(index.search(req.video_id, query, k=48))
+    segs = interleave(merge_hits(index.search(req.video_id, query, k=48)), query)
     result.clips += [i for s in segs for i in s.ids if i not in result.clips]
     history.append(f"search {query!r}:\n{render_segments(segs)}")
     return segs + [s for s in found if s not in segs]  # the latest search's hits first

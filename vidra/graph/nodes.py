@@ -40,11 +40,19 @@ def _facts(state: EpisodeState) -> VideoFacts:
 
 
 def _captions(deps: Deps, state: EpisodeState) -> str:
-    """The index entries the selector's searches surfaced, as timestamped lines."""
+    """The index entries that led to the frames shown (the surfaced clips holding a seen
+    frame; else the first ones surfaced), as timestamped lines in time order."""
     ids = state.get("clips") or []
     if not ids or deps.index is None:
         return ""
-    return render_segments(merge_hits(deps.index.clips(ids)), limit=8)
+    facts = _facts(state)
+    times = [facts.time_of(i) for i in state["seen"]]
+    clips = deps.index.clips(ids)
+    shown = [c for c in clips if any(c.t0 <= t <= c.t1 for t in times)]
+    if not shown:  # the frames came from elsewhere (e.g. a uniform fallback)
+        order = {c: k for k, c in enumerate(ids)}
+        shown = sorted(clips, key=lambda c: order.get(c.id, len(order)))[:8]
+    return render_segments(merge_hits(shown), limit=16)
 
 
 def _frames(deps: Deps, state: EpisodeState, indices: list[int]) -> tuple[np.ndarray, list[float]]:
