@@ -1,4 +1,7 @@
-"""On a GPU: the hf backend on CUDA, vLLM with the tiny model and two adapters, NVDEC decoding."""
+"""On a GPU: the hf backend on CUDA, vLLM with the tiny model and two adapters, NVDEC decoding.
+
+vLLM and torchcodec are optional extras: their tests are skipped where they are not installed.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ def _req(adapter: str | None = None, **s: object) -> ChatRequest:
 
 @pytest.fixture(scope="module")
 def adapters(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("vllm")  # only the vLLM test needs them
     m = HFChatModel(tiny_model_path)
     out = {}
     for k, role in enumerate(("planner", "reasoner")):
@@ -47,6 +51,7 @@ def test_hf_on_cuda_generate_matches_score(tiny_model_path: Path) -> None:
 
 
 def test_vllm_serves_two_adapters(tiny_model_path: Path, adapters: dict[str, Path]) -> None:
+    pytest.importorskip("vllm")
     from vidra.models.vllm_backend import VLLMChatModel
 
     m = VLLMChatModel(
@@ -68,6 +73,7 @@ def test_vllm_serves_two_adapters(tiny_model_path: Path, adapters: dict[str, Pat
 
 def test_vllm_prefixes_constrain_the_reply(tiny_model_path: Path) -> None:
     """Guided decoding: every sampled reply of the untrained model begins with a prefix."""
+    pytest.importorskip("vllm")
     from vidra.models.vllm_backend import VLLMChatModel
 
     m = VLLMChatModel(tiny_model_path, gpu_memory_utilization=0.3, max_model_len=4096)
@@ -77,6 +83,7 @@ def test_vllm_prefixes_constrain_the_reply(tiny_model_path: Path) -> None:
 
 
 def test_cuda_decoding_matches_cpu(tmp_path: Path) -> None:
+    pytest.importorskip("torchcodec")
     from vidra.video import get_decoder
     from vidra.video.synthetic import read_counter, write_counter_video
 
