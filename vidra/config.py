@@ -150,7 +150,11 @@ class IndexSettings(BaseModel):
     frame_size: int = Field(112, gt=0, description="longer side (px) of captioned frames")
     batch: int = Field(32, gt=0, description="clips captioned per model call")
     caption_tokens: int = Field(32, gt=0, description="tokens per caption")
-    search_k: int = Field(48, gt=0, description="clips one search returns at most")
+    search_k: int = Field(
+        2000,
+        gt=0,
+        description="clips one search considers at most (its moments are counted from these)",
+    )
 
 
 class ServingSettings(BaseModel):

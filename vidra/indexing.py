@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vidra.agents.captioner import caption_frames
+from vidra.agents.captioner import CAPTIONER, caption_frames
 from vidra.agents.search import Clip
 from vidra.config import IndexSettings
 from vidra.errors import VideoError
@@ -77,7 +77,7 @@ def index_key(model_path: str, captioner: str | None, cfg: IndexSettings) -> dic
         "min_stride_s": cfg.min_stride_s,
         "max_clips": cfg.max_clips,
         "frame_size": cfg.frame_size,
-        "prompt": "captioner/v1",
+        "prompt": CAPTIONER.version,
     }
 
 

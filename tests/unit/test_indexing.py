@@ -5,7 +5,6 @@ role, resumable after a kill, a usable partial index when decoding fails part-wa
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -131,16 +130,14 @@ def test_search_selector_answers_a_needle_question_with_few_frames(
     assert f"search {', '.join(q.options)!r}:" in selector[0].prompt
     assert t.episode.frames_used <= 8
     reasoner = next(s for s in t.steps if s.role == "reasoner")
-    assert "Index results that led to these frames" in reasoner.prompt
-    assert q.answer in reasoner.prompt.split("Index results", 1)[1]
+    found = reasoner.prompt.split("Found in the index:\n", 1)[1].split("Question:")[0]
+    assert found.startswith(f"{q.answer}: ")  # the needle's option is found, listed first
     a, b = q.answer_span  # type: ignore[misc]
     shown = [i / 4 for _, i in reasoner.frames]
     assert any(a <= s <= b for s in shown)  # the needle was in front of the reasoner
-    # the captions are those of the clips that led to the frames shown, each holding one
-    block = reasoner.prompt.split("Index results that led to these frames:\n", 1)[1]
-    spans = re.findall(r"\(([\d:.]+)-([\d:.]+)\)$", block.split("Question:")[0], flags=re.M)
-    assert spans
-    for lo, hi in spans:
-        t0, t1 = parse_time(lo), parse_time(hi)
-        assert t0 is not None and t1 is not None
-        assert any(t0 <= s <= t1 for s in shown)
+    # each frame shown comes with the caption of the clip holding it, naming the needle
+    captions = found.split("Captions at these frames:\n", 1)[1].strip().splitlines()
+    assert len(captions) == len(shown)
+    for line, s in zip(captions, shown, strict=True):
+        assert parse_time(line.split(" ", 1)[0]) == pytest.approx(s, abs=0.05)
+    assert any(q.answer in line for line in captions)

@@ -16,12 +16,15 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "vidra"
 
-BASE = {"vidra.errors", "vidra.config"}
+# vidra.phrases: caption/query phrase matching, pure text, shared by the store's ranking
+# and the selector's tools so both read a query alike
+BASE = {"vidra.errors", "vidra.config", "vidra.phrases"}
 LEAVES = BASE | {"vidra.video", "vidra.storage", "vidra.ray_session"}
 BELOW_GRAPH = LEAVES | {"vidra.models", "vidra.agents"}
 BELOW_RUNTIME = BELOW_GRAPH | {"vidra.graph", "vidra.rl", "vidra.evals"}
 ALLOWED: dict[str, set[str]] = {
     "vidra.errors": set(),
+    "vidra.phrases": set(),
     "vidra.config": {"vidra.errors"},
     "vidra.ray_session": BASE,
     "vidra.video": BASE,

@@ -27,9 +27,9 @@ from vidra.video.storyboard import format_timestamp
 __all__ = ["CAPTIONER", "caption_frames", "caption_request", "clean_caption"]
 
 CAPTIONER = Prompt(
-    "captioner/v1",
+    "captioner/v2",
     (
-        "You are the captioner. Above is the video at {time}. List every object you see as "
+        "You are the captioner. Below is the video at {time}. List every object you see as "
         "colour, shape and place (top-left, top-right, bottom-left, bottom-right), separated "
         "by ';', or say nothing."
     ),
@@ -43,10 +43,11 @@ def caption_request(
 ) -> ChatRequest:
     """The captioner's request for one moment: the frame ``[h, w, 3]`` uint8 at ``t`` s."""
     text = CAPTIONER.render(time=format_timestamp(t))
+    # the frame last, right before the reply: its distance to the reply does not vary with
+    # the time's length (vidra-tiny captioned late times, written longer, as "nothing")
     parts: list[TextPart | ImagePart] = [
-        TextPart(f"t={t:.1f}s "),
+        TextPart(f"{text}\nt={t:.1f}s "),
         ImagePart(frame, float(t)),
-        TextPart(text),
     ]
     return ChatRequest([Message("user", parts)], adapter=adapter, sampling=sampling)
 

@@ -65,9 +65,9 @@ SELECTOR = Prompt(
 )
 
 REASONER = Prompt(
-    "reasoner/v1",
+    "reasoner/v2",
     (
-        "You are the reasoner. Above are frames of the video, each labelled with its time.\n"
+        "You are the reasoner. Below are frames of the video, each labelled with its time.\n"
         "{subtitles}Question: {question}\n{options}{feedback}"
         'Reply with JSON: {{"answer": "<option letter or text>", "confidence": <0..1>, '
         '"evidence": [<times in s of the frames that show it>]}}'
@@ -75,7 +75,7 @@ REASONER = Prompt(
 )
 
 REFLECT = Prompt(
-    "reflect/v1",
+    "reflect/v2",
     (
         "Think as a {stance} reviewer: {stance_hint}\nQuestion: {question}\n{options}"
         "The previous answer was {previous!r}. Re-answer with JSON: "

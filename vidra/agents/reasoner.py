@@ -32,6 +32,9 @@ STANCES = {
 
 
 def _frame_parts(frames: np.ndarray, times: Sequence[float]) -> list[Any]:
+    """The frames, each after its time label. They go last in a request, right before the
+    reply: their distance to it is then the same whatever the length of the text (a small
+    model learns where to look by relative position)."""
     parts: list[Any] = []
     for frame, t in zip(frames, times, strict=True):
         parts += [TextPart(f"t={t:.1f}s "), ImagePart(frame, float(t))]
@@ -73,17 +76,19 @@ def reasoner_messages(
     subtitles: str = "",
     captions: str = "",
 ) -> list[Message]:
-    """The reasoner's request: the frames with their times, then the index results that led
-    to them and the subtitles near them, the question and options."""
+    """The reasoner's request: what the index says
+    (``captions``: the findings of the searches made and the captions at these frames, as
+    `vidra.agents.findings.index_context` writes them) and the subtitles near the frames, the
+    question and options, then the frames with their times."""
     note = f"Critic feedback on the last answer: {feedback}\n" if feedback else ""
-    found = f"Index results that led to these frames:\n{captions}\n" if captions else ""
+    found = f"{captions}\n" if captions else ""
     text = REASONER.render(
         question=question,
         options=options_block(options),
         feedback=note,
         subtitles=found + subtitles_block(subtitles),
     )
-    return [Message("user", [*_frame_parts(frames, times), TextPart(text)])]
+    return [Message("user", [TextPart(text), *_frame_parts(frames, times)])]
 
 
 def reason(
@@ -101,7 +106,7 @@ def reason(
     captions: str = "",
 ) -> AgentResult[Answer]:
     """Answer from ``frames`` (``[n, h, w, 3]`` uint8) shown at ``times`` (s), with the
-    rendered ``subtitles`` near them and the index ``captions`` that led to them."""
+    rendered ``subtitles`` near them and what the index says (``captions``)."""
     refs = [(facts.video_id, facts.index_at(t)) for t in times]
     s = sampling.model_copy(update={"n": samples}) if samples > 1 else sampling
     s = _constrained(s, options) if constrain else s
@@ -146,7 +151,7 @@ def reflect(
         r = call_agent(
             model,
             "reasoner",
-            [Message("user", [*_frame_parts(frames, times), TextPart(text)])],
+            [Message("user", [TextPart(text), *_frame_parts(frames, times)])],
             lambda out: parse_answer(out, options),
             lambda: previous,
             sampling,

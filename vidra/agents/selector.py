@@ -5,9 +5,10 @@ Strategies: ``uniform``; ``shots`` (one frame per detected shot); ``coarse_to_fi
 feedback); ``model`` (the VLM reads a timestamped keyframe storyboard and names segments
 or times, FrameThinker-style); ``search`` (the VLM searches the video's index and zooms over
 several turns, then inspects, `vidra.agents.search`); ``retrieve`` (the same index, searched
-for the options without a model: a baseline). Every strategy respects the budget, never
-returns a frame already seen, and the model-driven ones fall back to ``uniform`` (or the
-best index hits) when their answer is unusable.
+without a model for the options that name things, else the planned look-for: a baseline).
+Every strategy respects the budget and never returns a frame already seen; the model-driven
+ones fall back to ``uniform`` (or the moments found) when their answer is unusable, and the
+index-driven ones to ``uniform`` when they find nothing new.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from vidra.agents.base import call_agent
 from vidra.agents.context import VideoFacts
+from vidra.agents.findings import SEARCH_K
 from vidra.agents.parsing import parse_time
 from vidra.agents.prompts import SELECTOR
 from vidra.agents.schemas import Plan, Selection, parse_selection
@@ -49,6 +51,7 @@ class SelectRequest:
     options: Sequence[str] | None = None
     index: VideoIndex | None = None  # the video's index (search, retrieve)
     max_tool_calls: int = 4
+    search_k: int = SEARCH_K  # clips one search considers at most
 
 
 @dataclass
@@ -57,6 +60,7 @@ class SelectResult:
     steps: list[dict[str, Any]] = field(default_factory=list)
     fallback: bool = False
     clips: list[int] = field(default_factory=list)  # index entries that led to the frames
+    searches: list[str] = field(default_factory=list)  # queries of the index it searched
 
 
 def _fill(candidates: Sequence[int], req: SelectRequest) -> list[int]:
@@ -177,6 +181,7 @@ def _tools(req: SelectRequest, learned: bool) -> SelectResult:
     treq = ToolRequest(
         facts.video_id, facts.duration, facts.fps, req.question, req.options,
         req.plan.look_for, req.feedback, req.n, req.max_tool_calls, req.plan.queries,
+        req.search_k,
     )  # fmt: skip
 
     def thumbnails(t0: float, t1: float, n: int) -> tuple[Any, list[float]]:
@@ -187,9 +192,9 @@ def _tools(req: SelectRequest, learned: bool) -> SelectResult:
     out = run_tools(treq, req.index, model, req.sampling, thumbnails)
     picked = [i for i in dict.fromkeys(facts.index_at(t) for t in out.times) if i not in req.seen]
     if not picked:  # nothing new to inspect: a uniform look instead
-        return SelectResult(_fill([], req), out.steps, True, out.clips)
+        return SelectResult(_fill([], req), out.steps, True, out.clips, out.searches)
     # only what was inspected: searching is how this strategy keeps its frame count low
-    return SelectResult(sorted(picked[: req.n]), out.steps, out.fallback, out.clips)
+    return SelectResult(sorted(picked[: req.n]), out.steps, out.fallback, out.clips, out.searches)
 
 
 STRATEGIES: dict[str, Callable[[SelectRequest], SelectResult]] = {

@@ -19,7 +19,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("video", help="a video file or URL, or 'search'")
     p.add_argument("rest", nargs="*", help="search: VIDEO TEXT...")
-    p.add_argument("-k", type=int, default=8, help="search: most clips to show (default 8)")
+    p.add_argument("-k", type=int, default=8, help="search: clips listed with captions (default 8)")
     p.set_defaults(func=cmd_index)
 
 
@@ -60,14 +60,18 @@ def _build(video: str) -> int:
 
 def _search(video: str, text: str, k: int) -> int:
     from vidra import jobs
-    from vidra.agents.search import merge_hits, render_segments
+    from vidra.agents.findings import SEARCH_K, find_moments, merge_clips, render_clips
+    from vidra.agents.findings import render_findings as findings
     from vidra.config import load_settings
     from vidra.runtime import Runtime
 
     with Runtime(load_settings(), executor_ok=False) as rt:
         video_id = jobs.register_video(rt, video)
-        hits = rt.index.search(video_id, text, k)
-    print(render_segments(merge_hits(hits), limit=k))
+        hits = rt.index.search(video_id, text, SEARCH_K)
+    print(findings(find_moments(text, hits)))  # what the selector reads
+    best = [m for h in hits[:k] for m in merge_clips([h])]
+    if best:
+        print(f"best {len(best)} clips:\n{render_clips(best, limit=k)}")
     return 0
 
 

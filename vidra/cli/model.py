@@ -32,6 +32,9 @@ def register(sub: Any) -> None:
     t.add_argument("--worlds", type=int, default=None, help="training worlds (default: the spec's)")
     t.add_argument("--eval-worlds", type=int, default=None, help="held-out worlds")
     t.add_argument("--world-seconds", type=float, default=None, help="length of each world")
+    t.add_argument("--long-worlds", type=int, default=None, help="long needle worlds (stage 2)")
+    t.add_argument("--long-world-seconds", type=float, default=None, help="their length")
+    t.add_argument("--self-epochs", type=int, default=None, help="stage-2 epochs (0: none)")
     t.set_defaults(func=cmd_train_tiny)
 
 
@@ -66,6 +69,9 @@ def cmd_train_tiny(args: argparse.Namespace) -> int:
         ("worlds", "train_worlds"),
         ("eval_worlds", "eval_worlds"),
         ("world_seconds", "world_s"),
+        ("long_worlds", "long_worlds"),
+        ("long_world_seconds", "long_world_s"),
+        ("self_epochs", "self_epochs"),
     ):
         if getattr(args, flag) is not None:
             spec = dataclasses.replace(spec, **{name: getattr(args, flag)})

@@ -22,7 +22,7 @@ from vidra.agents import (
     reflect,
     select_frames,
 )
-from vidra.agents.search import merge_hits, render_segments
+from vidra.agents.findings import index_context
 from vidra.graph.deps import Deps
 from vidra.graph.state import EpisodeState
 
@@ -39,20 +39,13 @@ def _facts(state: EpisodeState) -> VideoFacts:
     )
 
 
-def _captions(deps: Deps, state: EpisodeState) -> str:
-    """The index entries that led to the frames shown (the surfaced clips holding a seen
-    frame; else the first ones surfaced), as timestamped lines in time order."""
-    ids = state.get("clips") or []
-    if not ids or deps.index is None:
+def _index_notes(deps: Deps, state: EpisodeState, times: list[float]) -> str:
+    """What the index says for the reasoner: the findings of the searches made, and the
+    captions at the frames shown ("" when the strategy uses no index)."""
+    if deps.index is None:
         return ""
-    facts = _facts(state)
-    times = [facts.time_of(i) for i in state["seen"]]
-    clips = deps.index.clips(ids)
-    shown = [c for c in clips if any(c.t0 <= t <= c.t1 for t in times)]
-    if not shown:  # the frames came from elsewhere (e.g. a uniform fallback)
-        order = {c: k for k, c in enumerate(ids)}
-        shown = sorted(clips, key=lambda c: order.get(c.id, len(order)))[:8]
-    return render_segments(merge_hits(shown), limit=16)
+    return index_context(deps.index, state["video_id"], state.get("searches") or [], times,
+                         deps.search_k)  # fmt: skip
 
 
 def _frames(deps: Deps, state: EpisodeState, indices: list[int]) -> tuple[np.ndarray, list[float]]:
@@ -107,13 +100,15 @@ def select_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
         options=state["options"],
         index=deps.index,
         max_tool_calls=deps.max_tool_calls,
+        search_k=deps.search_k,
     )
     result = select_frames(deps.strategy, req)
     clips = list(state.get("clips") or [])
     return {
         "latest": result.indices,
         "seen": sorted(seen | set(result.indices)),
-        "clips": clips + [c for c in result.clips if c not in clips],
+        "clips": list(dict.fromkeys([*clips, *result.clips])),
+        "searches": list(dict.fromkeys([*(state.get("searches") or []), *result.searches])),
         "steps": result.steps,
     }
 
@@ -152,7 +147,7 @@ def reason_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
             deps.reasoner_samples,
             deps.answer_options,
             deps.subtitles(state.get("subtitles"), times, state["question"]),
-            _captions(deps, state),
+            _index_notes(deps, state, times),
         )
     return {
         "answers": [result.value.model_dump(mode="json")],

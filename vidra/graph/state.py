@@ -38,6 +38,7 @@ class EpisodeState(TypedDict, total=False):
     seen: list[int]
     latest: list[int]
     clips: list[int]  # index entries (ids) the selector's searches surfaced
+    searches: list[str]  # queries of the index searched (the reasoner reads their findings)
     rounds: int
     answers: Annotated[list[dict[str, Any]], operator.add]
     critiques: Annotated[list[dict[str, Any]], operator.add]
@@ -83,6 +84,7 @@ def initial_state(
         seen=[],
         latest=[],
         clips=[],
+        searches=[],
         rounds=0,
         answers=[],
         critiques=[],

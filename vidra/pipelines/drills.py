@@ -4,8 +4,10 @@
 - reasoner drills: a question answered from its evidence frames plus a random one or two
   (the oracle's jobs alone give few reasoner steps, each with many frames: too little to
   learn perception);
-- index drills: the reasoner shown the moments a search of the index surfaced, with the
-  captions that led to them, answering right;
+- index drills: the reasoner shown the moments a search of the index surfaced, with what
+  the index says of them, answering right; the index captioned from the ground truth, or by
+  the model being trained (its own perception errors in view: `CaptionIndex.captioned`);
+- selector drills: each question's first search round as the oracle plays it;
 - captions: single moments of a training world with their ground-truth caption.
 """
 
@@ -13,26 +15,39 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from vidra.agents.captioner import caption_request
+from vidra.agents.findings import SEARCH_K, Clip, find_moments, index_context, inspect_order
 from vidra.agents.reasoner import reasoner_messages
-from vidra.agents.search import Clip, merge_hits, render_segments
+from vidra.agents.search import ToolRequest, first_queries, run_tools
+from vidra.config import IndexSettings
+from vidra.indexing import plan_clips
 from vidra.models.protocol import ChatRequest, SamplingParams
-from vidra.pipelines.oracle import answer_json, evidence_times, ground_caption, search_query
-from vidra.storage.index import match_rank
+from vidra.phrases import match_rank
+from vidra.pipelines.oracle import (
+    answer_json,
+    evidence_times,
+    ground_caption,
+    look_for,
+    oracle,
+    search_query,
+)
+from vidra.video.sampling import uniform_segment_indices
 from vidra.video.synthetic import Question, World
 
 __all__ = [
+    "CaptionIndex",
     "Example",
     "caption_accuracy",
     "caption_examples",
     "drill_times",
-    "ground_hits",
     "index_drills",
+    "oracle_look",
     "reasoner_drills",
+    "selector_drills",
     "show",
 ]
 
@@ -92,55 +107,140 @@ def reasoner_drills(
     return out
 
 
-def ground_hits(world: World, query: str, stride: float) -> list[Clip]:
-    """The clips a search for ``query`` finds in an index of ground-truth captions."""
-    hits = []
-    n = int(world.spec.duration // stride)
-    for k in range(n):
-        t0, t1 = k * stride, (k + 1) * stride
-        cap = ground_caption(world, (t0 + t1) / 2)
-        phrases, words = match_rank(query, cap)
-        score = 10.0 * phrases + words
-        if score and cap != "nothing":
-            hits.append(Clip(k, t0, t1, cap, score))
-    return sorted(hits, key=lambda c: -c.score)[:48]
+class CaptionIndex:
+    """A `VideoIndex` of a world's clips (cut as the runtime cuts them, `plan_clips`) with
+    given captions, searched and ranked as the store ranks them: `ground` (from the world's
+    truth) or `captioned` (by a model, as the runtime builds it: its errors included)."""
+
+    def __init__(self, clips: Sequence[tuple[float, float]], captions: Sequence[str]) -> None:
+        pairs = zip(clips, captions, strict=True)
+        self.all = [Clip(k, a, b, c) for k, ((a, b), c) in enumerate(pairs)]
+
+    @staticmethod
+    def plan(world: World, stride: float) -> list[tuple[int, float, float, int]]:
+        fps = world.spec.fps
+        frames = round(world.spec.duration * fps)
+        return plan_clips(world.spec.duration, fps, frames, IndexSettings(stride_s=stride)).clips
+
+    @classmethod
+    def ground(cls, world: World, stride: float) -> CaptionIndex:
+        clips = cls.plan(world, stride)
+        return cls([(a, b) for _, a, b, _ in clips],
+                   [ground_caption(world, (a + b) / 2) for _, a, b, _ in clips])  # fmt: skip
+
+    @classmethod
+    def captioned(
+        cls, model: Any, reader: Any, video: Path, world: World, cfg: IndexSettings
+    ) -> CaptionIndex:
+        """Each clip captioned by ``model`` as `vidra.indexing.build_index` captions it."""
+        from vidra.agents.captioner import caption_frames
+
+        clips = cls.plan(world, cfg.stride_s or cfg.min_stride_s)
+        sampling = SamplingParams(temperature=0.0, max_tokens=cfg.caption_tokens)
+        caps: list[str] = []
+        for k0 in range(0, len(clips), cfg.batch):
+            batch = clips[k0 : k0 + cfg.batch]
+            frames = reader.frames(video, [c[3] for c in batch], size=cfg.frame_size)
+            caps += caption_frames(model, frames, [(a + b) / 2 for _, a, b, _ in batch], sampling)
+        return cls([(a, b) for _, a, b, _ in clips], caps)
+
+    def search(self, video_id: str, query: str, k: int) -> list[Clip]:
+        ranked = []
+        for c in self.all:
+            phrases, words = match_rank(query, c.caption)
+            if words:
+                ranked.append(Clip(c.id, c.t0, c.t1, c.caption, 10.0 * phrases + words))
+        return sorted(ranked, key=lambda c: (-c.score, c.t0))[:k]
+
+    def window(self, video_id: str, t0: float, t1: float) -> list[Clip]:
+        return [c for c in self.all if c.t1 > t0 and c.t0 < t1]
+
+    def clips(self, ids: Sequence[int]) -> list[Clip]:
+        return [c for c in self.all if c.id in set(ids)]
+
+
+def oracle_look(q: Question, index: CaptionIndex, n: int) -> tuple[list[str], list[float]]:
+    """The searches and inspected times of the oracle's ``search`` round for ``q``: the
+    options' search (when they name things), the oracle's own query, then the moments found
+    (or the moment a question about one moment names)."""
+    req = ToolRequest("v", 0.0, 1.0, q.text, q.options, "", "", n, 4)
+    searches = first_queries(req)
+    query = search_query(q)
+    if query is not None and query not in searches:
+        searches.append(query)
+    if q.kind == "state":
+        return searches, [round(q.evidence[0], 2)]
+    found = [f for s in reversed(searches) for f in find_moments(s, index.search("v", s, SEARCH_K))]
+    return searches, inspect_order(found)[:n]
 
 
 def index_drills(
     worlds: Sequence[tuple[Path, World, Sequence[Question]]], reader: Any, size: int,
-    n_frames: int, stride: float, tokenizer: Any, eos: int,
+    n_frames: int, tokenizer: Any, eos: int,
+    index_of: Callable[[Path, World], CaptionIndex], tag: str = "~index",
 ) -> list[Example]:  # fmt: skip
-    """Each question answered from the moments a ground-truth search surfaced, shown with
-    the captions that led to them (as the ``search`` strategy shows them)."""
+    """Each question answered from the moments the oracle's search round inspects, with what
+    the index (``index_of(video, world)``) says: the findings and the captions at those
+    frames, as the ``search`` strategy shows them."""
     out: list[Example] = []
     for video, world, questions in worlds:
-        for q in questions:
-            query = search_query(q)
-            if query is None:
-                continue
-            segments = merge_hits(ground_hits(world, query, stride))
-            times = [s.at for s in segments[:n_frames]] or [world.spec.duration / 2]
+        index = index_of(video, world)
+        for k, q in enumerate(questions):
+            searches, times = oracle_look(q, index, n_frames)
+            if not times:  # nothing found: the selector looks uniformly instead
+                count = round(world.spec.duration * world.spec.fps)
+                times = [i / world.spec.fps for i in uniform_segment_indices(0, count, n_frames)]
             frames, shown = show(reader, video, world.spec.fps, times, size)
-            captions = render_segments(segments, limit=8)
-            msgs = reasoner_messages(q.text, q.options, frames, shown, captions=captions)
+            notes = index_context(index, "v", searches, shown)
+            msgs = reasoner_messages(q.text, q.options, frames, shown, captions=notes)
             ids = _ids(tokenizer, answer_json(q, q.answer_index, shown), eos)
-            out.append(((str(video), "~index", q.id), "reasoner",
+            out.append(((str(video), tag, q.id, k), "reasoner",
                         ChatRequest(msgs, sampling=GREEDY), ids))  # fmt: skip
+    return out
+
+
+def selector_drills(
+    worlds: Sequence[tuple[Path, World, Sequence[Question]]], n_frames: int, max_calls: int,
+    tokenizer: Any, eos: int, index_of: Callable[[Path, World], CaptionIndex],
+) -> list[Example]:  # fmt: skip
+    """Each question's first ``search`` round as the oracle plays it (which query to search,
+    when to inspect), every tool-call request with the oracle's reply: the oracle's own jobs
+    ask too few questions of each kind for a small model to learn to copy the query."""
+    from vidra.models.scripted import ScriptedChatModel
+
+    out: list[Example] = []
+    for video, world, questions in worlds:
+        index = index_of(video, world)
+        for q in questions:  # one script each: needle questions share their text
+            script = oracle([q], 0.0, 0, world=world)
+            model = ScriptedChatModel(script)
+            req = ToolRequest("v", world.spec.duration, world.spec.fps, q.text, q.options,
+                              look_for(q), "", n_frames, max_calls)  # fmt: skip
+            run_tools(req, index, model, GREEDY)
+            for k, call in enumerate(model.calls):
+                out.append(((str(video), "~select", q.id, k), "selector",
+                            ChatRequest(call.messages, sampling=GREEDY),
+                            _ids(tokenizer, script(call), eos)))  # fmt: skip
     return out
 
 
 def caption_examples(
     worlds: Sequence[tuple[Path, World, Sequence[Question]]], reader: Any, size: int,
-    every_s: float, tokenizer: Any, eos: int,
+    every_s: float, tokenizer: Any, eos: int, label_s: float = 3600.0,
 ) -> list[Example]:  # fmt: skip
-    """Moments every ``every_s`` seconds (clip middles) with their ground-truth caption."""
+    """Moments every ``every_s`` seconds (clip middles) with their ground-truth caption.
+
+    Each is asked at a random time within the first ``label_s`` seconds, not its own: what
+    a frame shows does not depend on when (a model taught only short worlds' times otherwise
+    reads late times as "nothing")."""
     out: list[Example] = []
     for video, world, _ in worlds:
         fps = world.spec.fps
+        rng = random.Random(f"caption-time:{world.spec.seed}")
         times = [(k + 0.5) * every_s for k in range(int(world.spec.duration // every_s))]
         frames, shown = show(reader, video, fps, times, size)
         for frame, t in zip(frames, shown, strict=True):
-            req = caption_request(frame, t, GREEDY)
+            req = caption_request(frame, round(rng.uniform(0, label_s), 1), GREEDY)
             ids = _ids(tokenizer, ground_caption(world, t), eos)
             out.append(((str(video), "~caption", round(t, 2)), "captioner", req, ids))
     return out

@@ -6,8 +6,8 @@ could not see, except where perception is the task: captions and answers).
 - captioner: the objects on screen at the asked time, in `ground_caption`'s words;
 - planner: what to look for and a frame budget;
 - selector, storyboard prompt: the evidence times; search prompt: one search for the
-  options (or the object the question names), then an inspect of the moments the results
-  list (copied from them); a question about one moment inspects that moment;
+  options (or the object or colour the question names), then ``{"tool": "inspect"}`` (the
+  moments found); a question about one moment inspects that moment (its time as written);
 - reasoner: the right option (wrong on a seeded share of first rounds, for the critic);
 - critic: accept right answers, reject wrong ones.
 """
@@ -19,7 +19,6 @@ import re
 import zlib
 from collections.abc import Callable, Sequence
 
-from vidra.agents.parsing import parse_time
 from vidra.models.protocol import ChatRequest, ImagePart, TextPart, VideoPart
 from vidra.video.synthetic import Question, World
 
@@ -28,6 +27,7 @@ __all__ = [
     "answer_json",
     "evidence_times",
     "ground_caption",
+    "look_for",
     "oracle",
     "question_line",
     "search_query",
@@ -54,16 +54,16 @@ def evidence_times(q: Question) -> list[float]:
 
 
 def text_of(req: ChatRequest) -> tuple[str, list[float]]:
-    """The request's last text and the times of the frames it shows."""
+    """The text of the request's last message (its text parts joined) and the times of the
+    frames it shows."""
     text, times = "", []
     for msg in req.messages:
         if isinstance(msg.content, str):
             text = msg.content
             continue
+        text = "".join(p.text for p in msg.content if isinstance(p, TextPart))
         for part in msg.content:
-            if isinstance(part, TextPart):
-                text = part.text
-            elif isinstance(part, ImagePart) and part.time is not None:
+            if isinstance(part, ImagePart) and part.time is not None:
                 times.append(float(part.time))
             elif isinstance(part, VideoPart):
                 times += [float(t) for t in part.times]
@@ -84,6 +84,11 @@ def answer_json(q: Question, index: int, shown: Sequence[float]) -> str:
     )
 
 
+def look_for(q: Question) -> str:
+    """The oracle planner's ``look_for``: the question's first clause."""
+    return q.text.rstrip("?").split(",")[0][:60]
+
+
 def search_query(q: Question) -> str | None:
     """What the oracle searches for: the options when they name objects, the object or
     colour the question names otherwise; None for a question about one moment (state)."""
@@ -95,29 +100,22 @@ def search_query(q: Question) -> str | None:
     return re.sub(r" object$", "", m.group(1)) if m else q.text
 
 
-def _state_time(q: Question) -> float:
+def _state_time(q: Question) -> str:
+    """The time a question about one moment names, as the question writes it."""
     m = re.search(r"At ([\d:.]+),", q.text)
-    t = parse_time(m.group(1)) if m else None
-    return t if t is not None else 0.0
+    return m.group(1) if m else "0:00.0"
 
 
-def _search_reply(q: Question, text: str, n: int) -> str:
-    again = "Critic feedback" in text  # a second look: the frame after each one seen
+def _search_reply(q: Question, text: str) -> str:
+    """Search the question's query unless the results show it, then inspect what was found
+    (a question about one moment: inspect that moment, its time copied from the question)."""
     if q.kind == "state":
-        t = round(_state_time(q) + (0.5 if again else 0.0), 1)
-        return json.dumps({"tool": "inspect", "times": [t]})
+        return json.dumps({"tool": "inspect", "times": [_state_time(q)]})
+    query = search_query(q)
     history = text.split("Results so far:\n", 1)[-1].split("\nNext, reply", 1)[0]
-    if history.strip() == "nothing yet":
-        return json.dumps({"tool": "search", "query": search_query(q)})
-    moments = re.findall(r"^(\d+:\d+(?:\.\d+)?) ", history, flags=re.M)
-    if not moments:  # nothing matched (e.g. counting a colour that never appears)
-        m = re.search(r"Video: (\d+) s", text)
-        duration = float(m.group(1)) if m else 60.0
-        moments = [f"{duration / 3:.1f}", f"{2 * duration / 3:.1f}"]
-    times: list[str | float] = list(moments[: max(1, n)])
-    if again:
-        times = [round((parse_time(t) or 0.0) + 0.5, 1) for t in moments[: max(1, n)]]
-    return json.dumps({"tool": "inspect", "times": times})
+    if query and f"search {query!r}:" not in history:
+        return json.dumps({"tool": "search", "query": query})
+    return json.dumps({"tool": "inspect"})
 
 
 def _storyboard_reply(q: Question, text: str) -> str:
@@ -166,12 +164,10 @@ def oracle(
             return "{}"
         role = role_m.group(1)
         if role == "planner":
-            look = q.text.rstrip("?").split(",")[0][:60]
-            return json.dumps({"look_for": look, "sub_questions": [], "hints": [],
+            return json.dumps({"look_for": look_for(q), "sub_questions": [], "hints": [],
                                "frame_budget": budget})  # fmt: skip
         if role == "search":
-            m = re.search(r"at most (\d+) times", text)
-            return _search_reply(q, text, int(m.group(1)) if m else 8)
+            return _search_reply(q, text)
         if role == "selector":
             return _storyboard_reply(q, text)
         if role in ("reasoner", "reflect"):

@@ -11,6 +11,10 @@
 3. SFT: every oracle step with a correct output, every drill and caption becomes (exact
    request, the reply in the model's own tokens); the language model and the vision merger
    are trained with the vision tower frozen, seeded.
+   Stage 2: the trained model captions the training worlds (and long worlds full of
+   needles) itself, and the reasoner is taught on those indexes, errors and all: with real
+   captions a needle's option is one of several found, and the question says which is
+   brief. Stage 1's examples are replayed alongside.
 4. Held-out evaluation on fresh worlds with real jobs (greedy, answers constrained to the
    options), the ``search`` selector, and its index captioned by the trained model:
    accuracy by kind, frames and rounds per question, per-role format rates, evidence shown
@@ -34,6 +38,7 @@ from vidra.models.protocol import SamplingParams
 from vidra.pipelines import drills
 from vidra.pipelines.heldout import World, evaluate, synthetic_world, synthetic_worlds
 from vidra.pipelines.oracle import oracle
+from vidra.pipelines.self_index import self_index_stage
 from vidra.video.synthetic import generate_questions
 from vidra.video.synthetic.questions import needle_questions
 
@@ -75,6 +80,15 @@ class TinyTrainSpec:
     drill_max_frames: int = 2  # evidence + random frames (at least 1 random) per draw
     caption_every_s: float = 2.0  # caption examples: one moment per this many seconds
     index_stride_s: float = 2.0  # the index's clips (and the index drills' search)
+    # stage 2: the reasoner taught on indexes the stage-1 model captioned itself (its own
+    # perception errors in view), on the training worlds and on long worlds full of needles
+    self_epochs: int = 2
+    self_lr: float = 3e-4
+    long_worlds: int = 2
+    long_world_s: float = 1800.0
+    long_needles: int = 10
+    needle_draws: int = 3  # needle questions per needle (other absent options each time)
+    replay_every: int = 3  # stage 1's examples replayed in stage 2: every this many
 
 
 def tiny_agent_settings(settings: Settings, spec: TinyTrainSpec | None = None) -> Settings:
@@ -183,8 +197,11 @@ def _more_examples(
     return [
         *drills.reasoner_drills(triples, reader, size, spec.drills_per_question,
                                 spec.drill_max_frames, tokenizer, eos, spec.seed),
-        *drills.index_drills(triples, reader, size, spec.frames_per_round, spec.index_stride_s,
-                             tokenizer, eos),
+        *drills.index_drills(triples, reader, size, spec.frames_per_round, tokenizer, eos,
+                             lambda v, w: drills.CaptionIndex.ground(w, spec.index_stride_s)),
+        *drills.selector_drills(triples, spec.frames_per_round, settings.agents.max_tool_calls,
+                                tokenizer, eos,
+                                lambda v, w: drills.CaptionIndex.ground(w, spec.index_stride_s)),
         *drills.caption_examples(triples, reader, settings.index.frame_size,
                                  spec.caption_every_s, tokenizer, eos),
     ]  # fmt: skip
@@ -310,6 +327,10 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     roles = {r: sum(1 for x in examples if x[1] == r) for r in sorted({x[1] for x in examples})}
     print(f"{len(examples)} examples {roles} ({time.perf_counter() - t0:.0f} s)")
     losses = _sft(hf, examples, spec)
+    own_losses: list[float] = []
+    if spec.self_epochs:
+        drill = _drill_worlds(train_worlds, train_seeds, spec)
+        own_losses = self_index_stage(hf, spec, settings, drill, examples, work)
     out.mkdir(parents=True, exist_ok=True)
     hf.model.save_pretrained(out, safe_serialization=True)
     hf.processor.save_pretrained(out)
@@ -319,6 +340,7 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
         "train_examples": roles,
         "oracle_accuracy": round(oracle_accuracy, 4),
         "sft_loss_by_epoch": [round(x, 4) for x in losses],
+        "self_index_loss_by_epoch": [round(x, 4) for x in own_losses],
         **_held_out(out, hf, spec, work, settings, eval_worlds, eval_seeds),
         "eval_world_seeds": eval_seeds,
         "size_mb": round(_size_mb(out), 2),

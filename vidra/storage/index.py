@@ -9,7 +9,6 @@ plain (`ClipHit`), referred to by id.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +16,12 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, text, update
 
 from vidra.errors import NotFound
+from vidra.phrases import match_rank, terms
 from vidra.storage.db import Database
 from vidra.storage.ids import new_id
 from vidra.storage.orm import IndexClipRow, VideoIndexRow, utcnow
 
-__all__ = ["ClipHit", "IndexPart", "IndexRecord", "match_rank"]
-
-_WORD = re.compile(r"[A-Za-z0-9]+")
+__all__ = ["ClipHit", "IndexPart", "IndexRecord"]
 
 
 @dataclass(frozen=True)
@@ -61,25 +59,6 @@ def _record(row: Any) -> IndexRecord:
 
 def _hit(row: Any, score: float = 0.0) -> ClipHit:
     return ClipHit(row.id, row.clip_no, row.t0, row.t1, row.caption, list(row.frames), score)
-
-
-def _terms(query: str) -> list[str]:
-    return list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:32]
-
-
-def _phrases(query: str) -> list[str]:
-    """The query's comma- or semicolon-separated parts of more than one word."""
-    parts = (" ".join(_terms(p)) for p in re.split(r"[,;]", query))
-    return [p for p in dict.fromkeys(parts) if " " in p]
-
-
-def match_rank(query: str, caption: str) -> tuple[int, int]:
-    """How well ``caption`` matches ``query``: (phrases of the query found whole, distinct
-    query words found). A query listing alternatives ("red star, blue circle") ranks a clip
-    showing one of them above one that merely shares words with several."""
-    words = " " + " ".join(w.lower() for w in _WORD.findall(caption)) + " "
-    phrases = sum(1 for p in _phrases(query) if f" {p} " in words)
-    return phrases, len(set(_terms(query)) & set(words.split()))
 
 
 class IndexPart:
@@ -208,10 +187,10 @@ class IndexPart:
         matches; clips containing whole phrases of the query rank first, then more distinct
         words matched, then the database's own score (BM25 on SQLite, ``ts_rank`` on
         PostgreSQL) breaks ties, so both rank alike."""
-        terms = _terms(query)
-        if not terms or k <= 0:
+        words = terms(query)
+        if not words or k <= 0:
             return []
-        hits = self._matches(index_id, terms, max(64, 8 * k))
+        hits = self._matches(index_id, words, max(64, 8 * k))
         for_rank = [(*match_rank(query, h.caption), h.score, h) for h in hits]
         ranked = sorted(for_rank, key=lambda x: (-x[0], -x[1], -x[2], x[3].t0))[:k]
         return [
@@ -220,7 +199,7 @@ class IndexPart:
             for p, n, db, h in ranked
         ]  # fmt: skip
 
-    def _matches(self, index_id: str, terms: list[str], k: int) -> list[ClipHit]:
+    def _matches(self, index_id: str, words: list[str], k: int) -> list[ClipHit]:
         if self.db.engine.dialect.name == "postgresql":
             sql = text(
                 "SELECT id, clip_no, t0, t1, caption, frames, "
@@ -228,7 +207,7 @@ class IndexPart:
                 "WHERE index_id = :i AND caption_tsv @@ to_tsquery('simple', :q) "
                 "ORDER BY score DESC, t0 LIMIT :k"
             )
-            params = {"q": " | ".join(terms), "i": index_id, "k": k}
+            params = {"q": " | ".join(words), "i": index_id, "k": k}
         else:
             sql = text(
                 "SELECT c.id, c.clip_no, c.t0, c.t1, c.caption, c.frames, "
@@ -237,7 +216,7 @@ class IndexPart:
                 "WHERE index_clip_fts MATCH :q AND c.index_id = :i "
                 "ORDER BY score DESC, c.t0 LIMIT :k"
             )
-            params = {"q": " OR ".join(f'"{t}"' for t in terms), "i": index_id, "k": k}
+            params = {"q": " OR ".join(f'"{t}"' for t in words), "i": index_id, "k": k}
         rows = self.db.read(lambda conn: conn.execute(sql, params).all())
         out = []
         for r in rows:  # raw SQL: JSON comes back as text on SQLite

@@ -1,22 +1,35 @@
-"""The search tools' ranking: a query listing alternatives gets each one's best hits in turn,
-so a captioner's false hits for one option cannot crowd out another's only true hit."""
+"""The search tools: what a search found, per alternative of the query (moments merged from
+consecutive clips, in order of first appearance), what gets inspected, and what the reasoner
+is told; a captioner's false hits for one option cannot crowd out another's only true hit."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vidra.agents.search import Clip, ToolRequest, interleave, merge_hits, run_tools
+import pytest
+
+from vidra.agents.findings import (
+    Clip,
+    find_moments,
+    index_context,
+    inspect_order,
+    merge_clips,
+    render_findings,
+)
+from vidra.agents.search import ToolRequest, parse_tool, retrieve_plan, run_tools
+from vidra.models.protocol import SamplingParams
+from vidra.models.scripted import ScriptedChatModel
+from vidra.phrases import alternatives, contains, match_rank
 
 
 class Index:
-    """A `VideoIndex` over fixed captions: a clip matches a query sharing a whole phrase."""
+    """A `VideoIndex` over fixed captions: a clip matches a query sharing a word."""
 
     def __init__(self, clips: Sequence[Clip]) -> None:
         self.all = list(clips)
 
     def search(self, video_id: str, query: str, k: int) -> list[Clip]:
-        alts = [a.strip() for a in query.split(",")]
-        hits = [c for c in self.all if any(a in c.caption for a in alts)]
+        hits = [c for c in self.all if sum(match_rank(query, c.caption))]
         return sorted(hits, key=lambda c: -c.score)[:k]
 
     def window(self, video_id: str, t0: float, t1: float) -> list[Clip]:
@@ -32,17 +45,89 @@ def _clips() -> list[Clip]:
     return [*reds, Clip(9, 1500.0, 1502.0, "green square top-right; blue circle bottom-left", 12.1)]
 
 
-def test_interleave_gives_each_alternative_its_best_segment_in_turn() -> None:
-    segs = merge_hits(_clips())
-    assert [s.caption for s in segs[:2]] == ["red star top-left"] * 2  # by score alone
-    mixed = interleave(segs, "red star, blue circle")
-    assert mixed[0].t0 == 100.0 and mixed[1].t0 == 1500.0  # the blue circle's only hit second
-    assert sorted(s.t0 for s in mixed) == sorted(s.t0 for s in segs)  # nothing lost
-    assert interleave(segs, "red star") == segs  # one alternative: order kept
+def test_phrases_match_whole_words_in_order() -> None:
+    assert alternatives("Red star;  blue circle, red star") == ["red star", "blue circle"]
+    assert contains("a blue circle bottom-left", "blue circle")
+    assert not contains("blue circles", "blue circle") and not contains(
+        "circle blue", "blue circle"
+    )
+    assert match_rank("red star, blue circle", "blue circle; red square") == (1, 3)
+
+
+def test_moments_merge_consecutive_clips_and_tolerate_one_missed_caption() -> None:
+    clips = [Clip(k, 2.0 * k, 2.0 * k + 2, "red circle") for k in (3, 4, 6, 10, 11)]
+    moments = merge_clips(clips)
+    assert [(m.t0, m.t1) for m in moments] == [(6.0, 14.0), (20.0, 24.0)]  # clip 5 missed
+    assert moments[0].ids == (3, 4, 6) and moments[0].at == 9.0  # the middle clip's middle
+    assert len(merge_clips(clips, tolerance=0)) == 3
+
+
+def test_findings_list_alternatives_by_first_appearance_then_the_missing() -> None:
+    clips = [
+        Clip(1, 30.0, 32.0, "blue square top-left"),
+        Clip(2, 32.0, 34.0, "blue square top-left; red circle bottom-right"),
+        Clip(3, 90.0, 92.0, "red circle top-right"),
+    ]
+    found = find_moments("red circle, blue square, green star", clips)
+    assert [f.alternative for f in found] == ["blue square", "red circle", "green star"]
+    assert [len(f.moments) for f in found] == [1, 2, 0]
+    assert render_findings(found).splitlines() == [
+        "blue square: 1 moment: 0:30.0-0:34.0",
+        "red circle: 2 moments: 0:32.0-0:34.0, 1:30.0-1:32.0",
+        "green star: no moment",
+    ]
+    # a query naming nothing whole lists the best clips with their captions instead
+    other = render_findings(find_moments("square", [Clip(1, 30.0, 32.0, "blue box", 1.0)]))
+    assert other == "square: no moment\n0:31.0 blue box (0:30.0-0:32.0)"
+
+
+def test_inspect_order_gives_each_alternative_its_first_moment_in_turn() -> None:
+    found = find_moments("red star, blue circle", _clips())
+    assert [len(f.moments) for f in found] == [5, 1]
+    assert inspect_order(found)[:2] == [101.0, 1501.0]  # the blue circle's only hit second
+    assert sorted(inspect_order(found)) == [101.0, 201.0, 301.0, 401.0, 501.0, 1501.0]
 
 
 def test_retrieve_inspects_every_option_despite_a_captioners_false_hits() -> None:
     req = ToolRequest("v", 1800.0, 4.0, "Which one appears?", ["red star", "blue circle"],
                       "", "", n=2, max_calls=4)  # fmt: skip
     out = run_tools(req, Index(_clips()))
-    assert sorted(out.times) == [101.0, 1501.0]  # one moment per option
+    assert out.times[:2] == [101.0, 1501.0]  # one moment per option first
+    assert out.searches == ["red star, blue circle"] and 9 in out.clips
+
+
+def test_options_that_name_nothing_to_look_for_are_not_searched() -> None:
+    req = ToolRequest("v", 60.0, 4.0, "How many red objects?", ["0", "1", "2", "3"],
+                      "red objects", "", n=4, max_calls=2)  # fmt: skip
+    assert retrieve_plan(req) == ["red objects"]  # the look-for, not "0, 1, 2, 3"
+    req.options = ["red circle", "nothing", "2:10.0-2:14.0"]
+    assert retrieve_plan(req) == ["red circle"]
+
+
+def test_a_bare_inspect_is_a_valid_call_and_inspects_what_was_found() -> None:
+    assert parse_tool('{"tool": "inspect"}', 60.0).times == ()
+    assert parse_tool('{"tool": "inspect", "times": ["0:12.5", 99]}', 60.0).times == (12.5,)
+    with pytest.raises(ValueError, match="tool call"):
+        parse_tool('{"tool": "inspect", "times": ["soon"]}', 60.0)
+    replies = iter(['{"tool": "search", "query": "blue circle"}', '{"tool": "inspect"}'])
+    model = ScriptedChatModel(lambda req: next(replies))
+    req = ToolRequest("v", 1800.0, 4.0, "Where is the blue circle?", None, "", "", n=4,
+                      max_calls=3)  # fmt: skip
+    out = run_tools(req, Index(_clips()), model, SamplingParams())
+    assert out.times == [1501.0] and out.searches == ["blue circle"] and not out.fallback
+    assert [s["parsed"]["tool"] for s in out.steps] == ["search", "inspect"]
+    assert out.steps[0]["parsed"]["surfaced"] == [[1500.0, 1502.0]]  # for step credit
+
+
+def test_the_reasoner_reads_the_findings_and_the_captions_at_its_frames() -> None:
+    text = index_context(Index(_clips()), "v", ["red star, blue circle"], [1501.0, 250.0])
+    found, at = text.split("Captions at these frames:\n")
+    assert found.splitlines() == [
+        "Found in the index:",
+        "red star: 5 moments: 1:40.0-1:42.0, 3:20.0-3:22.0, 5:00.0-5:02.0, 6:40.0-6:42.0, "
+        "8:20.0-8:22.0",
+        "blue circle: 1 moment: 25:00-25:02",
+    ]
+    # 250 s lies in no clip of this index: no caption for it
+    assert at.splitlines() == ["25:01 green square top-right; blue circle bottom-left"]
+    assert index_context(Index(_clips()), "v", [], []) == ""

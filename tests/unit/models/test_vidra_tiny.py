@@ -60,7 +60,8 @@ def test_train_tiny_cli_is_deterministic_and_saves_metrics(tmp_path: Path) -> No
     out = subprocess.run(
         [sys.executable, "-m", "vidra", "model", "train-tiny", "--out", str(tmp_path / "a"),
          "--work", str(tmp_path / "work"), "--worlds", "1", "--eval-worlds", "1",
-         "--world-seconds", "60", "--epochs", "2"],
+         "--world-seconds", "60", "--epochs", "2", "--long-worlds", "1",
+         "--long-world-seconds", "90", "--self-epochs", "1"],
         capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -75,11 +76,13 @@ def test_train_tiny_cli_is_deterministic_and_saves_metrics(tmp_path: Path) -> No
     }
     losses = metrics["sft_loss_by_epoch"]
     assert len(losses) == 2 and losses[1] < losses[0]
+    assert len(metrics["self_index_loss_by_epoch"]) == 1  # stage 2 ran, on its own indexes
     assert metrics["held_out"]["questions"] > 0
     assert metrics["reasoner_given_evidence"]["questions"] > 0
     assert metrics["caption_accuracy"]["moments"] > 0
     assert 0.0 <= metrics["held_out"]["selector_hit_rate"] <= 1.0
-    again = TinyTrainSpec(train_worlds=1, eval_worlds=0, world_s=60, epochs=2)
+    again = TinyTrainSpec(train_worlds=1, eval_worlds=0, world_s=60, epochs=2, long_worlds=1,
+                          long_world_s=90, self_epochs=1)  # fmt: skip
     train_tiny(tmp_path / "b", again, tmp_path / "work2")
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b"), "same seed, different weights"
 
@@ -114,8 +117,8 @@ def test_reasoner_drills_show_the_evidence_and_answer_right(
     for key, _, req, ids in drills:
         parts = req.messages[-1].content
         times = [p.time for p in parts if isinstance(p, ImagePart)]
-        text = parts[-1].text
-        assert isinstance(parts[-1], TextPart) and text.startswith("[reasoner/v1]")
+        text = parts[0].text
+        assert isinstance(parts[0], TextPart) and text.startswith("[reasoner/v2]")
         q = next(x for x in _questions(world, key[2], spec.drill_per_kind))
         kinds.add(q.kind)
         targets = question_targets(q)

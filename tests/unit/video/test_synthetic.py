@@ -97,6 +97,25 @@ def test_questions_of_every_kind_with_consistent_answers(tmp_path: Path) -> None
         generate_questions(w, kinds=["nope"])
 
 
+def test_counting_options_do_not_give_the_answer_away() -> None:
+    """A model that answers from the options alone (e.g. "the second smallest") must do no
+    better than chance: counts far from 0 take every rank among the four options (distractors
+    drawn from n-2..n+3 never let n be the largest)."""
+    ranks, places = [], []
+    for seed in range(60):
+        w = make_world(WorldSpec(duration=600, seed=seed, objects_per_minute=4))
+        for q in generate_questions(w, per_kind=4, kinds=["counting"]):
+            counts = sorted(int(o) for o in q.options)
+            assert counts == list(range(counts[0], counts[0] + 4))  # consecutive
+            places.append(q.answer_index)  # where it is listed: any place alike
+            if int(q.answer) >= 3:
+                ranks.append(counts.index(int(q.answer)))  # its rank among the counts
+    for seen in (ranks, places):
+        assert len(seen) >= 60
+        shares = [seen.count(k) / len(seen) for k in range(4)]
+        assert max(shares) < 0.4 and min(shares) > 0.1, shares
+
+
 def test_event_log_export(tmp_path: Path) -> None:
     import json
 
