@@ -136,6 +136,12 @@ class AgentSettings(BaseModel):
     max_tool_calls: int = Field(
         4, gt=0, description="search strategy: tool calls per selection round"
     )
+    tool_mode: Literal["calls", "free"] = Field(
+        "calls",
+        description="calls: the search selector's reply is one of the well-formed tool calls "
+        "on the question's phrases, picked by the model's likelihood (hf; vllm: guided "
+        "decoding); free: generated as is",
+    )
     rollout_temperature: float = Field(1.0, gt=0, description="sampling temperature when G > 1")
 
 

@@ -233,6 +233,7 @@ class Runtime:
             subtitles=self.subtitle_lines,
             index=self.index if strategy in INDEXED else None,
             max_tool_calls=a.max_tool_calls,
+            tool_calls=a.tool_mode == "calls",
             search_k=self.settings.index.search_k,
             worker=self.worker,
         )

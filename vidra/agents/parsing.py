@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["extract_json", "match_option", "parse_time", "parse_times"]
+__all__ = ["extract_json", "match_option", "named_times", "parse_time", "parse_times"]
 
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -110,3 +110,11 @@ def parse_times(value: Any) -> list[float]:
         if t is not None:
             out.append(t)
     return out
+
+
+_NAMED = re.compile(r"\b(?:\d+:)?\d+:\d+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\s*s\b")
+
+
+def named_times(text: str) -> list[float]:
+    """The times a text names (``"look again near 0:40"``, ``"at 12.5s"``), in order."""
+    return [t for t in (parse_time(m.group(0)) for m in _NAMED.finditer(text)) if t is not None]

@@ -4,9 +4,11 @@ Each turn the selector (the model, as role ``selector``) names one tool as JSON:
 
     {"tool": "search", "query": "red triangle, blue circle"}  -> the moments of each, in order
     {"tool": "zoom", "start": 120, "end": 180}                 -> a storyboard of that window only
-    {"tool": "inspect"}                                        -> the moments found go to the
-                                                                  reasoner (each alternative's
-                                                                  first, then second, ...)
+    {"tool": "inspect"}                                        -> the moments the question
+                                                                  names, else the moments found
+                                                                  (each alternative's first,
+                                                                  then second, ...), go to the
+                                                                  reasoner
     {"tool": "inspect", "times": ["2:11.5"]}                   -> those frames instead
 
 Every turn is a model step recorded like any other (prompt layout, frame refs, token ids,
@@ -19,8 +21,10 @@ arrives as a `VideoIndex`; what a search found is read as `vidra.agents.findings
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -37,7 +41,7 @@ from vidra.agents.findings import (
     render_clips,
     render_findings,
 )
-from vidra.agents.parsing import extract_json, parse_time, parse_times
+from vidra.agents.parsing import extract_json, named_times, parse_time, parse_times
 from vidra.agents.prompts import Prompt
 from vidra.models.protocol import ImagePart, Message, TextPart
 from vidra.phrases import words
@@ -51,9 +55,11 @@ __all__ = [
     "ToolResult",
     "VideoIndex",
     "first_queries",
+    "look",
     "parse_tool",
     "retrieve_plan",
     "run_tools",
+    "tool_calls",
 ]
 
 # The question comes last, right before the reply: a query or a time is copied from it, and
@@ -65,7 +71,8 @@ SEARCH = Prompt(
         "Video: {duration:.0f} s.\n{feedback}Results so far:\n{history}\n"
         "Next, reply with one JSON tool call: "
         '{{"tool": "search", "query": "<words>"}} or {{"tool": "zoom", "start": s, "end": s}} '
-        'or {{"tool": "inspect"}} (the moments found) or {{"tool": "inspect", "times": [t_s]}} '
+        'or {{"tool": "inspect"}} (the moments the question names, else those found) or '
+        '{{"tool": "inspect", "times": [t_s]}} '
         "(at most {n} times).\nLook for: {look_for}\n{options}Question: {question}\n"
     ),
 )
@@ -119,6 +126,7 @@ class ToolRequest:
     max_calls: int
     queries: Sequence[str] = ()
     k: int = SEARCH_K  # clips one search considers at most
+    constrain: bool = True  # the model's reply is one of `tool_calls` (picked by likelihood)
 
 
 @dataclass
@@ -156,6 +164,35 @@ def retrieve_plan(req: ToolRequest) -> list[str]:
     return first_queries(req) or [req.look_for or req.question]
 
 
+# function words: no search on its own, nor at the edge of a two-word phrase
+_FUNCTION = frozenset(
+    words(
+        "a an the of in on at to for from by with and or not no is are was were be been does do "
+        "did has have had it its this that these those there what which who whom whose how many "
+        "much when where why near again video"
+    )
+)
+_OPENINGS = ('{"tool": "zoom", "start": ', '{"tool": "inspect", "times": [')
+
+
+def tool_calls(req: ToolRequest) -> list[str]:
+    """The replies a constrained selector chooses among, by its likelihood of each whole
+    reply (as the reasoner's answer is one of the options): the bare inspect; a search of
+    the options that name things and of each phrase of the question, the planned look-for
+    and the critic's feedback (words and two-word phrases, without function words or
+    numbers); and the openings of a zoom and of an inspect with times, which the model
+    completes. A model that cannot write JSON, or copies a word wrongly, still makes a call
+    about the question (at most 64 replies: a backend's limit)."""
+    phrases: list[str] = list(first_queries(req))
+    for text in (req.question, req.look_for, req.feedback):
+        w = [x if x not in _FUNCTION and not x.isdigit() else "" for x in words(text)]
+        phrases += [x for x in w if x]
+        phrases += [f"{a} {b}" for a, b in pairwise(w) if a and b]
+    searches = [json.dumps({"tool": "search", "query": p}) for p in dict.fromkeys(phrases)]
+    fixed = [json.dumps({"tool": "inspect"}), *_OPENINGS]
+    return fixed + searches[: 64 - len(fixed)]
+
+
 def _options_block(options: Sequence[str] | None) -> str:
     return "Options: " + "; ".join(options) + "\n" if options else ""
 
@@ -181,7 +218,7 @@ def run_tools(
     for query in queries:
         found = _search(req, index, query, history, result) + found
     if model is None:
-        result.times = inspect_order(found)
+        result.times = look(req, found)
         return result
     window: tuple[float, float] | None = None
     for _ in range(req.max_calls):
@@ -189,7 +226,7 @@ def run_tools(
         result.steps += steps
         result.fallback = result.fallback or fell
         if call.tool == "inspect":
-            result.times = list(call.times[: req.n]) or inspect_order(found)
+            result.times = list(call.times[: req.n]) or look(req, found)
             _surfaced(steps, [(t, t) for t in result.times[: req.n]])
             return result
         if call.tool == "search":
@@ -204,8 +241,15 @@ def run_tools(
             lines = render_clips([m for c in clips for m in merge_clips([c])], limit=16)
             history.append(f"zoom {format_timestamp(call.start)}-{format_timestamp(call.end)}:\n"
                            f"{lines}")  # fmt: skip
-    result.times = inspect_order(found)  # the budget is spent: look at what was found
+    result.times = look(req, found)  # the budget is spent: look at what was found
     return result
+
+
+def look(req: ToolRequest, found: Sequence[Finding]) -> list[float]:
+    """What a bare ``inspect`` looks at: the moments the question names ("At 2:11.5, what
+    ..."), else the moments found (`inspect_order`). Times are referred to, not copied."""
+    named = [t for t in named_times(req.question) if t <= req.duration]
+    return named or inspect_order(found)
 
 
 def _surfaced(steps: list[dict[str, Any]], spans: Sequence[tuple[float, float]]) -> None:
@@ -245,6 +289,8 @@ def _ask(
         history="\n".join(history[-4:]) or "nothing yet", n=req.n,
     )  # fmt: skip
     parts.append(TextPart(text))
+    if req.constrain and sampling is not None:
+        sampling = sampling.model_copy(update={"prefixes": tool_calls(req)})
     r = call_agent(
         model,
         "selector",

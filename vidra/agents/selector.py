@@ -13,7 +13,6 @@ index-driven ones to ``uniform`` when they find nothing new.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from vidra.agents.base import call_agent
 from vidra.agents.context import VideoFacts
 from vidra.agents.findings import SEARCH_K
-from vidra.agents.parsing import parse_time
+from vidra.agents.parsing import named_times
 from vidra.agents.prompts import SELECTOR
 from vidra.agents.schemas import Plan, Selection, parse_selection
 from vidra.agents.search import ToolRequest, VideoIndex, run_tools
@@ -52,6 +51,7 @@ class SelectRequest:
     index: VideoIndex | None = None  # the video's index (search, retrieve)
     max_tool_calls: int = 4
     search_k: int = SEARCH_K  # clips one search considers at most
+    tool_calls: bool = True  # search: replies constrained to well-formed tool calls
 
 
 @dataclass
@@ -114,12 +114,9 @@ def _around(times: Sequence[float], width: float, req: SelectRequest) -> list[in
     return [*picks, *(i for _, i in sorted(rest))]
 
 
-_NEAR = re.compile(r"\b(?:\d+:)?\d+:\d+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\s*s\b")
-
-
 def feedback_times(feedback: str) -> list[float]:
     """The times a critic's feedback names ("look again near 0:40", "at 12.5s")."""
-    return [t for t in (parse_time(m.group(0)) for m in _NEAR.finditer(feedback)) if t is not None]
+    return named_times(feedback)
 
 
 def _coarse_to_fine(req: SelectRequest) -> SelectResult:
@@ -181,7 +178,7 @@ def _tools(req: SelectRequest, learned: bool) -> SelectResult:
     treq = ToolRequest(
         facts.video_id, facts.duration, facts.fps, req.question, req.options,
         req.plan.look_for, req.feedback, req.n, req.max_tool_calls, req.plan.queries,
-        req.search_k,
+        req.search_k, req.tool_calls,
     )  # fmt: skip
 
     def thumbnails(t0: float, t1: float, n: int) -> tuple[Any, list[float]]:

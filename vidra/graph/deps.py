@@ -40,6 +40,7 @@ class Deps:
             (off for fixed baselines such as uniform-N).
         index: the video index (``search``/``retrieve`` strategies), or None.
         max_tool_calls: the selector's tool calls per selection round.
+        tool_calls: the selector's replies are constrained to well-formed tool calls.
         search_k: clips one search of the index considers at most.
         subtitles: subtitle lines for a prompt (near the given times, else matching the
             question's words), from the composition root's cached loader.
@@ -61,6 +62,7 @@ class Deps:
     plan_budget: bool = True
     index: VideoIndex | None = None
     max_tool_calls: int = 4
+    tool_calls: bool = True
     search_k: int = 2000
     subtitles: SubtitleFn = lambda path, times, question: ""
     worker: str | None = None

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from vidra.agents.captioner import caption_request
-from vidra.agents.findings import SEARCH_K, Clip, find_moments, index_context, inspect_order
+from vidra.agents.findings import SEARCH_K, Clip, find_moments, index_context
 from vidra.agents.reasoner import reasoner_messages
-from vidra.agents.search import ToolRequest, first_queries, run_tools
+from vidra.agents.search import ToolRequest, first_queries, look, run_tools
 from vidra.config import IndexSettings
 from vidra.indexing import plan_clips
 from vidra.models.protocol import ChatRequest, SamplingParams
@@ -163,15 +163,14 @@ def oracle_look(q: Question, index: CaptionIndex, n: int) -> tuple[list[str], li
     """The searches and inspected times of the oracle's ``search`` round for ``q``: the
     options' search (when they name things), the oracle's own query, then the moments found
     (or the moment a question about one moment names)."""
-    req = ToolRequest("v", 0.0, 1.0, q.text, q.options, "", "", n, 4)
+    duration = index.all[-1].t1 if index.all else 0.0
+    req = ToolRequest("v", duration, 1.0, q.text, q.options, "", "", n, 4)
     searches = first_queries(req)
     query = search_query(q)
     if query is not None and query not in searches:
         searches.append(query)
-    if q.kind == "state":
-        return searches, [round(q.evidence[0], 2)]
     found = [f for s in reversed(searches) for f in find_moments(s, index.search("v", s, SEARCH_K))]
-    return searches, inspect_order(found)[:n]
+    return searches, look(req, found)[:n]
 
 
 def index_drills(

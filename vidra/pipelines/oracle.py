@@ -100,17 +100,11 @@ def search_query(q: Question) -> str | None:
     return re.sub(r" object$", "", m.group(1)) if m else q.text
 
 
-def _state_time(q: Question) -> str:
-    """The time a question about one moment names, as the question writes it."""
-    m = re.search(r"At ([\d:.]+),", q.text)
-    return m.group(1) if m else "0:00.0"
-
-
 def _search_reply(q: Question, text: str) -> str:
     """Search the question's query unless the results show it, then inspect what was found
-    (a question about one moment: inspect that moment, its time copied from the question)."""
+    (a question about one moment: a bare inspect looks at the moment it names)."""
     if q.kind == "state":
-        return json.dumps({"tool": "inspect", "times": [_state_time(q)]})
+        return json.dumps({"tool": "inspect"})
     query = search_query(q)
     history = text.split("Results so far:\n", 1)[-1].split("\nNext, reply", 1)[0]
     if query and f"search {query!r}:" not in history:

@@ -132,8 +132,10 @@ RULES = {
         ("pass", 0.8, True, 0.85, False),
         ("pass", 0.9, False, 0.5, False),  # high score, model rejects
         ("not-an-option", 0.95, True, 0.5, False),  # a blocking rule overrides the model
-        ("unseen-evidence", 0.95, True, 0.5, False),
-        ("changed", 0.9, True, 0.5, True),  # a flip is reported, not blocking
+        # an unseen citation and a flip are reported to the model critic, which decides
+        ("unseen-evidence", 0.95, True, 0.5, True),
+        ("unseen-evidence", 0.95, False, 0.5, False),
+        ("changed", 0.9, True, 0.5, True),
         ("changed", 0.9, False, 0.5, False),
     ],
 )
@@ -179,10 +181,11 @@ def test_critique_repaired_reply_is_used() -> None:
     assert [s["parse_ok"] for s in verdict.steps] == [False, True]
 
 
-def test_critique_fallback_does_not_block_on_a_flip() -> None:
-    ans, previous = RULES["changed"]
+@pytest.mark.parametrize("rules", ["changed", "unseen-evidence"])
+def test_critique_fallback_does_not_block_on_a_flip_or_a_citation(rules: str) -> None:
+    ans, previous = RULES[rules]
     verdict, _ = run([GARBAGE, GARBAGE], ans, previous=previous)
-    assert verdict.fallback and verdict.accept
+    assert verdict.fallback and verdict.accept and verdict.rule_failures
 
 
 @pytest.mark.parametrize(

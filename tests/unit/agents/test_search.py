@@ -16,7 +16,13 @@ from vidra.agents.findings import (
     merge_clips,
     render_findings,
 )
-from vidra.agents.search import ToolRequest, parse_tool, retrieve_plan, run_tools
+from vidra.agents.search import (
+    ToolRequest,
+    parse_tool,
+    retrieve_plan,
+    run_tools,
+    tool_calls,
+)
 from vidra.models.protocol import SamplingParams
 from vidra.models.scripted import ScriptedChatModel
 from vidra.phrases import alternatives, contains, match_rank
@@ -131,3 +137,45 @@ def test_the_reasoner_reads_the_findings_and_the_captions_at_its_frames() -> Non
     # 250 s lies in no clip of this index: no caption for it
     assert at.splitlines() == ["25:01 green square top-right; blue circle bottom-left"]
     assert index_context(Index(_clips()), "v", [], []) == ""
+
+
+def test_a_bare_inspect_looks_at_the_moment_the_question_names() -> None:
+    replies = iter(['{"tool": "inspect"}'])
+    model = ScriptedChatModel(lambda req: next(replies))
+    req = ToolRequest("v", 1800.0, 4.0, "At 25:01, what is in the top-left part?",
+                      ["red star", "blue circle"], "", "", n=4, max_calls=2)  # fmt: skip
+    out = run_tools(req, Index(_clips()), model, SamplingParams())
+    assert out.times == [1501.0] and out.searches == ["red star, blue circle"]
+    # without a model the baseline does the same; a time past the end is not a moment
+    assert run_tools(req, Index(_clips())).times == [1501.0]
+    req.question = "At 59:00, what is in the top-left part?"
+    assert run_tools(req, Index(_clips())).times[:2] == [101.0, 1501.0]
+
+
+def test_constrained_replies_are_the_well_formed_calls_on_the_question() -> None:
+    question = "How many times does a blue object appear in the video?"
+    req = ToolRequest("v", 240.0, 4.0, question, ["2", "1", "0", "3"], "",
+                      "look near 1:40 for blue", n=4, max_calls=2)  # fmt: skip
+    calls = tool_calls(req)
+    assert calls[:3] == ['{"tool": "inspect"}', '{"tool": "zoom", "start": ',
+                         '{"tool": "inspect", "times": [']  # fmt: skip
+    queries = [parse_tool(c, 240.0).query for c in calls[3:]]
+    # words and two-word phrases of the question and the feedback; no function words,
+    # numbers or repeats; counts are not searched
+    assert queries == ["times", "blue", "object", "appear", "blue object", "object appear",
+                       "look"]  # fmt: skip
+    req.options = ["red star", "nothing", "blue circle"]
+    assert parse_tool(tool_calls(req)[3], 240.0).query == "red star, blue circle"
+    req.question = " ".join(f"w{i} x{i}" for i in range(80))
+    assert len(tool_calls(req)) == 64  # a backend's limit
+
+
+def test_the_selector_requests_carry_the_calls_unless_free() -> None:
+    model = ScriptedChatModel(lambda req: '{"tool": "inspect"}')
+    req = ToolRequest("v", 1800.0, 4.0, "When is the red star visible?", None, "", "",
+                      n=4, max_calls=2)  # fmt: skip
+    run_tools(req, Index(_clips()), model, SamplingParams())
+    assert model.calls[0].sampling.prefixes == tool_calls(req)
+    req.constrain = False
+    run_tools(req, Index(_clips()), model, SamplingParams())
+    assert model.calls[1].sampling.prefixes == []
