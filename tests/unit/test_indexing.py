@@ -15,6 +15,7 @@ import pytest
 
 from tests.unit.video.httpd import RangeServer
 from vidra import jobs
+from vidra.agents.findings import SEARCH_K, find_moments, render_findings
 from vidra.agents.parsing import parse_time
 from vidra.api import Client
 from vidra.config import Settings
@@ -141,3 +142,32 @@ def test_search_selector_answers_a_needle_question_with_few_frames(
     for line, s in zip(captions, shown, strict=True):
         assert parse_time(line.split(" ", 1)[0]) == pytest.approx(s, abs=0.05)
     assert any(q.answer in line for line in captions)
+
+
+def test_cli_index_then_search_prints_what_the_selector_reads(tmp_path: Path) -> None:
+    world = make_world(WorldSpec(duration=60, fps=4, width=160, height=90, seed=12))
+    video = render_world(world, tmp_path / "w.mp4", gop_s=4)
+    env = {**os.environ, "VIDRA_DATA_DIR": str(tmp_path / "home"), "OMP_NUM_THREADS": "2"}
+
+    def vidra(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vidra", "index", *args], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+
+    assert vidra(str(video)).returncode == 0  # built with vidra-tiny's captioner
+    name = world.objects[0].name
+    out = vidra("search", str(video), f"{name}, white star")
+    assert out.returncode == 0, out.stderr[-2000:]
+    settings = Settings(data_dir=tmp_path / "home")
+    with Runtime(settings, executor_ok=False) as rt:
+        vid = jobs.register_video(rt, video)
+        [rec] = rt.store.indexes()
+        hits = rt.index.search(vid, f"{name}, white star", SEARCH_K)
+    assert rec.status == "done" and rec.clips_done == 30  # the search did not rebuild it
+    # first the findings, one line per alternative, as the selector reads them
+    expected = render_findings(find_moments(f"{name}, white star", hits)).splitlines()
+    lines = out.stdout.splitlines()
+    assert lines[:2] == expected and {x.split(":")[0] for x in expected} == {name, "white star"}
+    if hits:  # then the best clips with their captions
+        assert lines[2].startswith("best ")
+    bad = vidra("search", str(video))
+    assert bad.returncode == 2 and "needs a video and a text" in bad.stderr
