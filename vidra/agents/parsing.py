@@ -115,6 +115,8 @@ def parse_times(value: Any) -> list[float]:
 _NAMED = re.compile(r"\b(?:\d+:)?\d+:\d+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\s*s\b")
 
 
-def named_times(text: str) -> list[float]:
-    """The times a text names (``"look again near 0:40"``, ``"at 12.5s"``), in order."""
-    return [t for t in (parse_time(m.group(0)) for m in _NAMED.finditer(text)) if t is not None]
+def named_times(text: str, until: float = float("inf")) -> list[float]:
+    """The times a text names (``"look again near 0:40"``, ``"at 12.5s"``), in order; only
+    those up to ``until`` (a video's duration: a later time is no moment of it)."""
+    times = (parse_time(m.group(0)) for m in _NAMED.finditer(text))
+    return [t for t in times if t is not None and t <= until]

@@ -248,8 +248,7 @@ def run_tools(
 def look(req: ToolRequest, found: Sequence[Finding]) -> list[float]:
     """What a bare ``inspect`` looks at: the moments the question names ("At 2:11.5, what
     ..."), else the moments found (`inspect_order`). Times are referred to, not copied."""
-    named = [t for t in named_times(req.question) if t <= req.duration]
-    return named or inspect_order(found)
+    return named_times(req.question, req.duration) or inspect_order(found)
 
 
 def _surfaced(steps: list[dict[str, Any]], spans: Sequence[tuple[float, float]]) -> None:

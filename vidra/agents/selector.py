@@ -114,13 +114,8 @@ def _around(times: Sequence[float], width: float, req: SelectRequest) -> list[in
     return [*picks, *(i for _, i in sorted(rest))]
 
 
-def feedback_times(feedback: str) -> list[float]:
-    """The times a critic's feedback names ("look again near 0:40", "at 12.5s")."""
-    return named_times(feedback)
-
-
 def _coarse_to_fine(req: SelectRequest) -> SelectResult:
-    asked = [t for t in feedback_times(req.feedback) if t <= req.facts.duration]
+    asked = named_times(req.feedback, req.facts.duration)  # "look again near 0:40"
     if req.round == 0 and not req.plan.hints and not asked:
         return SelectResult(_fill([], req))
     focus = list(dict.fromkeys([*req.evidence, *asked])) or [(a + b) / 2 for a, b in req.plan.hints]
