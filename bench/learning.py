@@ -111,9 +111,12 @@ def _champions(settings: Any) -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=3, help="online GRPO cycles")
-    ap.add_argument("--train-questions", type=int, default=24, help="questions per cycle (G=4)")
+    ap.add_argument("--train-questions", type=int, default=96,
+                    help="questions per cycle, G=4 (at most one 5-minute world's)")  # fmt: skip
     ap.add_argument("--gate-questions", type=int, default=100)
-    ap.add_argument("--short-worlds", type=int, default=32)
+    ap.add_argument("--algo", choices=["grpo", "sft+grpo"], default="sft+grpo",
+                    help="each cycle's recipe")  # fmt: skip
+    ap.add_argument("--short-worlds", type=int, default=34)  # with 3 long: >= 500 questions
     ap.add_argument("--long-worlds", type=int, default=3)
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--home", type=Path, required=True, help="work dir (stores, videos)")
@@ -140,7 +143,8 @@ def main() -> int:
     log(f"SFT: {reports['SFT']['accuracy']:.3f} on {reports['SFT']['answered']} questions")
     cycles = []
     for k in range(1, args.cycles + 1):
-        res = online(main_s, 1, questions=args.train_questions, rollouts=4, seed=40 + k).results[0]
+        res = online(main_s, 1, questions=args.train_questions, rollouts=4, seed=40 + k,
+                     algo=args.algo).results[0]  # fmt: skip
         name = f"after {k} cycle{'s' * (k > 1)}"
         reports[name] = bench.run(main_s, _champions(main_s))
         cycle: dict[str, Any] = {"cycle": k, "samples": res.samples, "promoted": res.promoted,
@@ -155,7 +159,7 @@ def main() -> int:
         for role in ("selector", "reasoner", "critic"):
             s = _settings(args.home / f"only-{role}", args.gate_questions)
             res = online(s, 1, questions=args.train_questions, rollouts=4, roles=[role],
-                         seed=41).results[0]  # fmt: skip
+                         seed=41, algo=args.algo).results[0]  # fmt: skip
             # the trained version, promoted or not: the ablation asks what training it does
             adapters = _candidates(s, res.versions)
             reports[f"{role} only (1 cycle)"] = bench.run(s, adapters)
@@ -187,7 +191,7 @@ def main() -> int:
     report = header("learning", vidra=vidra.__version__, torch=torch.__version__,
                     transformers=transformers.__version__)  # fmt: skip
     report["benchmark"] = {"parts": bench.parts, "questions": reports["SFT"]["questions"],
-                           "strategy": "search", "cycles": args.cycles,
+                           "strategy": "search", "cycles": args.cycles, "algo": args.algo,
                            "train_questions_per_cycle": args.train_questions, "G": 4,
                            "gate_questions": args.gate_questions, "rows": names}  # fmt: skip
     report["rows"] = rows

@@ -38,7 +38,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--online",
         action="store_true",
-        help="online GRPO: collect fresh rollouts on synthetic questions, then train",
+        help="online: collect fresh rollouts on synthetic questions, then train (--algo grpo "
+        "or sft+grpo)",
     )
     p.add_argument("--iterations", type=int, default=1, help="online iterations")
     p.add_argument("--rollouts", type=int, default=4, help="online: G rollouts per question")
@@ -74,7 +75,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         settings = load_settings()
         report = online(settings, args.iterations, args.questions, args.rollouts, roles or None,
                         overlap=args.overlap, max_staleness=args.max_staleness,
-                        curriculum=args.curriculum)  # fmt: skip
+                        curriculum=args.curriculum, algo=args.algo)  # fmt: skip
         for k, res in enumerate(report.results):
             print(f"iteration {k}: {res.summary()}")
         print(f"{len(report.results)} cycles in {report.wall_s:.0f} s")

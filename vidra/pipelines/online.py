@@ -99,12 +99,16 @@ def online(
     overlap: bool = False,
     max_staleness: int | None = None,
     curriculum: bool = False,
+    algo: str = "grpo",
 ) -> OnlineReport:
     """``iterations`` cycles of collect-then-train (``overlap``: collect the next batch
     while the current one trains; ``curriculum``: ask the pool's questions whose recorded
-    pass rate is nearest one half, instead of a fresh world's)."""
+    pass rate is nearest one half, instead of a fresh world's; ``algo``: each cycle's recipe,
+    ``grpo`` or ``sft+grpo``, rejection-sampling SFT on the cycle's best episodes first)."""
     if iterations <= 0 or rollouts < 2:
         raise InvalidInput("online GRPO needs iterations >= 1 and rollouts >= 2")
+    if algo not in ("grpo", "sft+grpo"):
+        raise InvalidInput(f"online cycles train with grpo or sft+grpo, not {algo!r}")
     staleness = max_staleness if max_staleness is not None else (1 if overlap else None)
     settings = settings.model_copy(deep=True)
     settings.mlflow.use_champions = True  # collect with the current champions, always
@@ -120,7 +124,7 @@ def online(
         started = time.perf_counter()
 
         def train(into: list[RetrainResult] = trained) -> None:
-            into.append(retrain(settings, "grpo", roles, since_run="last",
+            into.append(retrain(settings, algo, roles, since_run="last",
                                 max_staleness=staleness))  # fmt: skip
 
         worker = threading.Thread(target=train, name=f"vidra-online-{it}")

@@ -1,8 +1,15 @@
-"""The staleness bound of online retraining: which adapter versions a step may come from."""
+"""Online retraining: the staleness bound (which adapter versions a step may come from) and
+a cycle with the recipe asked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from tests.unit.rl.helpers import quick_gate
 from vidra.config import Settings
+from vidra.errors import InvalidInput
 from vidra.pipelines.retrain import allowed_versions
 from vidra.storage import TrajectoryStore
 
@@ -31,3 +38,29 @@ def test_the_base_model_is_allowed_until_enough_champions_replace_it() -> None:
         }
         assert allowed_versions(store, URI, ["reasoner"], 0) == {"reasoner": {"reasoner@b"}}
         assert "base" in allowed_versions(store, URI, ["reasoner"], 2)["reasoner"]
+
+
+def test_an_online_cycle_trains_with_the_recipe_asked(tmp_path: Path) -> None:
+    """``online(..., algo="sft+grpo")``: vidra-tiny answers a fresh world's questions with
+    G=2 rollouts, then one cycle fits SFT on the best episodes and GRPO from those adapters
+    (two stages on disk, one training run); a recipe online cycles cannot run is refused
+    before any question is asked."""
+    from vidra.models import resolve_model_path
+    from vidra.pipelines.online import online
+    from vidra.pipelines.train_tiny import tiny_agent_settings
+
+    settings = tiny_agent_settings(Settings(data_dir=tmp_path))
+    settings.model.path = resolve_model_path("vidra-tiny")
+    quick_gate(settings)
+    with pytest.raises(InvalidInput, match="grpo or sft\\+grpo, not 'dpo'"):
+        online(settings, 1, questions=4, rollouts=2, algo="dpo")
+    assert not (tmp_path / "online").exists()
+
+    res = online(settings, 1, questions=8, rollouts=2, seed=5, algo="sft+grpo").results[0]
+    assert res.algorithm == "sft+grpo" and res.samples > 0
+    with TrajectoryStore(settings=settings) as store:
+        runs = store.training_runs("done")
+        assert [r.algorithm for r in runs] == ["sft+grpo"]
+        assert sum(1 for _ in store.iter_trajectories()) == 16  # 8 questions x 2 rollouts
+    stages = sorted(p.name for p in (tmp_path / "adapters" / runs[0].id).iterdir())
+    assert stages == ["0-sft", "1-grpo"]
