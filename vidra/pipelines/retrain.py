@@ -47,7 +47,10 @@ StepCallback = Callable[[dict[str, Any]], None]
 
 
 def step_line(row: dict[str, Any]) -> str:
-    """One training step as a line a user can follow: role, step, loss and reward."""
+    """One training step as a line a user can follow: role, step, loss and reward; or the
+    gate's progress (``{"gate": arm, "done": k, "total": n}``)."""
+    if "gate" in row:
+        return f"  gate {row['gate']}: {row['done']}/{row['total']} questions"
     m = row.get("metrics", {})
     parts = [f"train {row.get('role', '?')} step {row.get('step', '?')}"]
     for key in ("loss", "reward_mean", "grad_norm"):
@@ -141,9 +144,16 @@ def _dataset(
     raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo, sft or sft+grpo")
 
 
-def gate_report(settings: Settings, adapters: dict[str, str], store_url: str) -> dict[str, Any]:
+def gate_report(
+    settings: Settings,
+    adapters: dict[str, str],
+    store_url: str,
+    on_step: StepCallback | None = None,
+    arm: str = "candidate",
+) -> dict[str, Any]:
     """The gate task's report for ``adapters``, answered in the scratch store ``store_url``
-    (gate traffic never feeds the next cycle's training data)."""
+    (gate traffic never feeds the next cycle's training data); ``on_step`` hears every
+    tenth question and the last as ``{"gate": arm, "done": k, "total": n}``."""
     from vidra.pipelines.evaluate import EvalSpec
     from vidra.pipelines.evaluate import evaluate as run_eval
 
@@ -156,7 +166,13 @@ def gate_report(settings: Settings, adapters: dict[str, str], store_url: str) ->
         videos=t.gate_videos or settings.data_dir / "gate", limit=t.eval_questions,
         options=dict(t.gate_options), mlflow=False,
     )  # fmt: skip
-    return run_eval(s, spec, adapters=dict(adapters))
+
+    def progress(done: int, total: int, result: dict[str, Any] | None) -> None:
+        if on_step is not None and result is not None and (done % 10 == 0 or done == total):
+            with contextlib.suppress(Exception):  # a display never fails the gate
+                on_step({"gate": arm, "done": done, "total": total})
+
+    return run_eval(s, spec, adapters=dict(adapters), progress=progress)
 
 
 def decide(
@@ -319,7 +335,8 @@ def _gate(c: _Cycle, candidate: dict[str, str], samples: int) -> tuple[bool, str
     """Candidate vs champion on the gate task (paired, same questions); the decision."""
     scratch = Path(tempfile.mkdtemp(prefix="vidra-gate-")) / "gate.db"
     url = f"sqlite:///{scratch}"
-    cand, champ = gate_report(c.settings, candidate, url), gate_report(c.settings, c.start, url)
+    cand = gate_report(c.settings, candidate, url, c.on_step, "candidate")
+    champ = gate_report(c.settings, c.start, url, c.on_step, "champion")
     promoted, decision, stats = decide(c.settings, samples, cand, champ)
     c.tracker.metrics(
         {"gate/candidate": cand["accuracy"], "gate/champion": champ["accuracy"],

@@ -9,7 +9,7 @@ import pytest
 
 from vidra.api import Client
 from vidra.errors import InvalidInput
-from vidra.pipelines.retrain import retrain
+from vidra.pipelines.retrain import retrain, step_line
 from vidra.rl.datasets import RewardSpec
 from vidra.rl.tracking import champion_adapters, version_adapters
 
@@ -43,13 +43,19 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
             retrain(settings, "grpo", ["reasoner"])
         record_groups(settings, seed=6, questions=2, rollouts=3, judge="accuracy_judge")
         settings.train.promote = "never"
-        second = retrain(settings, "grpo", ["reasoner"], spec=SPEC)
+        rows: list[dict[str, object]] = []
+        second = retrain(settings, "grpo", ["reasoner"], spec=SPEC, on_step=rows.append)
     finally:
         ray.shutdown()
     assert result.samples > 0 and result.versions == {"reasoner": "1"}
     assert "vidra-reasoner v1" in result.summary() and "MLflow run" in result.summary()
     assert not second.promoted and "registered only" in second.decision
     assert second.versions == {"reasoner": "2"}
+    # a user follows the cycle: training steps, then the gate's questions, arm by arm
+    gate = [r for r in rows if "gate" in r]
+    assert gate == [{"gate": arm, "done": 2, "total": 2} for arm in ("candidate", "champion")]
+    assert rows.index(gate[0]) > 0 and all("gate" not in r for r in rows[: rows.index(gate[0])])
+    assert step_line(gate[0]) == "  gate candidate: 2/2 questions"
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
     client = mlflow.tracking.MlflowClient()
     run = client.get_run(result.mlflow_run_id)
