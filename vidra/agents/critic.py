@@ -39,7 +39,27 @@ class Verdict:
     why: str = ""  # what decided: the failed rules, the score against the threshold, ...
 
 
-_ADVISORY = ("answer changed", "evidence at")  # rule failures the model critic weighs
+def _rules(
+    answer: Answer,
+    options: Sequence[str] | None,
+    seen_times: Sequence[float],
+    previous: Answer | None,
+) -> list[tuple[str, bool]]:
+    """Each rule the answer breaks, and whether it blocks acceptance: an answer off the
+    options or empty does; an unseen citation or a flip is weighed by the model critic."""
+    failures = []
+    if options is not None and answer.answer not in options:
+        failures.append(("answer is not one of the options", True))
+    if not answer.answer:
+        failures.append(("answer is empty", True))
+    seen = np.asarray(sorted(seen_times)) if seen_times else np.zeros(0)
+    for t in answer.evidence:
+        if seen.size == 0 or np.min(np.abs(seen - t)) > 0.5:
+            failures.append((f"evidence at {t:.1f}s was never seen", False))
+            break
+    if previous is not None and previous.answer != answer.answer:
+        failures.append((f"answer changed from {previous.answer!r}", False))
+    return failures
 
 
 def check_rules(
@@ -49,19 +69,7 @@ def check_rules(
     previous: Answer | None,
 ) -> list[str]:
     """Names of the rules the answer breaks (empty: all pass)."""
-    failures = []
-    if options is not None and answer.answer not in options:
-        failures.append("answer is not one of the options")
-    if not answer.answer:
-        failures.append("answer is empty")
-    seen = np.asarray(sorted(seen_times)) if seen_times else np.zeros(0)
-    for t in answer.evidence:
-        if seen.size == 0 or np.min(np.abs(seen - t)) > 0.5:
-            failures.append(f"evidence at {t:.1f}s was never seen")
-            break
-    if previous is not None and previous.answer != answer.answer:
-        failures.append(f"answer changed from {previous.answer!r}")
-    return failures
+    return [name for name, _ in _rules(answer, options, seen_times, previous)]
 
 
 def critique(
@@ -78,9 +86,9 @@ def critique(
     threshold: float = 0.5,
 ) -> Verdict:
     """Judge ``answer``; ``frames``/``times`` are the frames it cites (or the latest seen)."""
-    failures = check_rules(answer, options, seen_times, previous)
-    # a flip or an unseen citation is worth a look but does not block acceptance on its own
-    blocking = [f for f in failures if not f.startswith(_ADVISORY)]
+    broken = _rules(answer, options, seen_times, previous)
+    failures = [name for name, _ in broken]
+    blocking = [name for name, blocks in broken if blocks]
     parts: list[Any] = []
     for frame, t in zip(frames, times, strict=True):
         parts += [TextPart(f"t={t:.1f}s "), ImagePart(frame, float(t))]
