@@ -89,6 +89,35 @@ def test_nextqa_on_the_tiny_model_is_recorded_scored_and_resumable(
         assert t.info.state == "OK" and t.info.execution_time_ms is not None
 
 
+def test_a_tracking_store_without_traces_keeps_the_run_and_skips_the_traces(
+    tmp_path: Path,
+    videos: Videos,
+    tiny_model_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MLflow's file store has no ``log_spans`` (like a tracking server older than 3.4): the
+    evaluation still answers every question and logs its run; traces are skipped with one
+    warning naming the fix."""
+    import logging
+
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    ann, root = _nextqa(tmp_path, videos)
+    settings = _tiny(tmp_path, tiny_model_path)
+    settings.mlflow.tracking_uri = f"file://{tmp_path / 'mlruns'}"
+    spec = EvalSpec("nextqa", annotations=ann, videos=root, traces=True)
+    with caplog.at_level(logging.WARNING, logger="vidra"):
+        report = evaluate(settings, spec)
+    assert report["answered"] >= 2 and report["mlflow_run_id"]
+    warned = [r.getMessage() for r in caplog.records if "traces not written" in r.getMessage()]
+    assert len(warned) == 1 and "MLflow >= 3.4" in warned[0]
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    run = mlflow.get_run(report["mlflow_run_id"])
+    assert run.data.metrics["accuracy"] == pytest.approx(report["accuracy"])
+
+
 def test_open_ended_and_grounding_families_on_the_tiny_model(
     tmp_path: Path, videos: Videos, tiny_model_path: Path
 ) -> None:
