@@ -109,12 +109,14 @@ def _champions(settings: Any) -> dict[str, str]:
 
 
 def main() -> int:
+    from vidra.pipelines.online import ONLINE_ALGOS
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=3, help="online GRPO cycles")
     ap.add_argument("--train-questions", type=int, default=96,
                     help="questions per cycle, G=4 (at most one 5-minute world's)")  # fmt: skip
     ap.add_argument("--gate-questions", type=int, default=100)
-    ap.add_argument("--algo", choices=["grpo", "sft+grpo"], default="sft+grpo",
+    ap.add_argument("--algo", choices=ONLINE_ALGOS, default="sft+grpo",
                     help="each cycle's recipe")  # fmt: skip
     ap.add_argument("--short-worlds", type=int, default=34)  # with 3 long: >= 500 questions
     ap.add_argument("--long-worlds", type=int, default=3)

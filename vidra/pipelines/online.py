@@ -22,7 +22,9 @@ from vidra.config import Settings
 from vidra.errors import InvalidInput
 from vidra.pipelines.retrain import RetrainResult, retrain
 
-__all__ = ["OnlineReport", "online"]
+__all__ = ["ONLINE_ALGOS", "OnlineReport", "online"]
+
+ONLINE_ALGOS = ("grpo", "sft+grpo")  # the recipes a cycle can train with
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +109,8 @@ def online(
     ``grpo`` or ``sft+grpo``, rejection-sampling SFT on the cycle's best episodes first)."""
     if iterations <= 0 or rollouts < 2:
         raise InvalidInput("online GRPO needs iterations >= 1 and rollouts >= 2")
-    if algo not in ("grpo", "sft+grpo"):
-        raise InvalidInput(f"online cycles train with grpo or sft+grpo, not {algo!r}")
+    if algo not in ONLINE_ALGOS:
+        raise InvalidInput(f"online cycles train with {' or '.join(ONLINE_ALGOS)}, not {algo!r}")
     staleness = max_staleness if max_staleness is not None else (1 if overlap else None)
     settings = settings.model_copy(deep=True)
     settings.mlflow.use_champions = True  # collect with the current champions, always
