@@ -43,6 +43,8 @@ def _settings(home: Path, gate_questions: int) -> Any:
     s.model.path = resolve_model_path("vidra-tiny")
     s.mlflow.use_champions = True  # each cycle starts from (and rows evaluate) the champions
     s.train.eval_questions = gate_questions
+    # enough held-out gate worlds for the questions asked (one 3-minute world holds <= 15)
+    s.train.gate_options = {**s.train.gate_options, "worlds": str(max(8, gate_questions // 10))}
     return s
 
 
@@ -113,9 +115,10 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=3, help="online GRPO cycles")
-    ap.add_argument("--train-questions", type=int, default=96,
-                    help="questions per cycle, G=4 (at most one 5-minute world's)")  # fmt: skip
-    ap.add_argument("--gate-questions", type=int, default=100)
+    ap.add_argument("--train-questions", type=int, default=232,
+                    help="questions per cycle, G=4 (from as many fresh 5-minute worlds as "
+                    "needed, ~58 each)")  # fmt: skip
+    ap.add_argument("--gate-questions", type=int, default=200)
     ap.add_argument("--algo", choices=ONLINE_ALGOS, default="sft+grpo",
                     help="each cycle's recipe")  # fmt: skip
     ap.add_argument("--short-worlds", type=int, default=34)  # with 3 long: >= 500 questions
@@ -145,11 +148,13 @@ def main() -> int:
     log(f"SFT: {reports['SFT']['accuracy']:.3f} on {reports['SFT']['answered']} questions")
     cycles = []
     for k in range(1, args.cycles + 1):
-        res = online(main_s, 1, questions=args.train_questions, rollouts=4, seed=40 + k,
-                     algo=args.algo).results[0]  # fmt: skip
+        run = online(main_s, 1, questions=args.train_questions, rollouts=4, seed=40 + k,
+                     algo=args.algo)  # fmt: skip
+        res = run.results[0]
         name = f"after {k} cycle{'s' * (k > 1)}"
         reports[name] = bench.run(main_s, _champions(main_s))
-        cycle: dict[str, Any] = {"cycle": k, "samples": res.samples, "promoted": res.promoted,
+        cycle: dict[str, Any] = {"cycle": k, "asked": run.asked[0], "samples": res.samples,
+                                 "promoted": res.promoted,
                                  "decision": res.decision, "gate": res.evaluation}  # fmt: skip
         if not res.promoted:  # what the benchmark says of the version the gate turned down
             cand = {**_champions(main_s), **_candidates(main_s, res.versions)}

@@ -77,7 +77,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
                         overlap=args.overlap, max_staleness=args.max_staleness,
                         curriculum=args.curriculum, algo=args.algo)  # fmt: skip
         for k, res in enumerate(report.results):
-            print(f"iteration {k}: {res.summary()}")
+            print(f"iteration {k} ({report.asked[k]} questions x {args.rollouts}): "
+                  f"{res.summary()}")  # fmt: skip
         print(f"{len(report.results)} cycles in {report.wall_s:.0f} s")
         print(f"mlflow ui --backend-store-uri {settings.resolved_tracking_uri()}")
         return 0

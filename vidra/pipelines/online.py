@@ -25,6 +25,7 @@ from vidra.pipelines.retrain import RetrainResult, retrain
 __all__ = ["ONLINE_ALGOS", "OnlineReport", "online"]
 
 ONLINE_ALGOS = ("grpo", "sft+grpo")  # the recipes a cycle can train with
+_MAX_WORLDS = 64  # fresh worlds one iteration may render (64 x ~58 questions)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class OnlineReport:
 
     results: list[RetrainResult] = field(default_factory=list)
     collect_s: list[float] = field(default_factory=list)
+    asked: list[int] = field(default_factory=list)  # questions each collection asked
     train_s: list[float] = field(default_factory=list)
     wall_s: float = 0.0
 
@@ -48,18 +50,32 @@ def _pool(settings: Settings, seed: int, worlds: int) -> list[tuple[Path, Any]]:
     return [(v, q) for v, qs in synthetic_worlds(root, seeds, 300, per_kind=4) for q in qs]
 
 
+def _fresh_seed(seed: int, it: int, w: int) -> int:
+    """World ``w`` of iteration ``it``: the first keeps the one-world seed of earlier runs,
+    the others sit in a range of their own (no iteration's first world collides with them)."""
+    base = seed * 1000 + it
+    return base if w == 0 else base * 100 + w
+
+
 def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bool) -> list[Any]:
-    """``(video, question)`` pairs for iteration ``it``: a fresh world's questions, or (with
-    ``curriculum``) the pool's most informative ones by their recorded pass rates."""
+    """``(video, question)`` pairs for iteration ``it``: fresh worlds' questions, as many
+    5-minute worlds as ``questions`` needs (one holds about 58), or (with ``curriculum``) the
+    pool's most informative ones by their recorded pass rates."""
     from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
 
     if not curriculum:
-        world = make_world(
-            WorldSpec(duration=300, fps=4, width=160, height=90, seed=seed * 1000 + it)
-        )
-        video = render_world(world, Path(settings.data_dir) / "online" / f"it{it}" / "video.mp4")
-        asked = generate_questions(world, per_kind=max(1, questions // 5 + 1), seed=seed + it)
-        return [(video, q) for q in asked[:questions]]
+        picked: list[Any] = []
+        for w in range(_MAX_WORLDS):
+            if len(picked) >= questions:
+                break
+            spec = WorldSpec(duration=300, fps=4, width=160, height=90,
+                             seed=_fresh_seed(seed, it, w))  # fmt: skip
+            world = make_world(spec)
+            name = "video.mp4" if w == 0 else f"video-{w}.mp4"
+            video = render_world(world, Path(settings.data_dir) / "online" / f"it{it}" / name)
+            asked = generate_questions(world, per_kind=questions // 5 + 1, seed=seed + it + w)
+            picked += [(video, q) for q in asked[: questions - len(picked)]]
+        return picked
     from vidra.rl.curriculum import order_by_curriculum
     from vidra.storage import TrajectoryStore, question_key
     from vidra.video import content_hash
@@ -77,8 +93,9 @@ def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bo
 
 def _collect(
     settings: Settings, it: int, questions: int, rollouts: int, seed: int, curriculum: bool
-) -> float:
-    """Answer iteration ``it``'s questions with the current champions; seconds taken."""
+) -> tuple[float, int]:
+    """Answer iteration ``it``'s questions with the current champions: seconds taken and
+    questions asked."""
     from vidra import jobs
     from vidra.runtime import Runtime
 
@@ -88,7 +105,7 @@ def _collect(
         ids = [jobs.submit(rt, v, q.text, q.options, q.answer, rollouts) for v, q in picked]
         for job_id in ids:
             jobs.wait(rt, job_id)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, len(picked)
 
 
 def online(
@@ -107,8 +124,8 @@ def online(
     while the current one trains; ``curriculum``: ask the pool's questions whose recorded
     pass rate is nearest one half, instead of a fresh world's; ``algo``: each cycle's recipe,
     ``grpo`` or ``sft+grpo``, rejection-sampling SFT on the cycle's best episodes first)."""
-    if iterations <= 0 or rollouts < 2:
-        raise InvalidInput("online GRPO needs iterations >= 1 and rollouts >= 2")
+    if iterations <= 0 or rollouts < 2 or questions < 1:
+        raise InvalidInput("online GRPO needs iterations >= 1, questions >= 1 and rollouts >= 2")
     if algo not in ONLINE_ALGOS:
         raise InvalidInput(f"online cycles train with {' or '.join(ONLINE_ALGOS)}, not {algo!r}")
     staleness = max_staleness if max_staleness is not None else (1 if overlap else None)
@@ -118,7 +135,9 @@ def online(
     t0 = time.perf_counter()
 
     def collect(it: int) -> None:
-        report.collect_s.append(_collect(settings, it, questions, rollouts, seed, curriculum))
+        seconds, asked = _collect(settings, it, questions, rollouts, seed, curriculum)
+        report.collect_s.append(seconds)
+        report.asked.append(asked)
 
     collect(0)
     for it in range(iterations):
@@ -132,9 +151,7 @@ def online(
         worker = threading.Thread(target=train, name=f"vidra-online-{it}")
         worker.start()
         if overlap and it + 1 < iterations:  # the next batch, while this one trains
-            report.collect_s.append(
-                _collect(settings, it + 1, questions, rollouts, seed, curriculum)
-            )
+            collect(it + 1)
         worker.join()
         if not trained:
             raise InvalidInput(f"online iteration {it}: the retraining cycle failed (see log)")
@@ -142,8 +159,6 @@ def online(
         report.results.append(trained[0])
         log.info("online iteration %d: %s", it, trained[0].summary())
         if not overlap and it + 1 < iterations:
-            report.collect_s.append(
-                _collect(settings, it + 1, questions, rollouts, seed, curriculum)
-            )
+            collect(it + 1)
     report.wall_s = time.perf_counter() - t0
     return report

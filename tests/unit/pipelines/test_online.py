@@ -56,7 +56,9 @@ def test_an_online_cycle_trains_with_the_recipe_asked(tmp_path: Path) -> None:
         online(settings, 1, questions=4, rollouts=2, algo="dpo")
     assert not (tmp_path / "online").exists()
 
-    res = online(settings, 1, questions=8, rollouts=2, seed=5, algo="sft+grpo").results[0]
+    report = online(settings, 1, questions=8, rollouts=2, seed=5, algo="sft+grpo")
+    res = report.results[0]
+    assert report.asked == [8]
     assert res.algorithm == "sft+grpo" and res.samples > 0
     with TrajectoryStore(settings=settings) as store:
         runs = store.training_runs("done")
@@ -64,3 +66,15 @@ def test_an_online_cycle_trains_with_the_recipe_asked(tmp_path: Path) -> None:
         assert sum(1 for _ in store.iter_trajectories()) == 16  # 8 questions x 2 rollouts
     stages = sorted(p.name for p in (tmp_path / "adapters" / runs[0].id).iterdir())
     assert stages == ["0-sft", "1-grpo"]
+
+
+def test_a_cycle_asking_more_than_a_world_holds_draws_more_fresh_worlds(tmp_path: Path) -> None:
+    """A 5-minute world holds about 58 questions; a cycle asking 70 renders a second world
+    instead of asking fewer (each world once, no question twice)."""
+    from vidra.pipelines.online import _pick
+
+    picked = _pick(Settings(data_dir=tmp_path), 0, 70, seed=5, curriculum=False)
+    videos = [v for v, _ in picked]
+    assert len(picked) == 70
+    assert len(set(videos)) == 2 and videos.count(videos[0]) < 70
+    assert len({(v, q.text, tuple(q.options)) for v, q in picked}) == 70
