@@ -16,7 +16,8 @@ Rows:
 - ``<role> only``: one cycle training that role alone, each from SFT in its own store;
 - ``SFT again``: the SFT agents evaluated afresh at the end, the run-to-run noise floor.
 
-Usage: ``python bench/learning.py [--cycles 3] [--out bench/results/learning.json]``
+Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation]
+[--out bench/results/learning.json]``
 """
 
 from __future__ import annotations
