@@ -61,16 +61,15 @@ def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bo
     """``(video, question)`` pairs for iteration ``it``: fresh worlds' questions, as many
     5-minute worlds as ``questions`` needs (one holds about 58), or (with ``curriculum``) the
     pool's most informative ones by their recorded pass rates."""
-    from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+    from vidra.pipelines.heldout import synthetic_world
+    from vidra.video.synthetic import generate_questions, render_world
 
     if not curriculum:
         picked: list[Any] = []
         for w in range(_MAX_WORLDS):
             if len(picked) >= questions:
                 break
-            spec = WorldSpec(duration=300, fps=4, width=160, height=90,
-                             seed=_fresh_seed(seed, it, w))  # fmt: skip
-            world = make_world(spec)
+            world = synthetic_world(_fresh_seed(seed, it, w), 300)
             name = "video.mp4" if w == 0 else f"video-{w}.mp4"
             video = render_world(world, Path(settings.data_dir) / "online" / f"it{it}" / name)
             asked = generate_questions(world, per_kind=questions // 5 + 1, seed=seed + it + w)
