@@ -64,17 +64,26 @@ start_session() { # start_session NAME LOG CMD...: run CMD in a new session, rec
   log "$name started (pid $!), log $logfile"
 }
 
-wait_until() { # wait_until WHAT PIDFILE CMD...: retry CMD until it succeeds or WAIT_S passes
+try_until() { # try_until WHAT PIDFILE CMD...: retry CMD until it succeeds (status 0), the
+  # process in PIDFILE exits (1) or WAIT_S passes (2)
   local what=$1 pidfile=$2 deadline=$((SECONDS + WAIT_S))
   shift 2
   until "$@" >/dev/null 2>&1; do
-    if [ -n "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-      die "$what exited during start-up; see its log in $DIR"
-    fi
-    [ "$SECONDS" -lt "$deadline" ] || die "$what not ready after ${WAIT_S}s; see $DIR"
+    if [ -n "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 1; fi
+    [ "$SECONDS" -lt "$deadline" ] || return 2
     sleep 1
   done
   log "$what ready"
+}
+
+wait_until() { # wait_until WHAT PIDFILE CMD...: try_until, or fail saying why
+  local rc=0
+  try_until "$@" || rc=$?
+  case $rc in
+    0) ;;
+    1) die "$1 exited during start-up; see its log in $DIR" ;;
+    *) die "$1 not ready after ${WAIT_S}s; see $DIR" ;;
+  esac
 }
 
 mlflow_healthy() {
@@ -221,17 +230,35 @@ cmd_up() {
   wait_until "Ray head" "$DIR/ray-head.pid" \
     "${ray_env[@]}" "$VENV/bin/ray" status --address="$RAY_IP:$ray_port"
 
-  log "Ray worker node (worker_node: 1, 1 CPU)"
-  start_session ray-worker "$DIR/ray-worker.log" "${ray_env[@]}" "$VENV/bin/ray" start \
-    --block --address="$RAY_IP:$ray_port" --node-ip-address="$RAY_IP" \
-    --resources='{"worker_node": 1}' --num-cpus=1 --temp-dir="$raytmp" \
-    --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$w_nm" \
-    --object-manager-port="$w_om" --dashboard-agent-listen-port="$w_agent" \
-    --dashboard-agent-grpc-port="$w_grpc" --metrics-export-port="$w_metrics" \
-    --runtime-env-agent-port="$w_env" --disable-usage-stats
-  record RAY_WORKER_PID "$(cat "$DIR/ray-worker.pid")"
+  start_worker() {
+    log "Ray worker node (worker_node: 1, 1 CPU)"
+    start_session ray-worker "$DIR/ray-worker.log" "${ray_env[@]}" "$VENV/bin/ray" start \
+      --block --address="$RAY_IP:$ray_port" --node-ip-address="$RAY_IP" \
+      --resources='{"worker_node": 1}' --num-cpus=1 --temp-dir="$raytmp" \
+      --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$w_nm" \
+      --object-manager-port="$w_om" --dashboard-agent-listen-port="$w_agent" \
+      --dashboard-agent-grpc-port="$w_grpc" --metrics-export-port="$w_metrics" \
+      --runtime-env-agent-port="$w_env" --disable-usage-stats
+    record RAY_WORKER_PID "$(cat "$DIR/ray-worker.pid")"
+  }
+  start_worker
   wait_until "MLflow" "$DIR/mlflow.pid" mlflow_healthy "http://127.0.0.1:$ml_port"
-  wait_until "Ray worker node" "$DIR/ray-worker.pid" ray_has_worker_node "$RAY_IP:$ray_port"
+  local rc=0
+  try_until "Ray worker node" "$DIR/ray-worker.pid" ray_has_worker_node "$RAY_IP:$ray_port" ||
+    rc=$?
+  case $rc in
+    0) ;;
+    1) # seen once on a busy 2-core machine: start it once more, on new ports
+      log "Ray worker node exited during start-up; the end of its log:"
+      tail -n 20 "$DIR/ray-worker.log" >&2 || true
+      mv "$DIR/ray-worker.log" "$DIR/ray-worker.first.log"
+      stop_session ray-worker
+      read -r w_agent w_grpc w_metrics w_env w_nm w_om <<<"$(free_ports 6)"
+      start_worker
+      wait_until "Ray worker node" "$DIR/ray-worker.pid" ray_has_worker_node "$RAY_IP:$ray_port"
+      ;;
+    *) die "Ray worker node not ready after ${WAIT_S}s; see $DIR" ;;
+  esac
   trap - EXIT
 
   cat >"$DIR/exports.sh" <<EOF

@@ -58,6 +58,21 @@ def _script(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     )
 
 
+def _kept_logs(tmp: Path, lines: int = 15) -> str:
+    """The end of each log a failed `up` kept in its state dir (before the fixture removes it)."""
+    record = tmp / "vidra-local-cluster.last"
+    if not record.exists():
+        return ""
+    state = Path(record.read_text().strip())
+    logs = [*sorted(state.glob("*.log")), *sorted(state.glob("ray-logs/*.err")),
+            *sorted(state.glob("ray-logs/raylet*.out"))]  # fmt: skip
+    parts = []
+    for log in logs:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"\n--- {log.relative_to(state)} ---\n" + "\n".join(tail))
+    return "".join(parts)
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     # No DIR and no VIDRA_CLUSTER_DIR: `up` makes a temp dir under TMPDIR and records it there,
@@ -68,7 +83,7 @@ def cluster() -> Iterator[Cluster]:
     env |= {"VENV": sys.prefix, "TMPDIR": str(tmp)}
     try:
         out = _script(["up"], env)
-        assert out.returncode == 0, out.stderr[-4000:]
+        assert out.returncode == 0, out.stderr[-4000:] + _kept_logs(tmp)
         exports = {m[1]: m[2] for m in map(EXPORT.match, out.stdout.splitlines()) if m}
         yield Cluster(exports, out.stdout, env)
     finally:
