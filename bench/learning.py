@@ -16,7 +16,7 @@ Rows:
 - ``<role> only``: one cycle training that role alone, each from SFT in its own store;
 - ``SFT again``: the SFT agents evaluated afresh at the end, the run-to-run noise floor.
 
-Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation]
+Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation] [--promote-ties]
 [--out bench/results/learning.json]``
 """
 
@@ -35,7 +35,7 @@ from report import emit, eval_row, header, paired_rows
 ROLES = ("planner", "selector", "reasoner", "critic")
 
 
-def _settings(home: Path, gate_questions: int) -> Any:
+def _settings(home: Path, gate_questions: int, promote_ties: bool = False) -> Any:
     from vidra.config import Settings
     from vidra.models import resolve_model_path
     from vidra.pipelines.train_tiny import tiny_agent_settings
@@ -44,6 +44,8 @@ def _settings(home: Path, gate_questions: int) -> Any:
     s.model.path = resolve_model_path("vidra-tiny")
     s.mlflow.use_champions = True  # each cycle starts from (and rows evaluate) the champions
     s.train.eval_questions = gate_questions
+    # non-inferiority: a tie whose lower bound is >= -gate_tolerance is promoted too
+    s.train.promote_ties = promote_ties
     # enough held-out gate worlds for the questions asked (one 3-minute world holds <= 15)
     s.train.gate_options = {**s.train.gate_options, "worlds": str(max(8, gate_questions // 10))}
     return s
@@ -124,6 +126,9 @@ def main() -> int:
                     help="each cycle's recipe")  # fmt: skip
     ap.add_argument("--short-worlds", type=int, default=34)  # with 3 long: >= 500 questions
     ap.add_argument("--long-worlds", type=int, default=3)
+    ap.add_argument("--promote-ties", action="store_true",
+                    help="the gate also promotes a tie whose paired lower bound is >= "
+                    "-gate_tolerance (2 points), so cycles chain")  # fmt: skip
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--home", type=Path, required=True, help="work dir (stores, videos)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
@@ -144,7 +149,7 @@ def main() -> int:
         print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
     bench = Bench(args.home / "videos", args.short_worlds, args.long_worlds)
-    main_s = _settings(args.home / "main", args.gate_questions)
+    main_s = _settings(args.home / "main", args.gate_questions, args.promote_ties)
     reports: dict[str, Any] = {"SFT": bench.run(main_s, {})}
     log(f"SFT: {reports['SFT']['accuracy']:.3f} on {reports['SFT']['answered']} questions")
     cycles = []
@@ -165,7 +170,7 @@ def main() -> int:
         ray.shutdown()
     if not args.no_ablation:
         for role in ("selector", "reasoner", "critic"):
-            s = _settings(args.home / f"only-{role}", args.gate_questions)
+            s = _settings(args.home / f"only-{role}", args.gate_questions, args.promote_ties)
             res = online(s, 1, questions=args.train_questions, rollouts=4, roles=[role],
                          seed=41, algo=args.algo).results[0]  # fmt: skip
             # the trained version, promoted or not: the ablation asks what training it does
@@ -201,7 +206,10 @@ def main() -> int:
     report["benchmark"] = {"parts": bench.parts, "questions": reports["SFT"]["questions"],
                            "strategy": "search", "cycles": args.cycles, "algo": args.algo,
                            "train_questions_per_cycle": args.train_questions, "G": 4,
-                           "gate_questions": args.gate_questions, "rows": names}  # fmt: skip
+                           "gate_questions": args.gate_questions,
+                           "gate": {"promote_ties": main_s.train.promote_ties,
+                                    "tolerance": main_s.train.gate_tolerance},
+                           "rows": names}  # fmt: skip
     report["rows"] = rows
     report["cycles"] = cycles
     report["gate_disagreements"] = sum(c["disagrees"] for c in cycles)
