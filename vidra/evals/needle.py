@@ -47,6 +47,7 @@ __all__ = [
     "insert_needle",
     "needle_options",
     "render_with_needle",
+    "with_needle",
 ]
 
 NEEDLE_QUESTION = "One of these objects appears briefly somewhere in the video. Which one?"
@@ -144,19 +145,23 @@ def draw_needle(frame: np.ndarray, needle: Needle) -> np.ndarray:
     return np.asarray(img)
 
 
-def render_with_needle(world: World, needle: Needle, path: Path, gop_s: float = 4.0) -> Path:
-    """Render a synthetic haystack ``world`` with ``needle`` added (cached: kept if present)."""
-    if path.is_file():
-        return path
+def with_needle(world: World, needle: Needle) -> World:
+    """``world`` with ``needle`` as one more object (and its enter and leave events)."""
     obj = needle.as_object(len(world.objects))
     events = [
         *world.events,
         Event(obj.start, "enter", obj.id, obj.name),
         Event(obj.end, "leave", obj.id, obj.name),
     ]
-    full = replace(world, objects=[*world.objects, obj], events=sorted(events, key=_event_order))
+    return replace(world, objects=[*world.objects, obj], events=sorted(events, key=_event_order))
+
+
+def render_with_needle(world: World, needle: Needle, path: Path, gop_s: float = 4.0) -> Path:
+    """Render a synthetic haystack ``world`` with ``needle`` added (cached: kept if present)."""
+    if path.is_file():
+        return path
     tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    render_world(full, tmp, gop_s=gop_s)
+    render_world(with_needle(world, needle), tmp, gop_s=gop_s)
     tmp.replace(path)
     return path
 

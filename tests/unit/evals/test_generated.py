@@ -11,8 +11,8 @@ import pytest
 
 from vidra.evals import load_task
 from vidra.evals import needle as needle_mod
-from vidra.evals.needle import Needle, choose_needle, draw_needle
-from vidra.evals.tasks.needle import haystack_world
+from vidra.evals.needle import Needle, choose_needle, draw_needle, with_needle
+from vidra.evals.tasks.needle import haystack_world, synthetic_haystacks, synthetic_video
 from vidra.video.synthetic import COLOURS, read_counter, write_counter_video
 
 
@@ -90,6 +90,21 @@ def test_needle_on_synthetic_haystacks(tmp_path: Path) -> None:
     outside = [f for t, f in frames if t < item.span[0] - 2 or t > item.span[1] + 2]
     assert inside and all(_close(_centre(f, quadrant), colour) for f in inside)
     assert not any(_close(_centre(f, quadrant), colour) for f in outside)
+
+
+def test_synthetic_haystacks_are_the_ground_truth_of_the_needle_task(tmp_path: Path) -> None:
+    items = load_task("needle", None, tmp_path, minutes="0.5", count=2, seed=4).items
+    hays = list(synthetic_haystacks(4, [0.5], 2))
+    assert [h.tag for h in hays] == ["0.5min-0", "0.5min-1"]
+    for item, h in zip(items, hays, strict=True):
+        assert item.path == str(synthetic_video(tmp_path, h))
+        assert item.span == (h.needle.start, h.needle.end) and item.options == h.options
+        assert item.answer_index == h.answer and item.answer == h.needle.name
+        full = with_needle(h.world, h.needle)
+        mid = (h.needle.start + h.needle.end) / 2
+        assert h.needle.name in {o.name for o in full.visible_at(mid)}
+        assert h.needle.name not in {o.name for o in h.world.objects}  # absent from the haystack
+        assert not (set(h.options) - {h.needle.name}) & {o.name for o in full.objects}
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import random
 import zlib
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vidra.config import default_data_dir
@@ -33,7 +34,7 @@ from vidra.evals.tasks.synthetic import output_dir
 from vidra.video.info import probe
 from vidra.video.synthetic import World, WorldSpec, make_world
 
-__all__ = ["haystack_world", "load_needle"]
+__all__ = ["Haystack", "haystack_world", "load_needle", "synthetic_haystacks", "synthetic_video"]
 
 
 def _item(
@@ -76,22 +77,49 @@ def haystack_world(minutes: float, seed: int, fps: float = 4.0) -> World:
     return replace(world, objects=[o for o in world.objects if not o.needle], events=events)
 
 
-def _synthetic(req: LoadRequest, col: Collector, seed: int, count: int) -> None:
-    root = output_dir(req)
-    fps = opt_float(req.options, req.task, "fps", 4.0)
-    for minutes in opt_floats(req.options, req.task, "minutes", (30.0, 60.0)):
+@dataclass(frozen=True)
+class Haystack:
+    """One synthetic needle question's ground truth: the haystack world (without the needle),
+    the needle, the four options and the answer's index."""
+
+    tag: str
+    world: World
+    needle: Needle
+    options: list[str]
+    answer: int
+
+
+def synthetic_haystacks(
+    seed: int, minutes: Sequence[float], count: int, fps: float = 4.0
+) -> Iterator[Haystack]:
+    """The haystacks ``source=synthetic`` asks about, in its order (``count`` per length)."""
+    for m in minutes:
         for k in range(count):
-            if col.full:
-                return
-            tag = f"{minutes:g}min-{k}"
-            world = haystack_world(minutes, zlib.crc32(f"{seed}:{tag}".encode()), fps)
+            tag = f"{m:g}min-{k}"
+            world = haystack_world(m, zlib.crc32(f"{seed}:{tag}".encode()), fps)
             rng = random.Random(f"needle:{seed}:{tag}")
             present = sorted({o.name for o in world.objects})
             needle = choose_needle(rng, world.spec.duration, fps, present, busy=world.objects)
-            video = render_with_needle(world, needle, root / f"needle-{tag}-{needle.key}.mp4")
-            options = needle_options(rng, needle, present)
-            qid = f"needle-s{seed}-{tag}"
-            col.add(_item(req, qid, video, f"haystack-{tag}", needle, world.spec.duration, options))
+            options, answer = needle_options(rng, needle, present)
+            yield Haystack(tag, world, needle, options, answer)
+
+
+def synthetic_video(root: Path, h: Haystack) -> Path:
+    """Where ``source=synthetic`` renders haystack ``h`` (with its needle) under ``root``."""
+    return root / f"needle-{h.tag}-{h.needle.key}.mp4"
+
+
+def _synthetic(req: LoadRequest, col: Collector, seed: int, count: int) -> None:
+    root = output_dir(req)
+    fps = opt_float(req.options, req.task, "fps", 4.0)
+    minutes = opt_floats(req.options, req.task, "minutes", (30.0, 60.0))
+    for h in synthetic_haystacks(seed, minutes, count, fps):
+        if col.full:
+            return
+        video = render_with_needle(h.world, h.needle, synthetic_video(root, h))
+        qid = f"needle-s{seed}-{h.tag}"
+        col.add(_item(req, qid, video, f"haystack-{h.tag}", h.needle, h.world.spec.duration,
+                      (h.options, h.answer)))  # fmt: skip
 
 
 def _haystacks(root: Path, cache: Path) -> list[Path]:
