@@ -39,42 +39,29 @@ def _clips(rt: Any, path: Path) -> tuple[list[Any], float]:
     return rt.store.clips_between(rec.id, 0.0, float("inf")), rt.store.get_video(vid).fps
 
 
-def _items(caption: str) -> set[str]:
-    return {p.strip() for p in caption.split(";") if p.strip() and p.strip() != "nothing"}
-
-
-def _compare(clips: list[Any], fps: float, world: Any, acc: dict[str, int]) -> None:
-    """Add the clips' item counts against the ground truth at each captioned frame."""
+def _pairs(clips: list[Any], fps: float, world: Any) -> list[tuple[str, str]]:
+    """Each clip's caption with the ground truth at its captioned frame."""
     from vidra.pipelines.oracle import ground_caption
 
-    for c in clips:
-        got, want = _items(c.caption), _items(ground_caption(world, c.frames[0] / fps))
-        acc["clips"] += 1
-        acc["exact"] += got == want
-        acc["tp"] += len(got & want)
-        acc["fp"] += len(got - want)
-        acc["fn"] += len(want - got)
+    return [(c.caption, ground_caption(world, c.frames[0] / fps)) for c in clips]
 
 
-def _rates(acc: dict[str, int]) -> dict[str, Any]:
-    return {
-        "clips": acc["clips"],
-        "exact": round(acc["exact"] / max(1, acc["clips"]), 4),
-        "object_precision": round(acc["tp"] / max(1, acc["tp"] + acc["fp"]), 4),
-        "object_recall": round(acc["tp"] / max(1, acc["tp"] + acc["fn"]), 4),
-    }
+def _rates(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    from vidra.pipelines.drills import caption_scores
+
+    scores = caption_scores(pairs)
+    return {"clips": scores.pop("moments"), **scores}
 
 
 def _needle_row(clips: list[Any], fps: float, h: Any) -> dict[str, Any]:
-    from vidra.agents.findings import Clip, merge_clips
+    from vidra.agents.findings import Clip, find_moments
     from vidra.phrases import contains
 
     n = h.needle
     shows = [c for c in clips if n.start <= c.frames[0] / fps < n.end]
-    moments = {
-        o: merge_clips([Clip(c.id, c.t0, c.t1, c.caption) for c in clips if contains(c.caption, o)])
-        for o in h.options
-    }
+    hits = [Clip(c.id, c.t0, c.t1, c.caption) for c in clips]
+    found = {f.alternative: f.moments for f in find_moments(", ".join(h.options), hits)}
+    moments = {o: found[o] for o in h.options}
     true = [m for m in moments[n.name] if m.t0 < n.end and n.start < m.t1]
     absent = {o: len(ms) for o, ms in moments.items() if o != n.name}
     return {
@@ -113,19 +100,19 @@ def main() -> int:
         home = args.home or Path(tmp)
         videos = home / "videos"
         videos.mkdir(parents=True, exist_ok=True)
-        short = {"tp": 0, "fp": 0, "fn": 0, "clips": 0, "exact": 0}
-        long = dict(short)
+        short: list[tuple[str, str]] = []
+        long: list[tuple[str, str]] = []
         needles = []
         settings = _settings(home, 16)
         with Runtime(settings, executor_ok=False) as rt:
             seeds = list(range(100, 100 + args.worlds))
             for seed, (video, _) in zip(seeds, synthetic_worlds(videos, seeds, 240.0), strict=True):
                 clips, fps = _clips(rt, video)
-                _compare(clips, fps, synthetic_world(seed, 240.0), short)
+                short += _pairs(clips, fps, synthetic_world(seed, 240.0))
             for h in synthetic_haystacks(100, (30.0, 60.0), args.needles):
                 video = render_with_needle(h.world, h.needle, synthetic_video(videos, h))
                 clips, fps = _clips(rt, video)
-                _compare(clips, fps, with_needle(h.world, h.needle), long)
+                long += _pairs(clips, fps, with_needle(h.world, h.needle))
                 needles.append(_needle_row(clips, fps, h))
                 print(f"{h.tag}: {needles[-1]}", file=sys.stderr, flush=True)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "Example",
     "caption_accuracy",
     "caption_examples",
+    "caption_scores",
     "drill_times",
     "index_drills",
     "oracle_look",
@@ -250,22 +251,31 @@ def caption_accuracy(model: Any, worlds: Sequence[tuple[Path, World, Sequence[Qu
     """Held-out captions: exact match rate and object-level precision and recall."""
     from vidra.agents.captioner import caption_frames
 
-    exact = tp = fp = fn = 0
-    total = 0
+    pairs = []
     for video, world, _ in worlds:
         times = [(k + 0.5) * every_s for k in range(int(world.spec.duration // every_s))]
         frames, shown = show(reader, video, world.spec.fps, times, size)
         captions = caption_frames(model, frames, shown, SamplingParams(max_tokens=32))
-        for cap, t in zip(captions, shown, strict=True):
-            truth = ground_caption(world, t)
-            got = {p.strip() for p in cap.split(";") if p.strip() and p.strip() != "nothing"}
-            want = {p.strip() for p in truth.split(";") if p.strip() and p.strip() != "nothing"}
-            exact += int(got == want)
-            tp, fp, fn = tp + len(got & want), fp + len(got - want), fn + len(want - got)
-            total += 1
+        pairs += [(cap, ground_caption(world, t)) for cap, t in zip(captions, shown, strict=True)]
+    return caption_scores(pairs)
+
+
+def caption_scores(pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
+    """``(caption, ground caption)`` pairs scored: how many (``moments``), the exact match
+    rate, and the precision and recall of their ``;``-separated objects."""
+    exact = tp = fp = fn = total = 0
+    for cap, truth in pairs:
+        got, want = _objects(cap), _objects(truth)
+        exact += int(got == want)
+        tp, fp, fn = tp + len(got & want), fp + len(got - want), fn + len(want - got)
+        total += 1
     return {
         "moments": total,
         "exact": round(exact / max(1, total), 4),
         "object_precision": round(tp / max(1, tp + fp), 4),
         "object_recall": round(tp / max(1, tp + fn), 4),
     }
+
+
+def _objects(caption: str) -> set[str]:
+    return {p.strip() for p in caption.split(";") if p.strip() and p.strip() != "nothing"}

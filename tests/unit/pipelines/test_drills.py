@@ -74,3 +74,11 @@ def test_index_drills_ask_the_reasoner_exactly_what_a_search_episode_asks(
             step = next(s for s in client.episode(ans.episode_id).steps if s.role == "reasoner")
             drill = by_q[q.id]
             assert render_prompt(drill.messages) == step.prompt, q.kind
+
+
+def test_caption_scores_count_objects_and_exact_captions() -> None:
+    pairs = [("red circle top-left; blue square top-right", "red circle top-left"),
+             ("nothing", "nothing"), ("nothing", "green triangle bottom-left")]  # fmt: skip
+    assert drills.caption_scores(pairs) == {
+        "moments": 3, "exact": round(1 / 3, 4), "object_precision": 0.5, "object_recall": 0.5
+    }  # fmt: skip
