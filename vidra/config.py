@@ -119,7 +119,7 @@ class AgentSettings(BaseModel):
     max_frames: int = Field(32, gt=0, description="frames one episode may look at")
     frames_per_round: int = Field(8, gt=0, description="new frames per selection round")
     deadline_s: float = Field(600.0, gt=0, description="wall-clock budget of one episode")
-    frame_size: int = Field(112, gt=0, description="longer side (px) of frames shown to the model")
+    frame_size: int = Field(160, gt=0, description="longer side (px) of frames shown to the model")
     storyboard_size: int = Field(16, gt=0, description="thumbnails the model selector reads")
     plan_budget: bool = Field(
         True, description="the planner's frame_budget may lower the episode's frame budget"
@@ -153,7 +153,7 @@ class IndexSettings(BaseModel):
     )
     min_stride_s: float = Field(2.0, gt=0, description="shortest clip (auto stride)")
     max_clips: int = Field(2000, gt=0, description="most clips per video (auto stride)")
-    frame_size: int = Field(112, gt=0, description="longer side (px) of captioned frames")
+    frame_size: int = Field(160, gt=0, description="longer side (px) of captioned frames")
     batch: int = Field(32, gt=0, description="clips captioned per model call")
     caption_tokens: int = Field(32, gt=0, description="tokens per caption")
     search_k: int = Field(

@@ -35,6 +35,7 @@ def register(sub: Any) -> None:
     t.add_argument("--long-worlds", type=int, default=None, help="long needle worlds (stage 2)")
     t.add_argument("--long-world-seconds", type=float, default=None, help="their length")
     t.add_argument("--self-epochs", type=int, default=None, help="stage-2 epochs (0: none)")
+    t.add_argument("--caption-worlds", type=int, default=None, help="worlds seen for captions only")
     t.set_defaults(func=cmd_train_tiny)
 
 
@@ -72,6 +73,7 @@ def cmd_train_tiny(args: argparse.Namespace) -> int:
         ("long_worlds", "long_worlds"),
         ("long_world_seconds", "long_world_s"),
         ("self_epochs", "self_epochs"),
+        ("caption_worlds", "caption_worlds"),
     ):
         if getattr(args, flag) is not None:
             spec = dataclasses.replace(spec, **{name: getattr(args, flag)})

@@ -57,7 +57,7 @@ class Deps:
     answer_options: bool = True
     reflect: bool = False
     critic_threshold: float = 0.5
-    frame_size: int = 112
+    frame_size: int = 160
     storyboard_size: int = 16
     plan_budget: bool = True
     index: VideoIndex | None = None

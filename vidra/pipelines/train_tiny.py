@@ -5,12 +5,13 @@
    for the model: it captions the index from the ground truth, plans, searches the index and
    inspects what it lists, answers (wrong on a seeded share of first rounds, so the critic
    sees bad answers), and judges. Steps are stored like any other in a scratch store.
-2. More examples (`vidra.pipelines.drills`): captions of moments of each training world;
-   reasoner drills (evidence frames plus random ones); index drills (the moments and
-   captions a search surfaced).
+2. More examples (`vidra.pipelines.drills`): captions of moments of each training world and
+   of more worlds seen only for captions (perception needs variety); reasoner drills
+   (evidence frames plus random ones); index drills (the moments and captions a search
+   surfaced).
 3. SFT: every oracle step with a correct output, every drill and caption becomes (exact
    request, the reply in the model's own tokens); the language model and the vision merger
-   are trained with the vision tower frozen, seeded.
+   are trained, the vision tower at a tenth of their rate, seeded.
    Stage 2: the trained model captions the training worlds (and long worlds full of
    needles) itself, and the reasoner is taught on those indexes, errors and all: with real
    captions a needle's option is one of several found, and the question says which is
@@ -79,6 +80,10 @@ class TinyTrainSpec:
     drills_per_question: int = 3  # frame draws per question,
     drill_max_frames: int = 2  # evidence + random frames (at least 1 random) per draw
     caption_every_s: float = 2.0  # caption examples: one moment per this many seconds
+    caption_worlds: int = 48  # more worlds for caption examples only (perception needs variety),
+    caption_worlds_every_s: float = 4.0  # one moment per this many seconds of each
+    frame_size: int = 160  # frames shown to every role and captioned (a 160 x 90 world whole)
+    tower_lr: float = 1e-4  # the vision tower's SFT rate (0: frozen)
     index_stride_s: float = 2.0  # the index's clips (and the index drills' search)
     # stage 2: the reasoner taught on indexes the stage-1 model captioned itself (its own
     # perception errors in view), on the training worlds and on long worlds full of needles
@@ -99,6 +104,7 @@ def tiny_agent_settings(settings: Settings, spec: TinyTrainSpec | None = None) -
     s.agents.max_frames = spec.max_frames
     s.agents.frames_per_round = spec.frames_per_round
     s.agents.max_rounds = spec.max_rounds
+    s.agents.frame_size = s.index.frame_size = spec.frame_size
     s.agents.max_tokens = 96
     s.agents.answer_mode = spec.answer_mode  # type: ignore[assignment]
     s.index.stride_s = spec.index_stride_s
@@ -111,6 +117,11 @@ def _seeds(spec: TinyTrainSpec) -> tuple[list[int], list[int]]:
     """World seeds for training and for the held-out evaluation."""
     seeds = [1000 * spec.seed + k for k in range(spec.train_worlds + spec.eval_worlds)]
     return seeds[: spec.train_worlds], seeds[spec.train_worlds :]
+
+
+def _caption_seeds(spec: TinyTrainSpec) -> list[int]:
+    """Seeds of the worlds only captioned (no benchmark uses 5000-5999)."""
+    return [1000 * spec.seed + 5000 + k for k in range(spec.caption_worlds)]
 
 
 def _worlds(root: Path, seeds: Sequence[int], spec: TinyTrainSpec) -> list[World]:
@@ -188,12 +199,14 @@ def _drill_worlds(
 
 def _more_examples(
     spec: TinyTrainSpec, settings: Settings, worlds: Sequence[World], seeds: Sequence[int],
-    tokenizer: Any, eos: int,
+    tokenizer: Any, eos: int, caption_only: Sequence[World] = (),
 ) -> list[drills.Example]:  # fmt: skip
     from vidra.video import open_reader
 
     reader, size = open_reader(settings), settings.agents.frame_size
     triples = _drill_worlds(worlds, seeds, spec)
+    seen = [(v, synthetic_world(s, spec.world_s), qs)
+            for (v, qs), s in zip(caption_only, _caption_seeds(spec), strict=True)]  # fmt: skip
     return [
         *drills.reasoner_drills(triples, reader, size, spec.drills_per_question,
                                 spec.drill_max_frames, tokenizer, eos, spec.seed),
@@ -204,6 +217,8 @@ def _more_examples(
                                 lambda v, w: drills.CaptionIndex.ground(w, spec.index_stride_s)),
         *drills.caption_examples(triples, reader, settings.index.frame_size,
                                  spec.caption_every_s, tokenizer, eos),
+        *drills.caption_examples(seen, reader, settings.index.frame_size,
+                                 spec.caption_worlds_every_s, tokenizer, eos),
     ]  # fmt: skip
 
 
@@ -257,9 +272,8 @@ def _sft(hf: Any, examples: list[drills.Example], spec: TinyTrainSpec) -> list[f
         print(f"  epoch {epoch + 1}/{spec.epochs}: loss {loss:.4f}", flush=True)
 
     pairs = [(req, ids) for _, _, req, ids in examples]
-    return cold_start_sft(
-        hf, pairs, spec.epochs, spec.lr, spec.batch, spec.seed, cosine=True, on_epoch=show
-    )
+    return cold_start_sft(hf, pairs, spec.epochs, spec.lr, spec.batch, spec.seed, cosine=True,
+                          on_epoch=show, tower_lr=spec.tower_lr)  # fmt: skip
 
 
 def evaluate_model(
@@ -313,7 +327,9 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     train_seeds, eval_seeds = _seeds(spec)
     train_worlds = _worlds(work / "videos", train_seeds, spec)
     eval_worlds = _worlds(work / "videos", eval_seeds, spec)
-    print(f"rendered {len(train_seeds) + len(eval_seeds)} worlds of {spec.world_s:g} s "
+    caption_worlds = _worlds(work / "videos", _caption_seeds(spec), spec)
+    print(f"rendered {len(train_seeds) + len(eval_seeds) + len(caption_worlds)} worlds of "
+          f"{spec.world_s:g} s "
           f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
     store_url = _record_oracle(work / "oracle", train_worlds, train_seeds, spec)
     base = build_tiny(work / "base", size=spec.size, seed=spec.seed)
@@ -321,7 +337,8 @@ def train_tiny(out: Path, spec: TinyTrainSpec | None = None, work: Path | None =
     settings.model.path = str(base)
     hf: Any = build_model(settings, {}, backend="hf")
     examples, oracle_accuracy = _examples(settings, store_url, hf.tokenizer, hf.eos_id)
-    more = _more_examples(spec, settings, train_worlds, train_seeds, hf.tokenizer, hf.eos_id)
+    more = _more_examples(spec, settings, train_worlds, train_seeds, hf.tokenizer, hf.eos_id,
+                          caption_worlds)  # fmt: skip
     # store order depends on job timing; training must not
     examples = sorted(examples + more, key=lambda x: x[0])
     roles = {r: sum(1 for x in examples if x[1] == r) for r in sorted({x[1] for x in examples})}

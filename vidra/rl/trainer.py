@@ -72,7 +72,7 @@ class TrainConfig:
     )
     lora_rank: int = field(default=8, metadata={"help": "rank of a new adapter"})
     train_norm: bool = field(default=True, metadata={"help": "also train the final norm"})
-    frame_size: int = field(default=112, metadata={"help": "frame size used at sampling time"})
+    frame_size: int = field(default=160, metadata={"help": "frame size used at sampling time"})
     checkpoint_every: int = field(default=10, metadata={"help": "optimizer steps per checkpoint"})
     seed: int = field(default=0, metadata={"help": "seeds shuffling and initialisation"})
 
@@ -340,20 +340,30 @@ def cold_start_sft(
     seed: int = 0,
     cosine: bool = False,
     on_epoch: Callable[[int, float], None] | None = None,
+    tower_lr: float = 0.0,
 ) -> list[float]:
-    """SFT of the whole language model and the vision merger, vision tower frozen, on
-    ``(request, target token ids)`` pairs (mean per-token NLL per example); loss per epoch.
-    ``seed`` orders the examples; the loop itself draws no random numbers.
+    """SFT of the whole language model and the vision merger on ``(request, target token
+    ids)`` pairs (mean per-token NLL per example); loss per epoch. The vision tower is frozen,
+    or trained at its own ``tower_lr`` when that is > 0. ``seed`` orders the examples; the
+    loop itself draws no random numbers.
 
-    Training the tower too made a tiny model's vision features blow up and its language model
-    learn to ignore the image; with the tower frozen it learns from pixels in seconds.
+    Training the tower at the language model's rate made a tiny model's vision features blow
+    up and its language model learn to ignore the image; frozen, it learns from pixels in
+    seconds, and at a tenth of the rate the tower adapts too (a captioner-only pilot:
+    held-out object precision 0.39 frozen, 0.50 at 1e-4 against 1e-3).
     """
     import torch
 
+    tower: list[Any] = []
+    rest: list[Any] = []
     for name, p in hf.model.named_parameters():
-        p.requires_grad_("visual" not in name or "merger" in name)
-    params = [p for p in hf.model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr)
+        is_tower = "visual" in name and "merger" not in name
+        p.requires_grad_(not is_tower or tower_lr > 0)
+        if p.requires_grad:
+            (tower if is_tower else rest).append(p)
+    params = rest + tower
+    groups = [{"params": rest, "lr": lr}] + ([{"params": tower, "lr": tower_lr}] if tower else [])
+    opt = torch.optim.AdamW(groups, lr=lr)
     steps = epochs * ((len(examples) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if cosine else None
     rng = random.Random(seed)

@@ -61,7 +61,7 @@ def test_train_tiny_cli_is_deterministic_and_saves_metrics(tmp_path: Path) -> No
         [sys.executable, "-m", "vidra", "model", "train-tiny", "--out", str(tmp_path / "a"),
          "--work", str(tmp_path / "work"), "--worlds", "1", "--eval-worlds", "1",
          "--world-seconds", "60", "--epochs", "2", "--long-worlds", "1",
-         "--long-world-seconds", "90", "--self-epochs", "1"],
+         "--long-world-seconds", "90", "--self-epochs", "1", "--caption-worlds", "1"],
         capture_output=True, text=True, timeout=900, env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -82,9 +82,11 @@ def test_train_tiny_cli_is_deterministic_and_saves_metrics(tmp_path: Path) -> No
     assert metrics["held_out"]["questions"] > 0
     assert metrics["reasoner_given_evidence"]["questions"] > 0
     assert metrics["caption_accuracy"]["moments"] > 0
+    # captions of the training world (every 2 s) and of the caption-only world (every 4 s)
+    assert metrics["train_examples"]["captioner"] == 30 + 15
     assert 0.0 <= metrics["held_out"]["selector_hit_rate"] <= 1.0
     again = TinyTrainSpec(train_worlds=1, eval_worlds=0, world_s=60, epochs=2, long_worlds=1,
-                          long_world_s=90, self_epochs=1)  # fmt: skip
+                          long_world_s=90, self_epochs=1, caption_worlds=1)  # fmt: skip
     train_tiny(tmp_path / "b", again, tmp_path / "work2")
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b"), "same seed, different weights"
 
