@@ -15,7 +15,7 @@ from vidra.config import Settings
 from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
 
 pytestmark = pytest.mark.integration
-MAX_PIXELS = 56 * 56  # well under the frames' 112 x 63: fewer visual tokens than by default
+MAX_PIXELS = 56 * 56  # well under the frames' 160 x 90: fewer visual tokens than by default
 
 
 def _replay(config: dict[str, Any]) -> None:
@@ -32,7 +32,8 @@ def _replay(config: dict[str, Any]) -> None:
     reader = open_reader(settings)
     out = []
     for st in config["steps"]:
-        frames = step_frames([tuple(f) for f in st["frames"]], reader, config["paths"], 112)
+        frames = step_frames([tuple(f) for f in st["frames"]], reader, config["paths"],
+                             settings.agents.frame_size)  # fmt: skip
         req = replay_request(st["messages"], frames, None, SamplingParams(temperature=0.0))
         with torch.no_grad():
             lps = hf.token_logprobs(req, st["token_ids"]).tolist()
@@ -97,6 +98,6 @@ def test_ray_train_worker_replays_visual_tokens_and_logprobs(
     # the defect this guards against: a model built without the settings sees other tokens
     naive = HFChatModel(tiny_model_path)
     reader = open_reader(settings)
-    frames = step_frames(steps[0].frames, reader, paths, 112)
+    frames = step_frames(steps[0].frames, reader, paths, settings.agents.frame_size)
     req = replay_request(steps[0].messages, frames, None, SamplingParams())
     assert int(naive._inputs([req])["input_ids"].shape[1]) > steps[0].prompt_tokens

@@ -35,7 +35,7 @@ def _frames_of(client: Client):  # type: ignore[no-untyped-def]
     paths = _paths(client)
 
     def frames(sample):  # type: ignore[no-untyped-def]
-        return step_frames(sample.frames, client.reader, paths, 112)
+        return step_frames(sample.frames, client.reader, paths, client.settings.agents.frame_size)
 
     return frames
 
@@ -255,3 +255,37 @@ def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
     assert resumed in checkpoints and resumed >= 3
     assert [x["step"] for x in second] == list(range(resumed + 1, 25))
     assert (out / "reasoner" / "adapter_config.json").is_file()
+
+
+@pytest.mark.parametrize("tower_lr", [0.0, 1e-4])
+def test_cold_start_sft_trains_the_vision_tower_only_at_its_own_rate(
+    tiny_model_path: Path, tower_lr: float
+) -> None:
+    """The tower stays frozen by default and moves, less than the language model, when it
+    has a rate of its own; afterwards nothing is left trainable."""
+    from tests.toy import colour_items
+    from vidra.models.protocol import SamplingParams
+    from vidra.rl.trainer import cold_start_sft
+
+    torch.manual_seed(0)
+    hf = HFChatModel(tiny_model_path)
+    items = colour_items(8, seed=0)
+    examples = [
+        (it.request(None, SamplingParams()),
+         [*hf.tokenizer.encode(it.answer_json(), add_special_tokens=False), hf.eos_id])
+        for it in items
+    ]  # fmt: skip
+    tower = _snapshot(hf.model, lambda n: "visual.blocks" in n)
+    lm = _snapshot(hf.model, lambda n: "visual" not in n)
+    cold_start_sft(hf, examples, epochs=1, lr=1e-3, batch=4, tower_lr=tower_lr)
+    params = dict(hf.model.named_parameters())
+
+    def moved(before: dict[str, torch.Tensor]) -> float:
+        return max(float((params[n] - p).abs().max()) for n, p in before.items())
+
+    assert moved(lm) > 1e-4
+    if tower_lr == 0:
+        assert moved(tower) == 0.0
+    else:
+        assert 0.0 < moved(tower) < moved(lm)
+    assert not any(p.requires_grad for p in hf.model.parameters())
