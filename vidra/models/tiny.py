@@ -67,7 +67,7 @@ SIZES: dict[str, TinySpec] = {
     "xs": TinySpec(hidden=128, layers=2, heads=4, kv_heads=2, intermediate=256,
                    vision_hidden=64, vision_depth=2, vision_heads=2, vocab=1024),
     # xs with a 4-block, 128-wide vision tower: vidra-tiny. Perception is what the tiny
-    # agents lack, and on at most 24 patches per frame the tower costs little. A 160 x 90
+    # agents lack, and on at most 24 visual tokens per frame the tower costs little. A 160 x 90
     # frame is seen whole (168 x 84: 18 tokens; 112 px gave 8): a captioner-only pilot's
     # held-out object precision went 0.39 -> 0.72 with that alone.
     "xsv": TinySpec(hidden=128, layers=2, heads=4, kv_heads=2, intermediate=256,
