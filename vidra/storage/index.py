@@ -3,7 +3,10 @@ configuration, and searched with the database's own full-text engine (SQLite FTS
 PostgreSQL ``tsvector`` with ``ts_rank``), behind one API.
 
 A query matches clips sharing any of its words, ranked by how many and how rare; records are
-plain (`ClipHit`), referred to by id.
+plain (`ClipHit`), referred to by id. Where an image-text embedder is configured, clips also
+carry an image embedding, searched by exact cosine similarity within one index (`nearest_clips`:
+one index holds at most ``index.max_clips`` clips, a few MB of vectors, so an approximate
+vector index would buy nothing and needs no database extension).
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, func, insert, select, text, update
 
 from vidra.errors import NotFound
 from vidra.phrases import match_rank, terms
 from vidra.storage.db import Database
 from vidra.storage.ids import new_id
-from vidra.storage.orm import IndexClipRow, VideoIndexRow, utcnow
+from vidra.storage.orm import IndexClipEmbeddingRow, IndexClipRow, VideoIndexRow, utcnow
 
 __all__ = ["ClipHit", "IndexPart", "IndexRecord"]
 
@@ -198,6 +202,78 @@ class IndexPart:
                     10 * p + n + db / (1 + abs(db)))
             for p, n, db, h in ranked
         ]  # fmt: skip
+
+    def embedded_clips(self, index_id: str, embedder: str) -> set[int]:
+        """Ids of the index's clips that have an embedding by ``embedder`` (a resumed
+        embedding pass skips them)."""
+        stmt = select(IndexClipEmbeddingRow.clip_id).where(
+            IndexClipEmbeddingRow.index_id == index_id, IndexClipEmbeddingRow.embedder == embedder
+        )
+        return set(self.db.read(lambda conn: list(conn.execute(stmt).scalars())))
+
+    def add_embeddings(
+        self, index_id: str, embedder: str, clip_ids: Sequence[int], vectors: np.ndarray
+    ) -> int:
+        """Store one row of ``vectors`` ``[n, d]`` per clip (L2-normalised here; clips that
+        already have one are left as they are); returns the index's clips embedded so far."""
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.ndim != 2 or len(vecs) != len(clip_ids):
+            raise ValueError(f"{len(clip_ids)} clips need [{len(clip_ids)}, d] vectors, got "
+                             f"{list(vecs.shape)}")  # fmt: skip
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+        def run(conn: Connection) -> int:
+            have = set(
+                conn.execute(
+                    select(IndexClipEmbeddingRow.clip_id).where(
+                        IndexClipEmbeddingRow.embedder == embedder,
+                        IndexClipEmbeddingRow.clip_id.in_(list(clip_ids)),
+                    )
+                ).scalars()
+            )
+            rows = [
+                {"clip_id": int(c), "index_id": index_id, "embedder": embedder,
+                 "dim": int(v.shape[0]), "vector": v.tobytes()}
+                for c, v in zip(clip_ids, vecs, strict=True) if int(c) not in have
+            ]  # fmt: skip
+            if rows:
+                conn.execute(insert(IndexClipEmbeddingRow), rows)
+            count = select(func.count()).where(
+                IndexClipEmbeddingRow.index_id == index_id,
+                IndexClipEmbeddingRow.embedder == embedder,
+            )
+            return int(conn.execute(count).scalar() or 0)
+
+        return self.db.write(run)
+
+    def nearest_clips(
+        self, index_id: str, embedder: str, query: np.ndarray, k: int = 8
+    ) -> list[ClipHit]:
+        """The ``k`` clips whose embeddings by ``embedder`` are most similar to ``query``
+        (cosine; the score), best first; none where the index has no such embeddings."""
+        if k <= 0:
+            return []
+        stmt = select(IndexClipEmbeddingRow.clip_id, IndexClipEmbeddingRow.vector).where(
+            IndexClipEmbeddingRow.index_id == index_id, IndexClipEmbeddingRow.embedder == embedder
+        )
+        rows = self.db.read(lambda conn: conn.execute(stmt).all())
+        if not rows:
+            return []
+        q = np.asarray(query, dtype=np.float32).reshape(-1)
+        mat = np.stack([np.frombuffer(r.vector, dtype=np.float32) for r in rows])
+        if mat.shape[1] != q.shape[0]:
+            raise ValueError(
+                f"the query vector has {q.shape[0]} dimensions but the clips' embeddings by "
+                f"{embedder!r} have {mat.shape[1]}; embed the query with the same embedder"
+            )
+        scores = mat @ (q / max(float(np.linalg.norm(q)), 1e-12))
+        best = np.argsort(-scores, kind="stable")[:k]
+        by_id = {h.id: h for h in self.clips([rows[i].clip_id for i in best])}
+        return [
+            ClipHit(h.id, h.clip_no, h.t0, h.t1, h.caption, h.frames, float(scores[i]))
+            for i in best
+            for h in [by_id[rows[i].clip_id]]
+        ]
 
     def _matches(self, index_id: str, words: list[str], k: int) -> list[ClipHit]:
         if self.db.engine.dialect.name == "postgresql":

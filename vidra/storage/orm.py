@@ -30,6 +30,7 @@ __all__ = [
     "EpisodeRow",
     "EvalQuestionRow",
     "EvalRunRow",
+    "IndexClipEmbeddingRow",
     "IndexClipRow",
     "JobRow",
     "ModelVersionRow",
@@ -287,3 +288,21 @@ class IndexClipRow(Base):
         UniqueConstraint("index_id", "clip_no", name="uq_index_clip"),
         Index("ix_index_clip_index_t0", "index_id", "t0"),
     )
+
+
+class IndexClipEmbeddingRow(Base):
+    """A clip's image embedding by one embedder (float32, L2-normalised, as bytes)."""
+
+    __tablename__ = "index_clip_embedding"
+
+    clip_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("index_clip.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    index_id: Mapped[str] = mapped_column(ForeignKey("video_index.id", ondelete="CASCADE"))
+    embedder: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (Index("ix_index_clip_embedding_index", "index_id", "embedder"),)

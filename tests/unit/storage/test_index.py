@@ -55,3 +55,32 @@ def test_full_text_search_ranks_by_matching_words(store: TrajectoryStore) -> Non
     window = store.clips_between(rec.id, 3.0, 7.0)
     assert [c.clip_no for c in window] == [1, 2, 3] and window[0].frames == [12]
     assert [c.clip_no for c in store.clips([window[2].id, window[0].id])] == [1, 3]
+
+
+def test_clip_embeddings_are_kept_once_and_searched_by_cosine(store: TrajectoryStore) -> None:
+    import numpy as np
+
+    rec = store.open_index("hash-e", "key", {}, 2.0, len(CLIPS))
+    store.add_clips(rec.id, CLIPS)
+    ids = [c.id for c in store.clips_between(rec.id, 0.0, 10.0)]
+    assert store.embedded_clips(rec.id, "clip-a") == set()
+    assert store.nearest_clips(rec.id, "clip-a", np.ones(3), k=3) == []  # none yet
+    vectors = np.array([[1, 0, 0], [0, 2, 0], [0, 0, 1], [1, 1, 0], [-1, 0, 0]], np.float32)
+    assert store.add_embeddings(rec.id, "clip-a", ids[:2], vectors[:2]) == 2
+    assert store.add_embeddings(rec.id, "clip-a", ids, vectors * 5) == 5  # first two kept
+    assert store.embedded_clips(rec.id, "clip-a") == set(ids)
+    hits = store.nearest_clips(rec.id, "clip-a", np.array([0.0, 3.0, 0.0]), k=3)
+    assert [h.clip_no for h in hits] == [1, 3, 0]  # cosine: 1, 0.71, 0
+    assert hits[0].score == pytest.approx(1.0) and hits[1].score == pytest.approx(0.5**0.5)
+    assert hits[0].caption == CLIPS[1][3] and hits[0].frames == [12]
+    assert store.nearest_clips(rec.id, "clip-a", np.array([-1.0, 0, 0]), k=1)[0].clip_no == 4
+    assert store.nearest_clips(rec.id, "clip-b", np.ones(3), k=3) == []  # another embedder
+    other = store.open_index("hash-f", "key", {}, 2.0, 1)  # another video's index
+    store.add_clips(other.id, [(0, 0.0, 2.0, "x", [1])])
+    (oid,) = [c.id for c in store.clips_between(other.id, 0.0, 2.0)]
+    store.add_embeddings(other.id, "clip-a", [oid], np.array([[0.0, 1.0, 0.0]]))
+    assert oid not in {h.id for h in store.nearest_clips(rec.id, "clip-a", np.eye(3)[1], k=9)}
+    with pytest.raises(ValueError, match=r"has 4 dimensions but .* have 3"):
+        store.nearest_clips(rec.id, "clip-a", np.ones(4), k=1)
+    with pytest.raises(ValueError, match=r"2 clips need \[2, d\] vectors"):
+        store.add_embeddings(rec.id, "clip-a", ids[:2], vectors[:3])
