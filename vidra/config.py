@@ -161,6 +161,13 @@ class IndexSettings(BaseModel):
         gt=0,
         description="clips one search considers at most (its moments are counted from these)",
     )
+    embedder: str | None = Field(
+        None,
+        description="optional aligned image-text encoder (a CLIP or SigLIP checkpoint: local "
+        "directory or hub id): each clip's frame is embedded too, and a search also returns "
+        "the clips that look most like each of its phrases",
+    )
+    embed_k: int = Field(8, gt=0, description="clips a search adds per phrase by embedding")
 
 
 class ServingSettings(BaseModel):

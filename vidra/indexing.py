@@ -4,8 +4,12 @@ build skips the clips already stored), keyed by the video's content and the conf
 so every job and every rollout reuses it. A decode failure part-way leaves a ``partial``
 index (searchable) and a clear error.
 
+Where ``index.embedder`` names an image-text encoder, each clip's frame is also embedded
+(`embed_index`, resumable the same way); a search then adds, per phrase, the clips whose
+frames look most like it, after the clips whose captions match.
+
 `StoreIndex` is the `vidra.agents.search.VideoIndex` the selector's tools use, backed by
-the trajectory store's full-text search.
+the trajectory store's full-text (and vector) search.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from vidra.agents.captioner import CAPTIONER, caption_frames
 from vidra.agents.search import Clip
 from vidra.config import IndexSettings
 from vidra.errors import VideoError
+from vidra.models.embedder import ImageTextEmbedder
 from vidra.models.protocol import ChatModel, SamplingParams
+from vidra.phrases import alternatives
 from vidra.storage import ClipHit, IndexRecord, TrajectoryStore, VideoRecord
 from vidra.video.decoders import FrameSource
 
-__all__ = ["IndexPlan", "StoreIndex", "build_index", "index_key", "plan_clips"]
+__all__ = ["IndexPlan", "StoreIndex", "build_index", "embed_index", "index_key", "plan_clips"]
 
 log = logging.getLogger(__name__)
 IndexProgress = Callable[[int, int], None]
@@ -129,6 +135,34 @@ def build_index(
     return store.get_index(rec.id)
 
 
+def embed_index(
+    store: TrajectoryStore,
+    reader: FrameSource,
+    embedder: ImageTextEmbedder,
+    video: VideoRecord,
+    rec: IndexRecord,
+    cfg: IndexSettings,
+) -> int:
+    """Embed each clip of ``rec`` that has no embedding by ``embedder`` yet (its captioned
+    frame, in batches; resumable); returns the clips embedded in all. A decode failure
+    part-way stops the pass with an error logged: the clips before it keep their embeddings
+    and text search is unaffected."""
+    have = store.embedded_clips(rec.id, embedder.id)
+    todo = [h for h in store.clips_between(rec.id, 0.0, math.inf) if h.id not in have]
+    done = len(have)
+    for start in range(0, len(todo), cfg.batch):
+        batch = todo[start : start + cfg.batch]
+        try:
+            frames = reader.frames(video.path, [h.frames[0] for h in batch], size=cfg.frame_size)
+        except VideoError as exc:
+            log.error("embedding %s stopped at %.0f s (%s); %d clips are embedded",
+                      video.path, batch[0].t0, exc.cause, done)  # fmt: skip
+            return done
+        vectors = embedder.embed_images(frames)
+        done = store.add_embeddings(rec.id, embedder.id, [h.id for h in batch], vectors)
+    return done
+
+
 def _clip(h: ClipHit) -> Clip:
     return Clip(h.id, h.t0, h.t1, h.caption, h.score)
 
@@ -144,8 +178,10 @@ class StoreIndex:
         model: Callable[[], ChatModel],
         cfg: IndexSettings,
         key: Callable[[], dict[str, Any]],
+        embedder: Callable[[], ImageTextEmbedder | None] = lambda: None,
     ) -> None:
         self.store, self.reader, self.model, self.cfg, self.key = store, reader, model, cfg, key
+        self.embedder = embedder
         self._ids: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -160,6 +196,9 @@ class StoreIndex:
             t0 = time.perf_counter()
             rec = build_index(self.store, self.reader, self.model(), video, self.cfg, self.key(),
                               progress)  # fmt: skip
+            embedder = self.embedder()
+            if embedder is not None:
+                embed_index(self.store, self.reader, embedder, video, rec, self.cfg)
             if rec.clips_done and time.perf_counter() - t0 > 1:
                 log.info("indexed %s: %d clips in %.1f s", video.path, rec.clips_done,
                          time.perf_counter() - t0)  # fmt: skip
@@ -171,7 +210,20 @@ class StoreIndex:
         return found if found is not None else self.ensure(video_id).id
 
     def search(self, video_id: str, query: str, k: int) -> list[Clip]:
-        return [_clip(h) for h in self.store.search_clips(self._index_id(video_id), query, k)]
+        """Clips whose captions match ``query`` (best first); with an embedder, then for each
+        of its phrases the ``embed_k`` clips that look most like it (score: cosine)."""
+        index_id = self._index_id(video_id)
+        hits = self.store.search_clips(index_id, query, k)
+        embedder = self.embedder()
+        phrases = alternatives(query)
+        if embedder is not None and phrases:
+            seen = {h.id for h in hits}
+            for vector in embedder.embed_texts(phrases):
+                for h in self.store.nearest_clips(index_id, embedder.id, vector, self.cfg.embed_k):
+                    if h.id not in seen and len(hits) < k:
+                        seen.add(h.id)
+                        hits.append(h)
+        return [_clip(h) for h in hits]
 
     def window(self, video_id: str, t0: float, t1: float) -> list[Clip]:
         return [_clip(h) for h in self.store.clips_between(self._index_id(video_id), t0, t1)]

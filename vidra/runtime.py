@@ -30,6 +30,7 @@ from vidra.graph.deps import Deps
 from vidra.graph.episode import rollout_seed
 from vidra.graph.executor import Executor
 from vidra.indexing import StoreIndex, index_key
+from vidra.models.embedder import ImageTextEmbedder
 from vidra.models.protocol import ChatModel, SamplingParams
 from vidra.ray_session import check_cluster
 from vidra.rl.rewards import Outcome, episode_rewards
@@ -160,9 +161,11 @@ class Runtime:
         self._executor: Executor | None = None
         self._executor_ok = executor_ok
         self._subtitles: dict[str, Any] = {}
+        self._embedder: ImageTextEmbedder | None = None
         self.index = StoreIndex(
-            self._store, self._reader, lambda: self.model, settings.index, self._index_key
-        )
+            self._store, self._reader, lambda: self.model, settings.index, self._index_key,
+            self.embedder,
+        )  # fmt: skip
 
     # the JobContext protocol -----------------------------------------------------------------
 
@@ -274,6 +277,17 @@ class Runtime:
             if self._model is None:
                 self._model = serve(self.settings, build_model(self.settings, self.adapters()))
             return self._model
+
+    def embedder(self) -> ImageTextEmbedder | None:
+        """The index's image-text encoder, loaded on first use; None unless configured."""
+        path = self.settings.index.embedder
+        if path is None:
+            return None
+        with self._lock:
+            if self._embedder is None:
+                device = "cuda" if self.settings.model.device.startswith("cuda") else "cpu"
+                self._embedder = ImageTextEmbedder(path, device=device)
+            return self._embedder
 
     def adapters(self) -> dict[str, str]:
         """Given or configured adapters, else each role's champion (when there is one)."""

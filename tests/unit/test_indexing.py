@@ -112,6 +112,57 @@ def test_a_source_that_fails_mid_index_leaves_a_usable_partial_index(
             assert rt.index.search(vid, first.name, 4)  # what was built is searchable
 
 
+def test_an_image_text_embedder_adds_clips_that_look_like_a_phrase(
+    long_world,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    import numpy as np
+    from sqlalchemy import text
+
+    from tests.tiny_clip import build_tiny_clip
+    from vidra.config import IndexSettings
+
+    world, video = long_world
+    clip_dir = build_tiny_clip(tmp_path / "tiny-clip")
+    settings = Settings(data_dir=tmp_path, index=IndexSettings(embedder=str(clip_dir), embed_k=3))
+    with Runtime(settings, model=Captioner(world), executor_ok=False) as rt:
+        vid = jobs.register_video(rt, video)
+        rec = rt.index.ensure(vid)
+        emb = rt.embedder()
+        assert emb is not None and rt.embedder() is emb  # loaded once
+        assert len(rt.store.embedded_clips(rec.id, emb.id)) == 300
+        # resumable: only the clips without an embedding are embedded again
+        with rt.store.engine.begin() as conn:
+            conn.execute(text("DELETE FROM index_clip_embedding WHERE clip_id IN "
+                              "(SELECT id FROM index_clip WHERE clip_no >= 280)"))  # fmt: skip
+        seen: list[int] = []
+        orig = emb.embed_images
+        emb.embed_images = lambda frames: seen.append(len(frames)) or orig(frames)  # type: ignore[method-assign]
+        rt.index.ensure(vid)
+        assert sum(seen) == 20 and len(rt.store.embedded_clips(rec.id, emb.id)) == 300
+        # a phrase no caption names: the clips that look most like it, by cosine
+        phrases = ["zebra", "violet hexagon"]
+        hits = rt.index.search(vid, ", ".join(phrases), 16)
+        want = [
+            h.id
+            for v in emb.embed_texts(phrases)
+            for h in rt.store.nearest_clips(rec.id, emb.id, v, 3)
+        ]
+        assert [h.id for h in hits] == list(dict.fromkeys(want)) and len(hits) >= 3
+        # a phrase the captions name: those clips first, as without an embedder
+        needle = next(o for o in world.objects if o.needle)
+        by_text = rt.store.search_clips(rec.id, needle.name, 16)
+        hits = rt.index.search(vid, needle.name, 16)
+        assert by_text and [h.id for h in hits[: len(by_text)]] == [h.id for h in by_text]
+        assert len(hits) <= min(16, len(by_text) + 3)
+        # the frame a clip was captioned from finds that clip (or one showing the same)
+        clip = rt.store.clips_between(rec.id, 100.0, 101.0)[0]
+        frame = rt.reader.frames(video, clip.frames, size=settings.index.frame_size)
+        top = rt.store.nearest_clips(rec.id, emb.id, emb.embed_images(frame)[0], 1)[0]
+        assert top.score == pytest.approx(1.0, abs=1e-4)
+        assert np.isclose(top.score, 1.0) and (top.id == clip.id or top.caption == clip.caption)
+
+
 def test_search_selector_answers_a_needle_question_with_few_frames(
     long_world,
     tmp_path: Path,  # type: ignore[no-untyped-def]
@@ -171,3 +222,13 @@ def test_cli_index_then_search_prints_what_the_selector_reads(tmp_path: Path) ->
         assert lines[2].startswith("best ")
     bad = vidra("search", str(video))
     assert bad.returncode == 2 and "needs a video and a text" in bad.stderr
+    # with an image-text embedder configured, the built index is embedded too (not recaptioned)
+    from tests.tiny_clip import build_tiny_clip
+
+    env["VIDRA_INDEX__EMBEDDER"] = str(build_tiny_clip(tmp_path / "tiny-clip"))
+    out = vidra(str(video))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "done index" in out.stdout and "; 30 clips embedded by tiny-clip-" in out.stdout
+    env["VIDRA_INDEX__EMBEDDER"] = str(tmp_path / "no-such-model")
+    bad = vidra(str(video))
+    assert bad.returncode != 0 and "index.embedder" in bad.stderr and "Traceback" not in bad.stderr

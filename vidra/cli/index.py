@@ -47,9 +47,15 @@ def _build(video: str) -> int:
             rec = rt.index.ensure(video_id, progress)
         seconds = time.perf_counter() - t0
         info = rt.store.get_video(video_id)
+        emb = rt.embedder()
+        embedded = (
+            f"; {len(rt.store.embedded_clips(rec.id, emb.id))} clips embedded by {emb.id}"
+            if emb is not None
+            else ""
+        )
     print(
         f"{video}: {rec.status} index {rec.id}: {rec.clips_done}/{rec.clips_total} clips of "
-        f"{rec.stride_s:g} s over {info.duration:.0f} s, built in {seconds:.1f} s"
+        f"{rec.stride_s:g} s over {info.duration:.0f} s, built in {seconds:.1f} s{embedded}"
     )
     if rec.status == "partial":
         from vidra.errors import VideoUnreadable
