@@ -220,8 +220,11 @@ class StoreIndex:
         phrases = alternatives(query)
         if embedder is not None and phrases:
             seen = {h.id for h in hits}
-            for vector in embedder.embed_texts(phrases):
-                for h in self.store.nearest_clips(index_id, embedder.id, vector, self.cfg.embed_k):
+            near = self.store.nearest_clips_many(
+                index_id, embedder.id, embedder.embed_texts(phrases), self.cfg.embed_k
+            )
+            for found in near:
+                for h in found:
                     if h.id not in seen and len(hits) < k:
                         seen.add(h.id)
                         hits.append(h)

@@ -251,28 +251,39 @@ class IndexPart:
     ) -> list[ClipHit]:
         """The ``k`` clips whose embeddings by ``embedder`` are most similar to ``query``
         (cosine; the score), best first; none where the index has no such embeddings."""
-        if k <= 0:
-            return []
+        return self.nearest_clips_many(index_id, embedder, np.reshape(query, (1, -1)), k)[0]
+
+    def nearest_clips_many(
+        self, index_id: str, embedder: str, queries: np.ndarray, k: int = 8
+    ) -> list[list[ClipHit]]:
+        """`nearest_clips` for each row of ``queries`` ``[m, d]``, reading the index's
+        embeddings and the clips found once for all of them."""
+        q = np.asarray(queries, dtype=np.float32)
+        if k <= 0 or len(q) == 0:
+            return [[] for _ in range(len(q))]
         stmt = select(IndexClipEmbeddingRow.clip_id, IndexClipEmbeddingRow.vector).where(
             IndexClipEmbeddingRow.index_id == index_id, IndexClipEmbeddingRow.embedder == embedder
         )
         rows = self.db.read(lambda conn: conn.execute(stmt).all())
         if not rows:
-            return []
-        q = np.asarray(query, dtype=np.float32).reshape(-1)
+            return [[] for _ in range(len(q))]
         mat = np.stack([np.frombuffer(r.vector, dtype=np.float32) for r in rows])
-        if mat.shape[1] != q.shape[0]:
+        if mat.shape[1] != q.shape[1]:
             raise ValueError(
-                f"the query vector has {q.shape[0]} dimensions but the clips' embeddings by "
+                f"the query vector has {q.shape[1]} dimensions but the clips' embeddings by "
                 f"{embedder!r} have {mat.shape[1]}; embed the query with the same embedder"
             )
-        scores = mat @ (q / max(float(np.linalg.norm(q)), 1e-12))
-        best = np.argsort(-scores, kind="stable")[:k]
-        by_id = {h.id: h for h in self.clips([rows[i].clip_id for i in best])}
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        scores = q @ mat.T  # [m, clips]
+        best = [np.argsort(-row, kind="stable")[:k] for row in scores]
+        by_id = {h.id: h for h in self.clips(sorted({rows[i].clip_id for b in best for i in b}))}
         return [
-            ClipHit(h.id, h.clip_no, h.t0, h.t1, h.caption, h.frames, float(scores[i]))
-            for i in best
-            for h in [by_id[rows[i].clip_id]]
+            [
+                ClipHit(h.id, h.clip_no, h.t0, h.t1, h.caption, h.frames, float(row[i]))
+                for i in b
+                for h in [by_id[rows[i].clip_id]]
+            ]
+            for row, b in zip(scores, best, strict=True)
         ]
 
     def _matches(self, index_id: str, words: list[str], k: int) -> list[ClipHit]:
