@@ -100,7 +100,8 @@ class Dataset:
                 f"{self.filters.get('min_rollouts', 2)} rollouts since {since} "
                 f"({self.counts.get('zero_variance', 0)} dropped for equal rewards, "
                 f"{self.counts.get('stale', 0)} as too stale) and "
-                f"steps of {roles}; run jobs with rollouts >= 2 and ground truth"
+                f"steps of {roles}; run jobs with rollouts >= 2 and ground truth "
+                "(evaluation runs' answers are never training data)"
             )
         if self.algorithm == "dpo":
             return (
@@ -112,7 +113,8 @@ class Dataset:
             )
         return (
             f"no SFT samples: no episode since {since} reached the reward threshold "
-            f"{self.filters.get('threshold')} ({self.counts.get('episodes', 0)} episodes seen)"
+            f"{self.filters.get('threshold')} ({self.counts.get('episodes', 0)} episodes seen; "
+            "evaluation runs' answers are never training data)"
         )
 
     def manifest(self) -> dict[str, Any]:
@@ -146,7 +148,9 @@ def _sample(step: StepRecord, t: Trajectory, reward: float, advantage: float = 0
 def _filters(
     roles: Sequence[str] | None, since: datetime | None, since_run: str | None, **more: Any
 ) -> dict[str, Any]:
-    return {"roles": list(roles) if roles else None, "since": since, "since_run": since_run, **more}
+    # evaluation traffic is never training data (EpisodeFilter.evaluations)
+    return {"roles": list(roles) if roles else None, "since": since, "since_run": since_run,
+            "evaluations": False, **more}  # fmt: skip
 
 
 def _stale(t: Trajectory, roles: Sequence[str] | None, allowed: Mapping[str, set[str]]) -> bool:
@@ -181,7 +185,9 @@ def build_grpo(
     spec = spec or RewardSpec()
     ds = Dataset("grpo", spec, filters=_filters(roles, since, since_run, min_rollouts=min_rollouts))
     ds.counts = {"groups": 0, "zero_variance": 0, "stale": 0}
-    for group in store.iter_groups(min_rollouts=min_rollouts, since=since, since_run=since_run):
+    for group in store.iter_groups(
+        min_rollouts=min_rollouts, since=since, since_run=since_run, evaluations=False
+    ):
         ds.counts["groups"] += 1
         if allowed_versions and any(_stale(t, roles, allowed_versions) for t in group.trajectories):
             ds.counts["stale"] += 1
@@ -217,7 +223,9 @@ def build_dpo(
     ds.counts = {"groups": 0, "below_margin": 0, "prompt_mismatch": 0, "critic_pairs": 0}
     want_critic = not roles or "critic" in roles
     others = [r for r in roles or ["planner", "selector", "reasoner"] if r != "critic"]
-    for group in store.iter_groups(min_rollouts=2, since=since, since_run=since_run):
+    for group in store.iter_groups(
+        min_rollouts=2, since=since, since_run=since_run, evaluations=False
+    ):
         ds.counts["groups"] += 1
         if want_critic:
             pairs = critic_pairs(group.trajectories)
@@ -312,7 +320,7 @@ def build_sft(
     spec = spec or RewardSpec()
     ds = Dataset("sft", spec, filters=_filters(roles, since, since_run, threshold=threshold))
     ds.counts = {"episodes": 0}
-    for t in store.iter_trajectories(since=since, since_run=since_run):
+    for t in store.iter_trajectories(since=since, since_run=since_run, evaluations=False):
         ds.counts["episodes"] += 1
         r = spec.total(t)
         if r < threshold:

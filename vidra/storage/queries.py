@@ -18,7 +18,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from vidra.errors import InvalidInput, NotFound
 from vidra.storage.codec import decode_ids, decode_logprobs
 from vidra.storage.engine import DamagedText
-from vidra.storage.orm import EpisodeRow, RewardRow, StepRow, TrainingRunEpisodeRow, TrainingRunRow
+from vidra.storage.orm import (
+    EpisodeRow,
+    EvalQuestionRow,
+    RewardRow,
+    StepRow,
+    TrainingRunEpisodeRow,
+    TrainingRunRow,
+)
 from vidra.storage.records import (
     EpisodeRecord,
     Group,
@@ -52,6 +59,9 @@ class EpisodeFilter:
         min_reward, max_reward: ... with a value in this range.
         adapter_version: only episodes with a step sampled from this adapter version.
         job_ids: only episodes of these jobs.
+        evaluations: False leaves out the episodes that answered an evaluation run's questions
+            (their jobs are in ``eval_question``), so that training never learns from the
+            questions it is measured on.
     """
 
     since: datetime | None = None
@@ -62,6 +72,7 @@ class EpisodeFilter:
     max_reward: float | None = None
     adapter_version: str | None = None
     job_ids: Sequence[str] | None = None
+    evaluations: bool = True
 
     def clauses(self, conn: Connection) -> list[ColumnElement[bool]]:
         out: list[ColumnElement[bool]] = []
@@ -96,6 +107,8 @@ class EpisodeFilter:
             raise InvalidInput("min_reward/max_reward need reward=<component name>")
         if self.job_ids is not None:
             out.append(EpisodeRow.job_id.in_(list(self.job_ids)))
+        if not self.evaluations:  # NOT EXISTS: an episode without a job stays in
+            out.append(~exists().where(EvalQuestionRow.job_id == EpisodeRow.job_id))
         return out
 
 

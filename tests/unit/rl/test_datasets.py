@@ -69,3 +69,24 @@ def test_dpo_pairs_and_sft(store: TrajectoryStore) -> None:
     assert build_dpo(store, SPEC, margin=2.0).counts["below_margin"] == 1
     sft = build_sft(store, SPEC, roles=["critic"], threshold=1.0)
     assert len(sft.episode_ids) == 1 and {s.role for s in sft.samples} == {"critic"}
+
+
+def test_evaluation_answers_are_never_training_data(store: TrajectoryStore) -> None:
+    # the benchmark's question was answered right by two eval runs (a group of two, one
+    # right); a training question has rollouts of its own: only the latter is learned from
+    bench = [make_job(store, t, question="Held out?", content="bench") for t in ("a", "b")]
+    train = make_job(store, "c", question="Train?")
+    store.record_episodes(
+        [make_episode(bench[0], 0, accuracy=1.0), make_episode(bench[1], 0, accuracy=0.0)]
+        + [make_episode(train, k, accuracy=float(k == 0)) for k in range(2)]
+    )
+    for k, job in enumerate(bench):
+        store.put_eval_question(store.create_eval_run("synthetic", f"k{k}", {}).id, "q", "done",
+                                job_id=job)  # fmt: skip
+    trained = {t.episode.id for t in store.iter_trajectories(job_ids=[train])}
+    for ds in (build_sft(store, SPEC, threshold=1.0), build_grpo(store, SPEC)):
+        assert ds.samples and set(ds.episode_ids) <= trained
+        assert ds.manifest()["filters"]["evaluations"] == "False"
+    assert build_grpo(store, SPEC).counts["groups"] == 1
+    dpo = build_dpo(store, SPEC)
+    assert set(dpo.episode_ids) <= trained

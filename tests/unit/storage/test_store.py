@@ -224,6 +224,29 @@ def test_groups_by_question(store: TrajectoryStore) -> None:
     assert all(s.role == "reasoner" for t in reasoner[0].trajectories for s in t.steps)
 
 
+def test_evaluation_traffic_can_be_left_out(store: TrajectoryStore) -> None:
+    # a benchmark question answered twice (two eval runs) and a production question with two
+    # rollouts: all of them are one question to the store, but training must not see the
+    # benchmark's answers (evaluations=False), while everything else still reads them
+    bench_a = make_job(store, "a", content="same")
+    bench_b = make_job(store, "b", content="same")
+    prod = make_job(store, "c", content="same")
+    loose = store.record_episodes([make_episode(prod, 0), make_episode(prod, 1)])
+    benched = store.record_episodes([make_episode(bench_a, 0), make_episode(bench_b, 0)])
+    for k, job in enumerate((bench_a, bench_b)):
+        run = store.create_eval_run("synthetic", f"key{k}", {})
+        store.put_eval_question(run.id, "q1", "done", job_id=job)
+    store.put_eval_question(run.id, "q2", "failed")  # a question with no job leaves no hole
+    every = [t.episode.id for t in store.iter_trajectories()]
+    assert sorted(every) == sorted(loose + benched)
+    assert [t.episode.id for t in store.iter_trajectories(evaluations=False)] == loose
+    (group,) = store.iter_groups(min_rollouts=2)
+    assert len(group.trajectories) == 4
+    (group,) = store.iter_groups(min_rollouts=2, evaluations=False)
+    assert {t.episode.id for t in group.trajectories} == set(loose)
+    assert list(store.iter_groups(min_rollouts=3, evaluations=False)) == []
+
+
 def test_training_runs_and_model_versions(store: TrajectoryStore) -> None:
     job = make_job(store)
     ids = store.record_episodes([make_episode(job, k) for k in range(3)])
