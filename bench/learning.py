@@ -14,7 +14,8 @@ Rows:
   training worlds, GRPO with per-step evidence credit on Ray Train, tracked in MLflow,
   promoted only through the gate on held-out synthetic worlds of other seeds);
 - ``<role> only``: one cycle training that role alone, each from SFT in its own store;
-- ``SFT again``: the SFT agents evaluated afresh at the end, the run-to-run noise floor.
+- ``SFT again``: the SFT agents evaluated afresh at the end, the run-to-run noise floor
+  (left out with ``--no-noise-floor``).
 
 Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation] [--promote-ties]
 [--no-noise-floor] [--out bench/results/learning.json]``
