@@ -13,12 +13,14 @@ Rows:
 - ``after k cycles``: the champions after k online GRPO cycles (each: fresh G=4 rollouts on
   training worlds, GRPO with per-step evidence credit on Ray Train, tracked in MLflow,
   promoted only through the gate on held-out synthetic worlds of other seeds);
-- ``<role> only``: one cycle training that role alone, each from SFT in its own store;
+- ``<role> only`` / ``all roles`` (1 cycle, shared rollouts): the ablation, every row trained
+  from one collection of cycle 1's questions (see `_ablation`);
 - ``SFT again``: the SFT agents evaluated afresh at the end, the run-to-run noise floor
   (left out with ``--no-noise-floor``).
 
 Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation] [--promote-ties]
-[--no-noise-floor] [--out bench/results/learning.json]``
+[--no-noise-floor] [--out bench/results/learning.json]``; ``--cycles 0``: the ablation alone
+(reusing ``DIR``'s cached SFT row when the same ``DIR`` ran before).
 
 The benchmark's answers are recorded in the same store as the cycles' rollouts; training
 never reads them (evaluation runs' episodes are left out of every dataset).
@@ -60,10 +62,11 @@ class Bench:
 
     def __init__(self, videos: Path, short_worlds: int, long_worlds: int) -> None:
         self.videos = videos
-        self.parts = {
+        parts = {
             "short": {"worlds": short_worlds, "seed": 200, "duration": 240},
             "long": {"worlds": long_worlds, "seed": 300, "duration": 1800, "needles": 10},
         }
+        self.parts = {name: o for name, o in parts.items() if o["worlds"]}  # 0: left out
 
     def run(self, settings: Any, adapters: dict[str, str] | None = None) -> dict[str, Any]:
         from vidra.pipelines.evaluate import EvalSpec, evaluate
@@ -117,11 +120,60 @@ def _champions(settings: Any) -> dict[str, str]:
         return champion_adapters(settings, store, list(ROLES))
 
 
+ABLATION = {"selector only": ["selector"], "reasoner only": ["reasoner"],
+            "critic only": ["critic"], "all roles": list(ROLES)}  # fmt: skip
+
+
+def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
+    """Which role's training a gain comes from: one collection of cycle 1's questions (G=4,
+    SFT agents) in a store of its own, then one training per row from those same episodes
+    (``since_run="all"``, ``train.promote=never``: the champions stay SFT), each trained
+    version answering the benchmark with the other roles at SFT. Its gate runs on
+    ``--ablation-gate-questions`` and decides nothing."""
+    import ray
+
+    from vidra.pipelines.online import collect
+    from vidra.pipelines.retrain import retrain
+
+    s = _settings(args.home / "ablation", args.ablation_gate_questions)
+    s.train.promote = "never"
+    t = time.perf_counter()
+    asked = collect(s, args.train_questions, rollouts=4, seed=41)
+    info: dict[str, Any] = {"asked": asked, "collect_s": round(time.perf_counter() - t),
+                            "trained": {}, "reports": {}}  # fmt: skip
+    for name, roles in ABLATION.items():
+        t = time.perf_counter()
+        res = retrain(s, args.algo, roles, since_run="all")
+        info["trained"][name] = {"roles": res.roles, "samples": res.samples,
+                                 "episodes": res.episodes, "gate": res.evaluation,
+                                 "train_s": round(time.perf_counter() - t)}  # fmt: skip
+        row = f"{name} (1 cycle, shared rollouts)"
+        info["reports"][row] = bench.run(s, _candidates(s, res.versions))
+        log(f"{row}: {info['reports'][row]['accuracy']:.3f} ({res.samples} samples)")
+        ray.shutdown()
+    return info
+
+
+def _targets(rows: dict[str, Any], last: str) -> dict[str, Any]:
+    """The issue's targets, for the row after the last cycle against SFT."""
+    gain = rows[last]["minus_SFT"]
+    acc_ci, frames = gain["accuracy"]["ci95"], gain["frames"]
+    sft_frames = max(1e-9, rows["SFT"]["frames_per_question"])
+    return {
+        "accuracy_gain_points": round(100 * gain["accuracy"]["diff"], 1),
+        "accuracy_gain_ci95_points": [round(100 * x, 1) for x in acc_ci],
+        "frames_change": round(frames["diff"] / sft_frames, 3),
+        "target_met": (gain["accuracy"]["diff"] >= 0.05 and acc_ci[0] > 0)
+        or (acc_ci[0] <= 0 <= acc_ci[1] and frames["ci95"][1] <= -0.3 * sft_frames),
+    }
+
+
 def main() -> int:
     from vidra.pipelines.online import ONLINE_ALGOS
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cycles", type=int, default=3, help="online GRPO cycles")
+    ap.add_argument("--cycles", type=int, default=3,
+                    help="online GRPO cycles (0: the ablation alone)")  # fmt: skip
     ap.add_argument("--train-questions", type=int, default=232,
                     help="questions per cycle, G=4 (from as many fresh 5-minute worlds as "
                     "needed, ~58 each)")  # fmt: skip
@@ -134,6 +186,8 @@ def main() -> int:
                     help="the gate also promotes a tie whose paired lower bound is >= "
                     "-gate_tolerance (2 points), so cycles chain")  # fmt: skip
     ap.add_argument("--no-ablation", action="store_true")
+    ap.add_argument("--ablation-gate-questions", type=int, default=40,
+                    help="the ablation's gate decides nothing: a small one saves time")  # fmt: skip
     ap.add_argument("--no-noise-floor", action="store_true",
                     help="skip the SFT-again row (greedy: it measured 0)")  # fmt: skip
     ap.add_argument("--home", type=Path, required=True, help="work dir (stores, videos)")
@@ -158,7 +212,8 @@ def main() -> int:
     main_s = _settings(args.home / "main", args.gate_questions, args.promote_ties)
     reports: dict[str, Any] = {"SFT": bench.run(main_s, {})}
     log(f"SFT: {reports['SFT']['accuracy']:.3f} on {reports['SFT']['answered']} questions")
-    cycles = []
+    cycles: list[dict[str, Any]] = []
+    ablation_info: dict[str, Any] = {}
     for k in range(1, args.cycles + 1):
         run = online(main_s, 1, questions=args.train_questions, rollouts=4, seed=40 + k,
                      algo=args.algo)  # fmt: skip
@@ -175,16 +230,8 @@ def main() -> int:
         log(f"{name}: {reports[name]['accuracy']:.3f} ({res.decision})")
         ray.shutdown()
     if not args.no_ablation:
-        for role in ("selector", "reasoner", "critic"):
-            s = _settings(args.home / f"only-{role}", args.gate_questions, args.promote_ties)
-            res = online(s, 1, questions=args.train_questions, rollouts=4, roles=[role],
-                         seed=41, algo=args.algo).results[0]  # fmt: skip
-            # the trained version, promoted or not: the ablation asks what training it does
-            adapters = _candidates(s, res.versions)
-            reports[f"{role} only (1 cycle)"] = bench.run(s, adapters)
-            log(f"{role} only: {reports[f'{role} only (1 cycle)']['accuracy']:.3f}")
-            ray.shutdown()
-
+        ablation_info = _ablation(args, bench, log)
+        reports.update(ablation_info.pop("reports"))
     # the noise floor: the same SFT agents answered again (a fresh evaluation, not the cached
     # one: greedy decoding batched with other episodes' calls is not bit-identical run to run)
     if not args.no_noise_floor:
@@ -206,8 +253,6 @@ def main() -> int:
                                "ci95": [round(x, 4) for x in d.ci95]}  # fmt: skip
         worse, better = d.ci95[1] < 0, d.ci95[0] > 0
         c["disagrees"] = bool((c["promoted"] and worse) or (not c["promoted"] and better))
-    last = f"after {args.cycles} cycle{'s' * (args.cycles > 1)}"
-    gain = rows[last]["minus_SFT"]
     report = header("learning", vidra=vidra.__version__, torch=torch.__version__,
                     transformers=transformers.__version__)  # fmt: skip
     report["benchmark"] = {"parts": bench.parts, "questions": reports["SFT"]["questions"],
@@ -220,17 +265,12 @@ def main() -> int:
     report["rows"] = rows
     report["cycles"] = cycles
     report["gate_disagreements"] = sum(c["disagrees"] for c in cycles)
+    if ablation_info:
+        report["ablation"] = {**ablation_info, "gate_questions": args.ablation_gate_questions}
     if "SFT again" in rows:
         report["noise_floor"] = rows["SFT again"]["minus_SFT"]["accuracy"]  # same agents, again
-    acc_ci, frames = gain["accuracy"]["ci95"], gain["frames"]
-    sft_frames = max(1e-9, rows["SFT"]["frames_per_question"])
-    report["targets"] = {
-        "accuracy_gain_points": round(100 * gain["accuracy"]["diff"], 1),
-        "accuracy_gain_ci95_points": [round(100 * x, 1) for x in acc_ci],
-        "frames_change": round(frames["diff"] / sft_frames, 3),
-        "target_met": (gain["accuracy"]["diff"] >= 0.05 and acc_ci[0] > 0)
-        or (acc_ci[0] <= 0 <= acc_ci[1] and frames["ci95"][1] <= -0.3 * sft_frames),
-    }
+    if args.cycles:
+        report["targets"] = _targets(rows, f"after {args.cycles} cycle{'s' * (args.cycles > 1)}")
     report["seconds"] = round(time.perf_counter() - t0)
     lines = [
         "| row | accuracy [95% CI] | diff vs SFT [95% paired CI] | frames / q | tool calls / q |",

@@ -22,7 +22,7 @@ from vidra.config import Settings
 from vidra.errors import InvalidInput
 from vidra.pipelines.retrain import RetrainResult, retrain
 
-__all__ = ["ONLINE_ALGOS", "OnlineReport", "online"]
+__all__ = ["ONLINE_ALGOS", "OnlineReport", "collect", "online"]
 
 ONLINE_ALGOS = ("grpo", "sft+grpo")  # the recipes a cycle can train with
 _MAX_WORLDS = 64  # fresh worlds one iteration may render (64 x ~58 questions)
@@ -105,6 +105,19 @@ def _collect(
         for job_id in ids:
             jobs.wait(rt, job_id)
     return time.perf_counter() - t0, len(picked)
+
+
+def collect(settings: Settings, questions: int, rollouts: int = 4, seed: int = 0) -> int:
+    """Answer one online iteration's fresh questions ``rollouts`` times each with the current
+    champions and record them, without training (the same questions as the first iteration of
+    ``online`` with this ``seed``); returns the number of questions asked. Training several
+    variants from one collection (``retrain(..., since_run="all")``) compares them on the
+    same episodes."""
+    if rollouts < 1 or questions < 1:
+        raise InvalidInput("collecting needs questions >= 1 and rollouts >= 1")
+    settings = settings.model_copy(deep=True)
+    settings.mlflow.use_champions = True
+    return _collect(settings, 0, questions, rollouts, seed, curriculum=False)[1]
 
 
 def online(
