@@ -22,6 +22,7 @@ from vidra.config import Settings
 from vidra.errors import JobFailed, VidraError
 from vidra.evals import TASKS, EvalItem, LoadResult, load_task
 from vidra.pipelines.scoring import aggregate, judge_answer, question_result, span_text
+from vidra.rl.rewards import evidence_windows
 
 __all__ = ["EvalSpec", "Progress", "compare", "evaluate"]
 
@@ -88,7 +89,7 @@ def _key(config: dict[str, Any]) -> str:
 def _job_args(item: EvalItem) -> dict[str, Any]:
     """How an item is asked: its prompt style, ground truth and evidence spans."""
     windows = [*item.spans] or ([item.span] if item.span else [])
-    windows += [(max(0.0, e - 1.0), e + 1.0) for e in item.evidence if not windows]
+    windows = windows or evidence_windows(item.evidence)
     args: dict[str, Any] = {"evidence": windows or None, "subtitles": item.subtitles}
     if item.style == "grounding":
         span = item.span or (item.spans[0] if item.spans else None)

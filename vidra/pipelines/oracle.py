@@ -19,6 +19,7 @@ import re
 import zlib
 from collections.abc import Callable, Sequence
 
+from vidra.evals.tasks.synthetic import evidence_times
 from vidra.models.protocol import ChatRequest, ImagePart, TextPart, VideoPart
 from vidra.video.synthetic import Question, World
 
@@ -43,14 +44,6 @@ def ground_caption(world: World, t: float) -> str:
     in reading order of the places, ``;``-separated, or ``nothing``."""
     objs = sorted(world.visible_at(t), key=lambda o: QUADRANT_ORDER.index(o.quadrant))
     return "; ".join(f"{o.colour} {o.shape} {o.quadrant}" for o in objs) or "nothing"
-
-
-def evidence_times(q: Question) -> list[float]:
-    """Times (s) where a frame shows what the answer needs."""
-    if q.answer_span is not None:
-        a, b = q.answer_span
-        return [round(a + (b - a) / 4, 1), round(a + 3 * (b - a) / 4, 1)]
-    return [round(t, 1) for t in q.evidence]
 
 
 def text_of(req: ChatRequest) -> tuple[str, list[float]]:

@@ -78,3 +78,40 @@ def test_a_cycle_asking_more_than_a_world_holds_draws_more_fresh_worlds(tmp_path
     assert len(picked) == 70
     assert len(set(videos)) == 2 and videos.count(videos[0]) < 70
     assert len({(v, q.text, tuple(q.options)) for v, q in picked}) == 70
+
+
+def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
+    tmp_path: Path,
+) -> None:
+    """The ablation's shape: `collect` answers fresh questions G times without training,
+    with their evidence spans (so tool calls earn their per-step credit); two trainings of
+    different roles from that one collection (``since_run="all"``, ``train.promote=never``)
+    read the same episodes, and the champions stay where they were."""
+    from vidra.models import resolve_model_path
+    from vidra.pipelines.online import collect
+    from vidra.pipelines.retrain import retrain
+    from vidra.pipelines.train_tiny import tiny_agent_settings
+
+    settings = tiny_agent_settings(Settings(data_dir=tmp_path))
+    settings.model.path = resolve_model_path("vidra-tiny")
+    quick_gate(settings)
+    settings.train.promote = "never"
+    with pytest.raises(InvalidInput, match="questions >= 1 and rollouts >= 1"):
+        collect(settings, 4, rollouts=0)
+
+    assert collect(settings, 6, rollouts=2, seed=5) == 6
+    with TrajectoryStore(settings=settings) as store:
+        collected = list(store.iter_trajectories())
+        assert len(collected) == 12 and not store.training_runs()
+    # the questions' evidence spans went with the jobs: tool calls carry per-step credit
+    credit = [r for t in collected for r in t.rewards if r.name == "evidence_credit"]
+    assert credit and all(r.step_order is not None for r in credit)
+    first = retrain(settings, "sft", ["reasoner"], since_run="all")
+    second = retrain(settings, "sft", ["critic"], since_run="all")
+    assert (first.roles, second.roles) == (["reasoner"], ["critic"])
+    assert first.episodes == second.episodes > 0
+    assert not first.promoted and not second.promoted
+    with TrajectoryStore(settings=settings) as store:
+        runs = store.training_runs("done")
+        assert [r.n_episodes for r in runs] == [first.episodes] * 2
+        assert store.champions(settings.resolved_tracking_uri()) == {}
