@@ -83,11 +83,13 @@ def _world(spec: DemoSpec, say: Say) -> tuple[Path, list[Any]]:
 def _answer(rt: Any, video: Path, batch: list[Any], first: int, rollouts: int, say: Say) -> str:
     """Answer ``batch`` (live steps of every rollout, tagged r0, r1, ...); the last episode id."""
     from vidra import jobs
+    from vidra.evals.tasks.synthetic import evidence_spans
 
     last = ""
     for k, q in enumerate(batch, first):
         say(f"  Q{k} ({q.kind}): {q.text}  options {q.options}  truth {q.answer!r}")
-        job_id = jobs.submit(rt, video, q.text, q.options, q.answer, rollouts)
+        job_id = jobs.submit(rt, video, q.text, q.options, q.answer, rollouts,
+                             evidence=evidence_spans(q))  # fmt: skip
         events = rt.executor.events(job_id)
         while (event := events.get()).get("type") != "job_done":
             if event["type"] == "step":

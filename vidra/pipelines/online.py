@@ -90,27 +90,20 @@ def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bo
     return order_by_curriculum(pool, key, rates)[:questions]
 
 
-def _evidence(q: Any) -> list[tuple[float, float]] | None:
-    """A training question's ground-truth evidence spans, recorded with its job so that
-    each tool call gets its per-step evidence credit (as the evaluation harness does)."""
-    from vidra.rl.rewards import evidence_windows
-
-    return [q.answer_span] if q.answer_span else evidence_windows(q.evidence) or None
-
-
 def _collect(
     settings: Settings, it: int, questions: int, rollouts: int, seed: int, curriculum: bool
 ) -> tuple[float, int]:
     """Answer iteration ``it``'s questions with the current champions: seconds taken and
     questions asked."""
     from vidra import jobs
+    from vidra.evals.tasks.synthetic import evidence_spans
     from vidra.runtime import Runtime
 
     t0 = time.perf_counter()
     picked = _pick(settings, it, questions, seed, curriculum)
     with Runtime(settings) as rt:  # a new runtime loads the latest champions
         ids = [
-            jobs.submit(rt, v, q.text, q.options, q.answer, rollouts, evidence=_evidence(q))
+            jobs.submit(rt, v, q.text, q.options, q.answer, rollouts, evidence=evidence_spans(q))
             for v, q in picked
         ]
         for job_id in ids:

@@ -17,7 +17,7 @@ from vidra.evals.params import opt_float, opt_int
 from vidra.video.synthetic import Question, WorldSpec, generate_questions, make_world, render_world
 from vidra.video.synthetic.questions import needle_questions
 
-__all__ = ["evidence_times", "load_synthetic", "output_dir"]
+__all__ = ["evidence_spans", "evidence_times", "load_synthetic", "output_dir"]
 
 
 def output_dir(req: LoadRequest) -> Path:
@@ -40,6 +40,14 @@ def evidence_times(q: Question) -> list[float]:
         a, b = q.answer_span
         return [round(a + (b - a) / 4, 1), round(a + 3 * (b - a) / 4, 1)]
     return [round(t, 1) for t in q.evidence]
+
+
+def evidence_spans(q: Question) -> list[tuple[float, float]] | None:
+    """The ground-truth evidence spans a job records for ``q`` (its answer span, else a window
+    around each evidence time), as an evaluation item's become: what per-step credit needs."""
+    from vidra.rl.rewards import evidence_windows
+
+    return [q.answer_span] if q.answer_span else evidence_windows(evidence_times(q)) or None
 
 
 def _item(req: LoadRequest, q: Question, video: Path) -> EvalItem:
