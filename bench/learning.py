@@ -122,6 +122,7 @@ def _champions(settings: Any) -> dict[str, str]:
 
 ABLATION = {"selector only": ["selector"], "reasoner only": ["reasoner"],
             "critic only": ["critic"], "all roles": list(ROLES)}  # fmt: skip
+RECIPES = ("sft", "grpo")  # extra rows: "all roles, <recipe> alone", from the same episodes
 
 
 def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
@@ -129,22 +130,31 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     SFT agents) in a store of its own, then one training per row from those same episodes
     (``since_run="all"``, ``train.promote=never``: the champions stay SFT), each trained
     version answering the benchmark with the other roles at SFT. Its gate runs on
-    ``--ablation-gate-questions`` and decides nothing."""
+    ``--ablation-gate-questions`` and decides nothing. ``--ablation-rows`` picks rows (also
+    ``all roles, sft alone`` / ``grpo alone``: which stage of the recipe does what); a store
+    that already holds the collection (a second run in the same ``DIR``) is reused."""
     import ray
 
     from vidra.pipelines.online import collect
     from vidra.pipelines.retrain import retrain
+    from vidra.storage import TrajectoryStore
 
     s = _settings(args.home / "ablation", args.ablation_gate_questions)
     s.train.promote = "never"
     t = time.perf_counter()
-    asked = collect(s, args.train_questions, rollouts=4, seed=41)
+    with TrajectoryStore(settings=s) as store:
+        held = sum(1 for t in store.iter_trajectories(evaluations=False))
+    asked = collect(s, args.train_questions, rollouts=4, seed=41) if not held else 0
     info: dict[str, Any] = {"asked": asked, "collect_s": round(time.perf_counter() - t),
-                            "trained": {}, "reports": {}}  # fmt: skip
-    for name, roles in ABLATION.items():
+                            "reused_episodes": held, "trained": {}, "reports": {}}  # fmt: skip
+    if held:
+        log(f"ablation: reusing the {held} episodes already collected")
+    for name in args.ablation_rows:
+        roles = ABLATION[name.split(",")[0]]
+        algo = name.split(", ")[1].split()[0] if ", " in name else args.algo
         t = time.perf_counter()
-        res = retrain(s, args.algo, roles, since_run="all")
-        info["trained"][name] = {"roles": res.roles, "samples": res.samples,
+        res = retrain(s, algo, roles, since_run="all")
+        info["trained"][name] = {"roles": res.roles, "algo": algo, "samples": res.samples,
                                  "episodes": res.episodes, "gate": res.evaluation,
                                  "train_s": round(time.perf_counter() - t)}  # fmt: skip
         row = f"{name} (1 cycle, shared rollouts)"
@@ -186,6 +196,9 @@ def main() -> int:
                     help="the gate also promotes a tie whose paired lower bound is >= "
                     "-gate_tolerance (2 points), so cycles chain")  # fmt: skip
     ap.add_argument("--no-ablation", action="store_true")
+    choices = [*ABLATION, *(f"all roles, {r} alone" for r in RECIPES)]
+    ap.add_argument("--ablation-rows", nargs="+", choices=choices, default=list(ABLATION),
+                    metavar="ROW", help=f"rows of: {'; '.join(choices)}")  # fmt: skip
     ap.add_argument("--ablation-gate-questions", type=int, default=40,
                     help="the ablation's gate decides nothing: a small one saves time")  # fmt: skip
     ap.add_argument("--no-noise-floor", action="store_true",
