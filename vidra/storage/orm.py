@@ -242,7 +242,10 @@ class EvalQuestionRow(Base):
         ForeignKey("eval_run.id", ondelete="CASCADE"), primary_key=True
     )
     qid: Mapped[str] = mapped_column(String(400), primary_key=True)
-    job_id: Mapped[str | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("job.id", ondelete="SET NULL"),
+        index=True,  # training's NOT EXISTS probe
+    )
     status: Mapped[str] = mapped_column(String(16))
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
 

@@ -78,3 +78,23 @@ def test_upgrade_from_an_older_revision(tmp_path: Path) -> None:
         cols = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(step)")]
     assert "messages" in cols
     store.close()
+
+
+def test_leaving_out_evaluation_traffic_probes_an_index(db_url: str) -> None:
+    """Training sets leave out evaluated episodes with a per-episode ``NOT EXISTS`` on
+    ``eval_question.job_id``; the schema indexes it, and SQLite's plan uses the index."""
+    from sqlalchemy import inspect, select
+
+    from vidra.storage.orm import EpisodeRow
+    from vidra.storage.queries import EpisodeFilter
+
+    with TrajectoryStore(db_url) as store:
+        indexes = inspect(store.engine).get_indexes("eval_question")
+        assert any(i["column_names"] == ["job_id"] for i in indexes)
+        if store.engine.dialect.name != "sqlite":
+            return
+        with store.engine.connect() as conn:
+            stmt = select(EpisodeRow.id).where(*EpisodeFilter(evaluations=False).clauses(conn))
+            sql = str(stmt.compile(store.engine, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "ix_eval_question_job_id" in plan, plan
