@@ -19,8 +19,9 @@ Rows:
   (left out with ``--no-noise-floor``).
 
 Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation] [--promote-ties]
-[--no-noise-floor] [--out bench/results/learning.json]``; ``--cycles 0``: the ablation alone
-(reusing ``DIR``'s cached SFT row when the same ``DIR`` ran before).
+[--no-noise-floor] [--ablation-rows ROW ...] [--ablation-gate-questions 40]
+[--out bench/results/learning.json]``; ``--cycles 0``: the ablation alone (reusing ``DIR``'s
+cached SFT row when the same ``DIR`` ran before, and its ablation collection if it has one).
 
 The benchmark's answers are recorded in the same store as the cycles' rollouts; training
 never reads them (evaluation runs' episodes are left out of every dataset).
@@ -29,6 +30,7 @@ never reads them (evaluation runs' episodes are left out of every dataset).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -67,6 +69,8 @@ class Bench:
             "long": {"worlds": long_worlds, "seed": 300, "duration": 1800, "needles": 10},
         }
         self.parts = {name: o for name, o in parts.items() if o["worlds"]}  # 0: left out
+        if not self.parts:
+            raise SystemExit("--short-worlds and --long-worlds are both 0: nothing to ask")
 
     def run(self, settings: Any, adapters: dict[str, str] | None = None) -> dict[str, Any]:
         from vidra.pipelines.evaluate import EvalSpec, evaluate
@@ -120,9 +124,16 @@ def _champions(settings: Any) -> dict[str, str]:
         return champion_adapters(settings, store, list(ROLES))
 
 
-ABLATION = {"selector only": ["selector"], "reasoner only": ["reasoner"],
-            "critic only": ["critic"], "all roles": list(ROLES)}  # fmt: skip
-RECIPES = ("sft", "grpo")  # extra rows: "all roles, <recipe> alone", from the same episodes
+# the ablation's rows: roles trained and recipe (None: --algo), all from one collection
+ABLATION: dict[str, tuple[list[str], str | None]] = {
+    "selector only": (["selector"], None),
+    "reasoner only": (["reasoner"], None),
+    "critic only": (["critic"], None),
+    "all roles": (list(ROLES), None),
+    "all roles, sft alone": (list(ROLES), "sft"),  # which stage of the recipe does what
+    "all roles, grpo alone": (list(ROLES), "grpo"),
+}
+DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 
 
 def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
@@ -137,21 +148,30 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
 
     from vidra.pipelines.online import collect
     from vidra.pipelines.retrain import retrain
-    from vidra.storage import TrajectoryStore
 
     s = _settings(args.home / "ablation", args.ablation_gate_questions)
     s.train.promote = "never"
-    t = time.perf_counter()
-    with TrajectoryStore(settings=s) as store:
-        held = sum(1 for t in store.iter_trajectories(evaluations=False))
-    asked = collect(s, args.train_questions, rollouts=4, seed=41) if not held else 0
-    info: dict[str, Any] = {"asked": asked, "collect_s": round(time.perf_counter() - t),
-                            "reused_episodes": held, "trained": {}, "reports": {}}  # fmt: skip
-    if held:
-        log(f"ablation: reusing the {held} episodes already collected")
+    want = {"questions": args.train_questions, "rollouts": 4, "seed": 41}
+    marker = args.home / "ablation" / "collection.json"  # written once the collection is whole
+    t, reused = time.perf_counter(), marker.is_file()
+    if reused:
+        got = json.loads(marker.read_text())
+        if {k: got.get(k) for k in want} != want:
+            raise SystemExit(f"{marker.parent} holds a collection of {got}, not {want}: "
+                             "use another --home or the same --train-questions")  # fmt: skip
+        log(f"ablation: reusing the collection of {got['asked']} questions x 4 in {marker.parent}")
+    elif (marker.parent / "vidra.db").exists():
+        raise SystemExit(f"{marker.parent} holds an unfinished collection (interrupted?): "
+                         "remove that directory and run again")  # fmt: skip
+    else:
+        got = {**want, "asked": collect(s, args.train_questions, rollouts=4, seed=41)}
+        marker.write_text(json.dumps(got))
+    info: dict[str, Any] = {"asked": got["asked"], "collect_s": round(time.perf_counter() - t),
+                            "reused": reused, "trained": {},
+                            "reports": {}}  # fmt: skip
     for name in args.ablation_rows:
-        roles = ABLATION[name.split(",")[0]]
-        algo = name.split(", ")[1].split()[0] if ", " in name else args.algo
+        roles, recipe = ABLATION[name]
+        algo = recipe or args.algo
         t = time.perf_counter()
         res = retrain(s, algo, roles, since_run="all")
         info["trained"][name] = {"roles": res.roles, "algo": algo, "samples": res.samples,
@@ -196,9 +216,9 @@ def main() -> int:
                     help="the gate also promotes a tie whose paired lower bound is >= "
                     "-gate_tolerance (2 points), so cycles chain")  # fmt: skip
     ap.add_argument("--no-ablation", action="store_true")
-    choices = [*ABLATION, *(f"all roles, {r} alone" for r in RECIPES)]
-    ap.add_argument("--ablation-rows", nargs="+", choices=choices, default=list(ABLATION),
-                    metavar="ROW", help=f"rows of: {'; '.join(choices)}")  # fmt: skip
+    ap.add_argument("--ablation-rows", nargs="+", choices=list(ABLATION),
+                    default=list(DEFAULT_ROWS), metavar="ROW",
+                    help=f"rows of: {'; '.join(ABLATION)}")  # fmt: skip
     ap.add_argument("--ablation-gate-questions", type=int, default=40,
                     help="the ablation's gate decides nothing: a small one saves time")  # fmt: skip
     ap.add_argument("--no-noise-floor", action="store_true",

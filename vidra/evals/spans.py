@@ -13,10 +13,25 @@ from typing import Any
 
 from vidra.video.subtitles import parse_clock
 
-__all__ = ["grounded_accuracy", "grounding_scores", "iop", "iou", "max_iou", "parse_span_text"]
+__all__ = [
+    "evidence_windows",
+    "grounded_accuracy",
+    "grounding_scores",
+    "iop",
+    "iou",
+    "max_iou",
+    "parse_span_text",
+]
 
 Span = tuple[float, float]
 Truth = Span | Sequence[Span]
+
+
+def evidence_windows(times: Sequence[float], half: float = 1.0) -> list[Span]:
+    """Ground-truth evidence given as times (a frame there shows it), as spans: ``half``
+    seconds either side of each (what rewards compare tool calls' surfaced spans with)."""
+    return [(max(0.0, t - half), t + half) for t in times]
+
 
 _TIME = r"(?:\d+:)*\d+(?:\.\d+)?"
 _PAIR = re.compile(

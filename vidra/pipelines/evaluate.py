@@ -21,8 +21,8 @@ from typing import Any
 from vidra.config import Settings
 from vidra.errors import JobFailed, VidraError
 from vidra.evals import TASKS, EvalItem, LoadResult, load_task
+from vidra.evals.spans import evidence_windows
 from vidra.pipelines.scoring import aggregate, judge_answer, question_result, span_text
-from vidra.rl.rewards import evidence_windows
 
 __all__ = ["EvalSpec", "Progress", "compare", "evaluate"]
 
@@ -131,13 +131,15 @@ def _submit(r: _Run, item: EvalItem, job_id: str | None) -> str | None:
     try:
         job_id = jobs.submit(
             r.rt, item.path or "", rollouts=r.spec.rollouts, budget=budget,
-            strategy=r.spec.strategy, **_job_args(item),
+            strategy=r.spec.strategy, run=False, **_job_args(item),
         )  # fmt: skip
     except VidraError as exc:  # an undecodable video, options a job cannot take, ...
         r.failed.append({"qid": item.qid, "error": str(exc)})
         r.rt.store.put_eval_question(r.run_id, item.qid, "failed", result={"error": str(exc)})
         return None
+    # linked before it runs: no crash can leave an evaluation episode that training would read
     r.rt.store.put_eval_question(r.run_id, item.qid, "queued", job_id=job_id)
+    r.rt.executor.submit(job_id)
     return job_id
 
 

@@ -21,8 +21,9 @@ from vidra.video.synthetic import (
     render_world,
 )
 from vidra.video.synthetic import World as SyntheticWorld
+from vidra.video.synthetic.questions import evidence_times
 
-__all__ = ["evaluate", "question_targets", "synthetic_world", "synthetic_worlds"]
+__all__ = ["evaluate", "synthetic_world", "synthetic_worlds"]
 
 World = tuple[Path, list[Question]]
 
@@ -44,14 +45,6 @@ def synthetic_worlds(
             render_world(world, video, gop_s=4)
         out.append((video, generate_questions(world, per_kind=per_kind)))
     return out
-
-
-def question_targets(q: Question) -> list[float]:
-    """Times (s) where a frame shows what the answer needs."""
-    if q.answer_span is not None:
-        a, b = q.answer_span
-        return [round(a + (b - a) / 4, 1), round(a + 3 * (b - a) / 4, 1)]
-    return [round(t, 1) for t in q.evidence]
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -96,7 +89,7 @@ def evaluate(
                 rounds.append(t.episode.rounds)
                 latency.append(t.episode.latency_s)
                 seen = {i for st in t.steps if st.role == "reasoner" for _, i in st.frames}
-                targets = question_targets(q)
+                targets = evidence_times(q)
                 hits.append(float(any(abs(i / fps - e) <= 2.0 for i in seen for e in targets)))
                 for st in t.steps:
                     fmt.setdefault(st.role, []).append(float(st.parse_ok))

@@ -113,10 +113,10 @@ def _collect(
 
 def collect(settings: Settings, questions: int, rollouts: int = 4, seed: int = 0) -> int:
     """Answer one online iteration's fresh questions ``rollouts`` times each with the current
-    champions and record them, without training (the same questions as the first iteration of
-    ``online`` with this ``seed``); returns the number of questions asked. Training several
-    variants from one collection (``retrain(..., since_run="all")``) compares them on the
-    same episodes."""
+    champions and record them, with their evidence spans, without training (the questions of
+    the first iteration of ``online`` with this ``seed`` and no curriculum); returns the number
+    of questions asked. Training several variants from one collection (``retrain(...,
+    since_run="all")``) compares them on the same episodes; GRPO needs ``rollouts >= 2``."""
     if rollouts < 1 or questions < 1:
         raise InvalidInput("collecting needs questions >= 1 and rollouts >= 1")
     settings = settings.model_copy(deep=True)
@@ -150,12 +150,12 @@ def online(
     report = OnlineReport()
     t0 = time.perf_counter()
 
-    def collect(it: int) -> None:
+    def gather(it: int) -> None:
         seconds, asked = _collect(settings, it, questions, rollouts, seed, curriculum)
         report.collect_s.append(seconds)
         report.asked.append(asked)
 
-    collect(0)
+    gather(0)
     for it in range(iterations):
         trained: list[RetrainResult] = []
         started = time.perf_counter()
@@ -167,7 +167,7 @@ def online(
         worker = threading.Thread(target=train, name=f"vidra-online-{it}")
         worker.start()
         if overlap and it + 1 < iterations:  # the next batch, while this one trains
-            collect(it + 1)
+            gather(it + 1)
         worker.join()
         if not trained:
             raise InvalidInput(f"online iteration {it}: the retraining cycle failed (see log)")
@@ -175,6 +175,6 @@ def online(
         report.results.append(trained[0])
         log.info("online iteration %d: %s", it, trained[0].summary())
         if not overlap and it + 1 < iterations:
-            collect(it + 1)
+            gather(it + 1)
     report.wall_s = time.perf_counter() - t0
     return report

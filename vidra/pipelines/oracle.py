@@ -19,9 +19,9 @@ import re
 import zlib
 from collections.abc import Callable, Sequence
 
-from vidra.evals.tasks.synthetic import evidence_times
 from vidra.models.protocol import ChatRequest, ImagePart, TextPart, VideoPart
 from vidra.video.synthetic import Question, World
+from vidra.video.synthetic.questions import evidence_times
 
 __all__ = [
     "QUADRANT_ORDER",

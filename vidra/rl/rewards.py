@@ -163,12 +163,6 @@ def evidence_credit(
     )
 
 
-def evidence_windows(times: Sequence[float], half: float = 1.0) -> list[tuple[float, float]]:
-    """Ground-truth evidence given as times (a frame there shows it), as the spans rewards
-    compare with: ``half`` seconds either side of each."""
-    return [(max(0.0, t - half), t + half) for t in times]
-
-
 STEP_REWARDS = ("evidence_credit",)
 
 

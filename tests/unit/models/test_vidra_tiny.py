@@ -103,9 +103,10 @@ def test_reasoner_drills_show_the_evidence_and_answer_right(
 
     from vidra.models.protocol import ImagePart, TextPart
     from vidra.pipelines.drills import reasoner_drills
-    from vidra.pipelines.heldout import question_targets, synthetic_world, synthetic_worlds
+    from vidra.pipelines.heldout import synthetic_world, synthetic_worlds
     from vidra.pipelines.train_tiny import _drill_worlds, tiny_agent_settings
     from vidra.video import open_reader
+    from vidra.video.synthetic.questions import evidence_times
 
     spec = TinyTrainSpec(world_s=120, drill_per_kind=2, drills_per_question=2)
     worlds = synthetic_worlds(tmp_path / "v", [7], spec.world_s)
@@ -125,7 +126,7 @@ def test_reasoner_drills_show_the_evidence_and_answer_right(
         assert isinstance(parts[0], TextPart) and text.startswith("[reasoner/v2]")
         q = next(x for x in _questions(world, key[2], spec.drill_per_kind))
         kinds.add(q.kind)
-        targets = question_targets(q)
+        targets = evidence_times(q)
         assert all(any(abs(t - e) <= 0.25 for t in times) for e in targets), (q, times)
         assert len(targets) < len(times) <= spec.drill_max_frames + 1
         target = json.loads(tok.decode(ids, skip_special_tokens=True))

@@ -106,6 +106,7 @@ def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
     # the questions' evidence spans went with the jobs: tool calls carry per-step credit
     credit = [r for t in collected for r in t.rewards if r.name == "evidence_credit"]
     assert credit and all(r.step_order is not None for r in credit)
+    assert any(r.value == 1.0 for r in credit)  # some tool call surfaced the evidence
     first = retrain(settings, "sft", ["reasoner"], since_run="all")
     second = retrain(settings, "sft", ["critic"], since_run="all")
     assert (first.roles, second.roles) == (["reasoner"], ["critic"])
@@ -115,3 +116,24 @@ def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
         runs = store.training_runs("done")
         assert [r.n_episodes for r in runs] == [first.episodes] * 2
         assert store.champions(settings.resolved_tracking_uri()) == {}
+
+
+def test_training_jobs_record_the_evidence_spans_an_evaluation_would() -> None:
+    """A synthetic question's evidence as online cycles and the demo record it equals what
+    the evaluation harness records for the same question: the grounding answer span, else a
+    two-second window around each evidence time; nothing where there is none."""
+    from vidra.evals.items import LoadRequest
+    from vidra.evals.tasks.synthetic import _item, evidence_spans
+    from vidra.pipelines.evaluate import _job_args
+    from vidra.video.synthetic import Question
+
+    req = LoadRequest("synthetic", None, None)
+    grounding = Question("g", "grounding", "When?", ["0:10-0:20", "0:30-0:40"], "0:10-0:20", 0,
+                         answer_span=(10.0, 20.0))  # fmt: skip
+    needle = Question("n", "needle", "What?", ["a", "b"], "a", 0, evidence=[0.4, 61.26])
+    none = Question("x", "state", "Which?", ["a", "b"], "b", 1)
+    assert evidence_spans(grounding) == [(10.0, 20.0)]
+    assert evidence_spans(needle) == [(0.0, 1.4), (60.3, 62.3)]
+    assert evidence_spans(none) is None
+    for q in (grounding, needle, none):
+        assert _job_args(_item(req, q, Path("v.mp4")))["evidence"] == evidence_spans(q), q

@@ -2,8 +2,8 @@
 
 Options ``worlds`` (10), ``duration`` (240 s), ``seed`` (0: worlds use seeds 0..worlds-1),
 ``per_kind`` (3), ``fps`` (4), ``needles`` (1 per world). Videos are rendered under
-``--videos`` and reused when present (same names as `vidra.rl.evaluation.synthetic_worlds`
-for the default fps and needles). Evidence times follow ``question_targets`` there.
+``--videos`` and reused when present (same names as `vidra.pipelines.heldout.synthetic_worlds`
+for the default fps and needles).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from vidra.errors import ConfigError
 from vidra.evals.collect import Collector
 from vidra.evals.items import EvalItem, LoadRequest, LoadResult
 from vidra.evals.params import opt_float, opt_int
+from vidra.evals.spans import evidence_windows
 from vidra.video.synthetic import Question, WorldSpec, generate_questions, make_world, render_world
-from vidra.video.synthetic.questions import needle_questions
+from vidra.video.synthetic.questions import evidence_times, needle_questions
 
-__all__ = ["evidence_spans", "evidence_times", "load_synthetic", "output_dir"]
+__all__ = ["evidence_spans", "load_synthetic", "output_dir"]
 
 
 def output_dir(req: LoadRequest) -> Path:
@@ -34,19 +35,10 @@ def output_dir(req: LoadRequest) -> Path:
     return req.videos
 
 
-def evidence_times(q: Question) -> list[float]:
-    """Times (s) where a frame shows what the answer needs (inside the span when there is one)."""
-    if q.answer_span is not None:
-        a, b = q.answer_span
-        return [round(a + (b - a) / 4, 1), round(a + 3 * (b - a) / 4, 1)]
-    return [round(t, 1) for t in q.evidence]
-
-
 def evidence_spans(q: Question) -> list[tuple[float, float]] | None:
-    """The ground-truth evidence spans a job records for ``q`` (its answer span, else a window
-    around each evidence time), as an evaluation item's become: what per-step credit needs."""
-    from vidra.rl.rewards import evidence_windows
-
+    """The ground-truth evidence spans a job records for ``q``, as the evaluation harness
+    records them for its item: the answer span, else a window around each evidence time.
+    Per-step evidence credit is computed against them."""
     return [q.answer_span] if q.answer_span else evidence_windows(evidence_times(q)) or None
 
 

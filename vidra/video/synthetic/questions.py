@@ -17,8 +17,8 @@ from vidra.errors import InvalidInput
 from vidra.video.storyboard import format_timestamp
 from vidra.video.synthetic.world import COLOURS, QUADRANTS, SHAPES, World, WorldObject
 
-__all__ = ["KINDS", "Question", "generate_questions", "needle_questions", "read_questions",
-           "write_questions"]  # fmt: skip
+__all__ = ["KINDS", "Question", "evidence_times", "generate_questions", "needle_questions",
+           "read_questions", "write_questions"]  # fmt: skip
 
 KINDS = ("needle", "counting", "ordering", "grounding", "state")
 NOTHING = "nothing"
@@ -51,6 +51,14 @@ class Question:
         span = data.get("answer_span")
         data["answer_span"] = tuple(span) if span is not None else None
         return cls(**data)
+
+
+def evidence_times(q: Question) -> list[float]:
+    """Times (s) where a frame shows what the answer needs (inside the span when there is one)."""
+    if q.answer_span is not None:
+        a, b = q.answer_span
+        return [round(a + (b - a) / 4, 1), round(a + 3 * (b - a) / 4, 1)]
+    return [round(t, 1) for t in q.evidence]
 
 
 def _span_text(a: float, b: float) -> str:
