@@ -57,6 +57,8 @@ record_groups(settings, seed=5, questions=2, rollouts=3)
 result = retrain(settings, "grpo", ["reasoner"], spec=RewardSpec({"judge": 1.0}))
 out = settings.data_dir / "adapters" / result.training_run_id / "0-grpo" / "progress.jsonl"
 print(json.dumps({"run": result.training_run_id, "mlflow": result.mlflow_run_id,
+                  "gate": {arm: (r["answered"], len(r["failed"]))
+                           for arm, r in result.eval_report.items() if arm != "paired"},
                   "progress": [json.loads(x) for x in out.read_text().splitlines()]}))
 """
 
@@ -122,6 +124,8 @@ def test_retraining_with_two_ray_train_workers_on_the_two_nodes(
     got = _python(TRAINER, [str(tiny_model_path)], _env(cluster, tmp_path))
     ranks = {(x["rank"], x["node"]) for x in got["progress"]}
     assert {r for r, _ in ranks} == {0, 1} and len({n for _, n in ranks}) == 2  # two nodes
+    # the gate answered its questions (in its scratch store, in the driver), none failed
+    assert got["gate"] == {"candidate": [2, 0], "champion": [2, 0]}, got["gate"]
     with TrajectoryStore(cluster["VIDRA_DATABASE_URL"]) as store:
         assert store.get_training_run(got["run"]).status == "done"
     import mlflow

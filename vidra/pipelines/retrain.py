@@ -161,6 +161,9 @@ def gate_report(
     s = settings.model_copy(deep=True)
     s.database_url = store_url
     s.mlflow.use_champions = False
+    # the scratch store is a SQLite file here: its questions are answered in this process,
+    # also when cycles run on a Ray cluster (whose workers could not reach the file)
+    s.runner.executor, s.runner.ray_address = "local", None
     spec = EvalSpec(
         task=t.gate_task, annotations=t.gate_annotations,
         videos=t.gate_videos or settings.data_dir / "gate", limit=t.eval_questions,
