@@ -27,10 +27,13 @@ Span = tuple[float, float]
 Truth = Span | Sequence[Span]
 
 
-def evidence_windows(times: Sequence[float], half: float = 1.0) -> list[Span]:
-    """Ground-truth evidence given as times (a frame there shows it), as spans: ``half``
-    seconds either side of each (what rewards compare tool calls' surfaced spans with)."""
-    return [(max(0.0, t - half), t + half) for t in times]
+def evidence_windows(
+    spans: Sequence[Span], times: Sequence[float], half: float = 1.0
+) -> list[Span] | None:
+    """A question's ground-truth evidence as the spans rewards compare tool calls' surfaced
+    spans with: the ``spans`` given, else ``half`` seconds either side of each of ``times``
+    (where a frame shows it); None when there is neither."""
+    return [*spans] or [(max(0.0, t - half), t + half) for t in times] or None
 
 
 _TIME = r"(?:\d+:)*\d+(?:\.\d+)?"

@@ -88,9 +88,9 @@ def _key(config: dict[str, Any]) -> str:
 
 def _job_args(item: EvalItem) -> dict[str, Any]:
     """How an item is asked: its prompt style, ground truth and evidence spans."""
-    windows = [*item.spans] or ([item.span] if item.span else [])
-    windows = windows or evidence_windows(item.evidence)
-    args: dict[str, Any] = {"evidence": windows or None, "subtitles": item.subtitles}
+    spans = [*item.spans] or ([item.span] if item.span else [])
+    args: dict[str, Any] = {"evidence": evidence_windows(spans, item.evidence),
+                            "subtitles": item.subtitles}  # fmt: skip
     if item.style == "grounding":
         span = item.span or (item.spans[0] if item.spans else None)
         args["question"] = (

@@ -39,7 +39,7 @@ def evidence_spans(q: Question) -> list[tuple[float, float]] | None:
     """The ground-truth evidence spans a job records for ``q``, as the evaluation harness
     records them for its item: the answer span, else a window around each evidence time.
     Per-step evidence credit is computed against them."""
-    return [q.answer_span] if q.answer_span else evidence_windows(evidence_times(q)) or None
+    return evidence_windows([q.answer_span] if q.answer_span else [], evidence_times(q))
 
 
 def _item(req: LoadRequest, q: Question, video: Path) -> EvalItem:
