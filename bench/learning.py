@@ -164,7 +164,7 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
         raise SystemExit(f"{marker.parent} holds an unfinished collection (interrupted?): "
                          "remove that directory and run again")  # fmt: skip
     else:
-        got = {**want, "asked": collect(s, args.train_questions, rollouts=4, seed=41)}
+        got = {**want, "asked": collect(s, **want)}
         marker.write_text(json.dumps(got))
     info: dict[str, Any] = {"asked": got["asked"], "collect_s": round(time.perf_counter() - t),
                             "reused": reused, "trained": {},
