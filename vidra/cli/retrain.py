@@ -52,7 +52,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--curriculum",
         action="store_true",
-        help="online: ask the questions whose recorded pass rate is nearest one half",
+        help="online: ask the questions whose recorded pass rate (training rollouts, not "
+        "evaluation answers) is nearest one half",
     )
     p.add_argument(
         "--max-staleness",

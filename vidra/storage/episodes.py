@@ -165,10 +165,11 @@ class EpisodePart:
         return found[0]
 
     def pass_rates(
-        self, question_keys: Sequence[str], reward: str = "accuracy"
+        self, question_keys: Sequence[str], reward: str = "accuracy", evaluations: bool = False
     ) -> dict[str, tuple[float, int]]:
-        """``question key -> (mean of reward, episodes)`` over every recorded episode of
-        each question that has the reward (the curriculum's pass rates)."""
+        """``question key -> (mean of reward, episodes)`` over the recorded episodes of each
+        question that have the reward (the curriculum's pass rates). Evaluation runs'
+        episodes (greedy answers, not sampled rollouts) count only with ``evaluations``."""
         from sqlalchemy import func
 
         if not question_keys:
@@ -183,7 +184,8 @@ class EpisodePart:
             )
             .group_by(EpisodeRow.question_key)
         )
-        rows = self.db.read(lambda conn: conn.execute(stmt).all())
+        only = queries.EpisodeFilter(evaluations=evaluations)
+        rows = self.db.read(lambda conn: conn.execute(stmt.where(*only.clauses(conn))).all())
         return {k: (float(avg), int(n)) for k, avg, n in rows}
 
     def episodes_of_job(self, job_id: str) -> list[EpisodeRecord]:

@@ -105,6 +105,13 @@ def test_pass_rates_come_from_the_record(store: TrajectoryStore) -> None:
         store.record_episode(_episode(job, k, [], [{"name": "accuracy", "value": acc}]))
     key = store.get_job(job).question_key
     assert store.pass_rates([key, "other"]) == {key: (0.5, 2)}
+    # an evaluation run's (greedy) answer of the same question is not a training pass rate
+    graded = _job(store)
+    store.record_episode(_episode(graded, 0, [], [{"name": "accuracy", "value": 1.0}]))
+    run = store.create_eval_run("synthetic", "k", {})
+    store.put_eval_question(run.id, "q1", "done", job_id=graded)
+    assert store.pass_rates([key]) == {key: (0.5, 2)}
+    assert store.pass_rates([key], evaluations=True) == {key: (2 / 3, 3)}
 
 
 def test_staleness_drops_groups_sampled_by_old_versions(store: TrajectoryStore) -> None:
