@@ -139,6 +139,7 @@ class Client:
         budget: Budget | dict[str, Any] | None = None,
         strategy: str | None = None,
         subtitles: str | Path | None = None,
+        evidence: Sequence[tuple[float, float]] | None = None,
     ) -> Job:
         """Queue a question about ``video``; every input is checked before any work starts.
 
@@ -152,10 +153,14 @@ class Client:
             strategy: frame selector strategy (default from settings).
             subtitles: an SRT/VTT/JSON subtitle file; the lines near the frames the agents
                 look at are put in their prompts.
+            evidence: ground-truth ``(start, end)`` spans in seconds that show the answer, if
+                known (at most 64). Rewards only: each search/zoom/inspect step that surfaces
+                one is credited (``evidence_credit``), which retraining uses as per-step
+                credit; the agents never see them.
         """
         job_id = jobs.submit(
             self.runtime, video, question, options, answer, rollouts, budget, strategy,
-            subtitles=subtitles,
+            subtitles=subtitles, evidence=evidence,
         )  # fmt: skip
         return Job(self, job_id)
 

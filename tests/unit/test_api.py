@@ -39,6 +39,12 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ({"question": "q", "budget": {"deadline_s": -1}}, InvalidInput, "deadline_s"),
         ({"question": "q", "budget": {"frames": 3}}, InvalidInput, "frames"),
         ({"question": "q", "strategy": "psychic"}, InvalidInput, "unknown strategy"),
+        ({"question": "q", "evidence": [(5.0, 2.0)]}, InvalidInput, "0 <= start <= end"),
+        ({"question": "q", "evidence": [(-1.0, 2.0)]}, InvalidInput, "0 <= start <= end"),
+        ({"question": "q", "evidence": [(float("nan"), 2.0)]}, InvalidInput, "finite"),
+        ({"question": "q", "evidence": [(1.0, 2.0, 3.0)]}, InvalidInput, "evidence.0"),
+        ({"question": "q", "evidence": 5}, InvalidInput, "evidence"),
+        ({"question": "q", "evidence": [(1.0, 2.0)] * 65}, InvalidInput, "64"),
     ],
 )
 def test_bad_input_fails_before_any_work(
@@ -64,3 +70,34 @@ def test_unknown_ids(client: Client) -> None:
         client.episode("nope")
     with pytest.raises(NotFound):
         client.job("nope")
+
+
+def test_evidence_given_with_a_job_credits_the_tool_calls_that_surface_it(tmp_path: Path) -> None:
+    """Spans given to `Client.submit` reach the rewards as per-step ``evidence_credit`` on
+    the episode's tool calls (what retraining's step-level credit reads); without them no
+    step is credited. The real vidra-tiny agents answer, searching a rendered world."""
+    from vidra.config import Settings
+    from vidra.evals.tasks.synthetic import evidence_spans
+    from vidra.models import resolve_model_path
+    from vidra.pipelines.train_tiny import tiny_agent_settings
+    from vidra.video.synthetic import WorldSpec, generate_questions, make_world, render_world
+
+    world = make_world(WorldSpec(duration=60, fps=4, width=160, height=90, seed=3))
+    video = render_world(world, tmp_path / "w.mp4", gop_s=4)
+    q = next(q for q in generate_questions(world, per_kind=1) if q.kind == "needle")
+    spans = evidence_spans(q)
+    assert spans
+    settings = tiny_agent_settings(Settings(data_dir=tmp_path / "home"))
+    settings.model.path = resolve_model_path("vidra-tiny")
+    with Client(settings) as c:
+        given = c.submit(video, q.text, q.options, q.answer, rollouts=2, evidence=spans)
+        plain = c.submit(video, q.text, q.options, q.answer, rollouts=2)
+        given.result(), plain.result()
+
+        def credit(job_id: str) -> list[tuple[int | None, float]]:
+            return [(r.step_order, r.value) for e in c.store.episodes_of_job(job_id)
+                    for r in c.episode(e.id).rewards if r.name == "evidence_credit"]  # fmt: skip
+
+        got = credit(given.id)
+        assert got and all(order is not None and v in (0.0, 1.0) for order, v in got)
+        assert credit(plain.id) == []

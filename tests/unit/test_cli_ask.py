@@ -46,6 +46,8 @@ def test_ask_show_jobs_resume(video: Path, tiny_model_path: Path, tmp_path: Path
         "two",
         "--answer",
         "two",
+        "--evidence",
+        "6-8",
         env=env,
     )
     assert out.returncode == 0, out.stderr

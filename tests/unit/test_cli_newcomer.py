@@ -84,6 +84,8 @@ def test_show_takes_a_job_id_and_jobs_lists_full_ids(video: Path, tmp_path: Path
     [
         (["--model", "/nonexistent/model"], "VIDRA_MODEL__PATH"),
         (["--max-frames", "0"], "max_frames"),
+        (["--evidence", "12.5"], "START-END"),
+        (["--evidence", "15-12.5"], "0 <= start <= end"),
     ],
 )
 def test_bad_input_fails_before_any_job_row(

@@ -52,6 +52,13 @@ def register(sub: Any) -> None:
         help="frames the episode may look at (default: VIDRA_AGENTS__MAX_FRAMES)",
     )
     ask.add_argument("--subtitles", help="an SRT/VTT/JSON subtitle file for the video")
+    ask.add_argument(
+        "--evidence",
+        action="append",
+        metavar="START-END",
+        help="a ground-truth span in seconds that shows the answer, e.g. 12.5-15 (repeat it; "
+        "rewards only: credits the search/zoom steps that surface it)",
+    )
     ask.add_argument("--json", action="store_true", help="print the answer as JSON only")
     ask.set_defaults(func=cmd_ask)  # fmt: skip
 
@@ -67,6 +74,19 @@ def register(sub: Any) -> None:
 
     resume = sub.add_parser("resume", help="finish jobs a crash or an outage left unfinished")
     resume.set_defaults(func=cmd_resume)
+
+
+def _span(text: str) -> tuple[float, float]:
+    """``START-END`` seconds, e.g. ``12.5-15``."""
+    from vidra.errors import InvalidInput
+
+    start, sep, end = text.partition("-")
+    try:
+        if sep:
+            return float(start), float(end)
+    except ValueError:
+        pass
+    raise InvalidInput(f"--evidence {text!r} is not a span: give START-END seconds, e.g. 12.5-15")
 
 
 def _client(model: str | None = None) -> Any:
@@ -128,7 +148,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         job = client.submit(
             args.video, args.question, options=args.options, answer=args.answer,
             rollouts=args.rollouts, budget=budget, strategy=args.strategy,
-            subtitles=args.subtitles,
+            subtitles=args.subtitles, evidence=[_span(x) for x in args.evidence or []],
         )  # fmt: skip
         hits = _interruptible(job)
         _watch(job, console)

@@ -134,6 +134,18 @@ class JobCreate(_In):
             raise ValueError("the question is blank; ask something")
         return v
 
+    @field_validator("evidence")
+    @classmethod
+    def _spans_in_order(
+        cls, v: list[tuple[float, float]] | None
+    ) -> list[tuple[float, float]] | None:
+        for a, b in v or []:
+            if not 0 <= a <= b:
+                raise ValueError(
+                    f"span ({a:g}, {b:g}) is not (start, end) seconds with 0 <= start <= end"
+                )
+        return v
+
     @model_validator(mode="after")
     def _options_and_answer(self) -> JobCreate:
         if self.options is not None:
