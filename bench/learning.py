@@ -206,7 +206,7 @@ def main() -> int:
                     help="online GRPO cycles (0: the ablation alone)")  # fmt: skip
     ap.add_argument("--train-questions", type=int, default=232,
                     help="questions per cycle, G=4 (from as many fresh 5-minute worlds as "
-                    "needed, ~58 each)")  # fmt: skip
+                    "needed, at most 3 questions of each kind from one: ~13)")  # fmt: skip
     ap.add_argument("--gate-questions", type=int, default=200)
     ap.add_argument("--algo", choices=ONLINE_ALGOS, default="sft+grpo",
                     help="each cycle's recipe")  # fmt: skip

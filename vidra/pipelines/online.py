@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,12 @@ from vidra.pipelines.retrain import RetrainResult, retrain
 __all__ = ["ONLINE_ALGOS", "OnlineReport", "collect", "online"]
 
 ONLINE_ALGOS = ("grpo", "sft+grpo")  # the recipes a cycle can train with
-_MAX_WORLDS = 64  # fresh worlds one iteration may render (64 x ~58 questions)
+_MAX_WORLDS = 64  # fresh worlds one iteration may render (64 x ~13 questions)
+# questions of each kind one fresh world gives at most: a 5-minute world holds ~47 ordering and
+# ~47 state questions but ~10 grounding, ~8 counting and one needle, so drawing many from a few
+# worlds trained mostly on the two easy kinds; 3 per kind (as the benchmark's worlds) keeps a
+# cycle's questions as balanced as the benchmark and spreads them over ~18 worlds for 232
+_PER_KIND = 3
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +64,12 @@ def _fresh_seed(seed: int, it: int, w: int) -> int:
 
 
 def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bool) -> list[Any]:
-    """``(video, question)`` pairs for iteration ``it``: fresh worlds' questions, as many
-    5-minute worlds as ``questions`` needs (one holds about 58), or (with ``curriculum``) the
-    pool's most informative ones by their recorded pass rates."""
+    """``(video, question)`` pairs for iteration ``it``: fresh worlds' questions, at most
+    ``_PER_KIND`` of each kind per 5-minute world and as many worlds as ``questions`` needs
+    (one gives about 13), or (with ``curriculum``) the pool's most informative ones by their
+    recorded pass rates."""
     from vidra.pipelines.heldout import synthetic_world
-    from vidra.video.synthetic import generate_questions, render_world
+    from vidra.video.synthetic import KINDS, generate_questions, render_world
 
     if not curriculum:
         picked: list[Any] = []
@@ -72,7 +79,11 @@ def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bo
             world = synthetic_world(_fresh_seed(seed, it, w), 300)
             name = "video.mp4" if w == 0 else f"video-{w}.mp4"
             video = render_world(world, Path(settings.data_dir) / "online" / f"it{it}" / name)
-            asked = generate_questions(world, per_kind=questions // 5 + 1, seed=seed + it + w)
+            per_kind = min(_PER_KIND, questions // 5 + 1)
+            asked = generate_questions(world, per_kind=per_kind, seed=seed + it + w)
+            # round robin over the kinds, so that a world asked only in part stays balanced
+            by_kind = [[q for q in asked if q.kind == k] for k in KINDS]
+            asked = [q for tier in zip_longest(*by_kind) for q in tier if q is not None]
             picked += [(video, q) for q in asked[: questions - len(picked)]]
         return picked
     from vidra.rl.curriculum import order_by_curriculum
