@@ -26,7 +26,7 @@ from vidra.pipelines.retrain import RetrainResult, retrain
 __all__ = ["ONLINE_ALGOS", "OnlineReport", "collect", "online"]
 
 ONLINE_ALGOS = ("grpo", "sft+grpo")  # the recipes a cycle can train with
-_MAX_WORLDS = 64  # fresh worlds one iteration may render (64 x ~13 questions)
+_EXTRA = 10**9  # seeds of an iteration's second and later fresh worlds start here
 # questions of each kind one fresh world gives at most: a 5-minute world holds ~47 ordering and
 # ~47 state questions but ~10 grounding, ~8 counting and one needle, so drawing many from a few
 # worlds trained mostly on the two easy kinds; 3 per kind (as the benchmark's worlds) keeps a
@@ -57,10 +57,11 @@ def _pool(settings: Settings, seed: int, worlds: int) -> list[tuple[Path, Any]]:
 
 
 def _fresh_seed(seed: int, it: int, w: int) -> int:
-    """World ``w`` of iteration ``it``: the first keeps the one-world seed of earlier runs,
-    the others sit in a range of their own (no iteration's first world collides with them)."""
+    """World ``w`` of iteration ``it``: the first keeps the one-world seed of earlier runs
+    (``seed * 1000 + it``), the others sit in a range of their own above ``_EXTRA`` (no
+    iteration's first world collides with them, also at ``seed=0``)."""
     base = seed * 1000 + it
-    return base if w == 0 else base * 100 + w
+    return base if w == 0 else _EXTRA + base * 1000 + w
 
 
 def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bool) -> list[Any]:
@@ -73,13 +74,13 @@ def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bo
 
     if not curriculum:
         picked: list[Any] = []
-        for w in range(_MAX_WORLDS):
+        for w in range(questions):  # every world gives at least one question
             if len(picked) >= questions:
                 break
             world = synthetic_world(_fresh_seed(seed, it, w), 300)
             name = "video.mp4" if w == 0 else f"video-{w}.mp4"
             video = render_world(world, Path(settings.data_dir) / "online" / f"it{it}" / name)
-            per_kind = min(_PER_KIND, questions // 5 + 1)
+            per_kind = min(_PER_KIND, questions // len(KINDS) + 1)
             asked = generate_questions(world, per_kind=per_kind, seed=seed + it + w)
             # round robin over the kinds, so that a world asked only in part stays balanced
             by_kind = [[q for q in asked if q.kind == k] for k in KINDS]

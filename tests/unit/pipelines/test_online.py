@@ -89,6 +89,17 @@ def test_a_cycle_draws_balanced_questions_from_as_many_fresh_worlds_as_it_needs(
     assert set(kinds) == set(KINDS) and max(kinds.values()) <= 0.25 * 70, kinds
 
 
+@pytest.mark.parametrize("seed", [0, 41])
+def test_fresh_worlds_are_fresh_across_iterations(seed: int) -> None:
+    """No world of one iteration is a world of another (``vidra retrain --online`` runs at
+    seed 0, where the extra worlds once took the next iterations' first seeds)."""
+    from vidra.pipelines.online import _fresh_seed
+
+    seeds = [_fresh_seed(seed, it, w) for it in range(5) for w in range(40)]
+    assert len(set(seeds)) == len(seeds)
+    assert _fresh_seed(seed, 3, 0) == seed * 1000 + 3  # first worlds keep their seeds
+
+
 def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
     tmp_path: Path,
 ) -> None:
