@@ -26,7 +26,7 @@ from vidra.errors import (
     VidraError,
 )
 from vidra.runtime import Runtime
-from vidra.storage import JobCreate, VideoIn
+from vidra.storage import JobCreate, VideoIn, VideoRecord
 from vidra.storage.records import invalid_input
 
 __all__ = [
@@ -126,7 +126,7 @@ def _request(
             rollouts=rollouts,
             budget=limits,
             subtitles=_subtitles(subtitles),
-            evidence=cast(Any, evidence) or None,  # pydantic checks what it is given
+            evidence=cast(Any, evidence),  # JobCreate checks (and lists) what it is given
         )
     except ValidationError as exc:
         raise invalid_input(exc, "job") from exc
@@ -140,6 +140,16 @@ def _subtitles(path: str | Path | None) -> str | None:
 
     load_subtitles(path)
     return str(Path(path).expanduser().resolve())
+
+
+def _evidence_within(video: VideoRecord, spans: Sequence[tuple[float, float]] | None) -> None:
+    """Spans that start after the video ends would credit no tool call, silently."""
+    late = [a for a, _ in spans or [] if video.duration > 0 and a > video.duration]
+    if late:
+        raise InvalidInput(
+            f"evidence span starting at {late[0]:g} s is past the end of {Path(video.path).name} "
+            f"({video.duration:g} s): give spans within the video, in seconds"
+        )
 
 
 def submit(
@@ -164,6 +174,7 @@ def submit(
         rt, question, options, answer, rollouts, budget, strategy, subtitles, evidence
     )
     video_id = register_video(rt, video)
+    _evidence_within(rt.store.get_video(video_id), request.evidence)
     m = rt.settings.model
     job = rt.store.create_job(
         request.model_copy(

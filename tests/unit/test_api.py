@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vidra import InvalidInput, NotFound, VideoNotFound, VideoUnreadable
@@ -40,6 +41,8 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ({"question": "q", "budget": {"frames": 3}}, InvalidInput, "frames"),
         ({"question": "q", "strategy": "psychic"}, InvalidInput, "unknown strategy"),
         ({"question": "q", "evidence": [(5.0, 2.0)]}, InvalidInput, "0 <= start <= end"),
+        ({"question": "q", "evidence": (12.5, 15.0)}, InvalidInput, r"list of spans, e.g. \["),
+        ({"question": "q", "evidence": [(500.0, 600.0)]}, InvalidInput, "past the end of v.mp4"),
         ({"question": "q", "evidence": [(-1.0, 2.0)]}, InvalidInput, "0 <= start <= end"),
         ({"question": "q", "evidence": [(float("nan"), 2.0)]}, InvalidInput, "finite"),
         ({"question": "q", "evidence": [(1.0, 2.0, 3.0)]}, InvalidInput, "evidence.0"),
@@ -85,19 +88,23 @@ def test_evidence_given_with_a_job_credits_the_tool_calls_that_surface_it(tmp_pa
     world = make_world(WorldSpec(duration=60, fps=4, width=160, height=90, seed=3))
     video = render_world(world, tmp_path / "w.mp4", gop_s=4)
     q = next(q for q in generate_questions(world, per_kind=1) if q.kind == "needle")
-    spans = evidence_spans(q)
-    assert spans
     settings = tiny_agent_settings(Settings(data_dir=tmp_path / "home"))
     settings.model.path = resolve_model_path("vidra-tiny")
     with Client(settings) as c:
-        given = c.submit(video, q.text, q.options, q.answer, rollouts=2, evidence=spans)
+        # the whole video as the evidence (a numpy array, as users hold spans): every tool
+        # call that surfaced a frame surfaced it
+        whole = c.submit(video, q.text, q.options, q.answer, rollouts=2,
+                         evidence=np.array([[0.0, 60.0]]))  # fmt: skip
+        needle = c.submit(video, q.text, q.options, q.answer, evidence=evidence_spans(q))
         plain = c.submit(video, q.text, q.options, q.answer, rollouts=2)
-        given.result(), plain.result()
+        whole.result(), needle.result(), plain.result()
 
         def credit(job_id: str) -> list[tuple[int | None, float]]:
             return [(r.step_order, r.value) for e in c.store.episodes_of_job(job_id)
                     for r in c.episode(e.id).rewards if r.name == "evidence_credit"]  # fmt: skip
 
-        got = credit(given.id)
-        assert got and all(order is not None and v in (0.0, 1.0) for order, v in got)
+        got = credit(whole.id)
+        assert got and all(order is not None for order, _ in got)
+        assert any(v == 1.0 for _, v in got)
+        assert credit(needle.id) and {v for _, v in credit(needle.id)} <= {0.0, 1.0}
         assert credit(plain.id) == []

@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
         "--evidence",
         action="append",
         metavar="START-END",
-        help="a ground-truth span in seconds that shows the answer, e.g. 12.5-15 (repeat it; "
+        help="a ground-truth span that shows the answer, e.g. 12.5-15 or 1:02-1:05 (repeat it; "
         "rewards only: credits the search/zoom steps that surface it)",
     )
     ask.add_argument("--json", action="store_true", help="print the answer as JSON only")
@@ -77,16 +77,17 @@ def register(sub: Any) -> None:
 
 
 def _span(text: str) -> tuple[float, float]:
-    """``START-END`` seconds, e.g. ``12.5-15``."""
+    """``START-END``, each in seconds or m:ss, e.g. ``12.5-15`` or ``1:02-1:05.5``."""
     from vidra.errors import InvalidInput
+    from vidra.video.subtitles import parse_clock
 
     start, sep, end = text.partition("-")
     try:
         if sep:
-            return float(start), float(end)
+            return parse_clock(start), parse_clock(end)
     except ValueError:
         pass
-    raise InvalidInput(f"--evidence {text!r} is not a span: give START-END seconds, e.g. 12.5-15")
+    raise InvalidInput(f"--evidence {text!r} is not a span: give START-END, e.g. 12.5-15")
 
 
 def _client(model: str | None = None) -> Any:
@@ -143,12 +144,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from vidra.errors import JobCancelled
 
     console = Console(stderr=True)
+    evidence = [_span(x) for x in args.evidence or []]
     with _client(args.model) as client:
         budget = {"max_frames": args.max_frames} if args.max_frames is not None else None
         job = client.submit(
             args.video, args.question, options=args.options, answer=args.answer,
             rollouts=args.rollouts, budget=budget, strategy=args.strategy,
-            subtitles=args.subtitles, evidence=[_span(x) for x in args.evidence or []],
+            subtitles=args.subtitles, evidence=evidence,
         )  # fmt: skip
         hits = _interruptible(job)
         _watch(job, console)

@@ -32,8 +32,11 @@ def evidence_windows(
 ) -> list[Span] | None:
     """A question's ground-truth evidence as the spans rewards compare tool calls' surfaced
     spans with: the ``spans`` given, else ``half`` seconds either side of each of ``times``
-    (where a frame shows it); None when there is neither."""
-    return [*spans] or [(max(0.0, t - half), t + half) for t in times] or None
+    (where a frame shows it); None when there is neither. A span written end first, or
+    reaching before 0 s (annotations have both), is put in order and clipped at 0; one that
+    ends before 0 s is left out."""
+    given = [(max(0.0, min(a, b)), max(a, b)) for a, b in spans if max(a, b) >= 0]
+    return given or [(max(0.0, t - half), t + half) for t in times] or None
 
 
 _TIME = r"(?:\d+:)*\d+(?:\.\d+)?"

@@ -169,7 +169,8 @@ class EpisodePart:
     ) -> dict[str, tuple[float, int]]:
         """``question key -> (mean of reward, episodes)`` over the recorded episodes of each
         question that have the reward (the curriculum's pass rates). Evaluation runs'
-        episodes (greedy answers, not sampled rollouts) count only with ``evaluations``."""
+        episodes count only with ``evaluations`` (unlike `EpisodeFilter`'s default: a pass
+        rate is of the training rollouts the curriculum chooses between)."""
         from sqlalchemy import func
 
         if not question_keys:

@@ -134,6 +134,22 @@ class JobCreate(_In):
             raise ValueError("the question is blank; ask something")
         return v
 
+    @field_validator("evidence", mode="before")
+    @classmethod
+    def _spans_as_list(cls, v: Any) -> Any:
+        """Any sequence of pairs (a numpy array too); a single pair is named as the mistake."""
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if v is None or isinstance(v, str | bytes | dict):
+            return v
+        try:
+            spans = list(v)
+        except TypeError:
+            return v  # pydantic names the type
+        if len(spans) == 2 and all(isinstance(x, int | float) for x in spans):
+            raise ValueError(f"give a list of spans, e.g. [{tuple(spans)}], not one span")
+        return spans or None
+
     @field_validator("evidence")
     @classmethod
     def _spans_in_order(
@@ -142,7 +158,8 @@ class JobCreate(_In):
         for a, b in v or []:
             if not 0 <= a <= b:
                 raise ValueError(
-                    f"span ({a:g}, {b:g}) is not (start, end) seconds with 0 <= start <= end"
+                    f"span ({a:g}, {b:g}) is not in order: give (start, end) seconds with "
+                    "0 <= start <= end, e.g. (12.5, 15.0)"
                 )
         return v
 

@@ -157,3 +157,15 @@ def test_training_jobs_record_the_evidence_spans_an_evaluation_would() -> None:
     assert evidence_spans(none) is None
     for q in (grounding, needle, none):
         assert _job_args(_item(req, q, Path("v.mp4")))["evidence"] == evidence_spans(q), q
+
+
+def test_annotated_spans_end_first_or_before_zero_become_valid_evidence() -> None:
+    """Annotations (NExT-GQA windows among them) hold spans written end first or reaching
+    before 0 s; a job's evidence must be ordered and >= 0, so they are mended (or, wholly
+    before 0 s, left out), not failed."""
+    from vidra.evals.spans import evidence_windows
+
+    spans = [(20.0, 10.0), (-2.0, 3.0), (-3.0, -1.0)]
+    assert evidence_windows(spans, []) == [(10.0, 20.0), (0.0, 3.0)]
+    assert evidence_windows([], [0.5]) == [(0.0, 1.5)]
+    assert evidence_windows([], []) is None
