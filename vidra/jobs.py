@@ -142,9 +142,9 @@ def _subtitles(path: str | Path | None) -> str | None:
     return str(Path(path).expanduser().resolve())
 
 
-def _evidence_within(video: VideoRecord, spans: Sequence[tuple[float, float]] | None) -> None:
+def _evidence_within(video: VideoRecord, spans: Sequence[tuple[float, float]]) -> None:
     """Spans that start after the video ends would credit no tool call, silently."""
-    late = [a for a, _ in spans or [] if video.duration > 0 and a > video.duration]
+    late = [a for a, _ in spans if video.duration > 0 and a > video.duration]
     if late:
         raise InvalidInput(
             f"evidence span starting at {late[0]:g} s is past the end of {Path(video.path).name} "
@@ -174,7 +174,8 @@ def submit(
         rt, question, options, answer, rollouts, budget, strategy, subtitles, evidence
     )
     video_id = register_video(rt, video)
-    _evidence_within(rt.store.get_video(video_id), request.evidence)
+    if request.evidence:  # the video's length is read only when there are spans to check
+        _evidence_within(rt.store.get_video(video_id), request.evidence)
     m = rt.settings.model
     job = rt.store.create_job(
         request.model_copy(

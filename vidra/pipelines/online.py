@@ -74,13 +74,13 @@ def _pick(settings: Settings, it: int, questions: int, seed: int, curriculum: bo
 
     if not curriculum:
         picked: list[Any] = []
+        per_kind = min(_PER_KIND, questions // len(KINDS) + 1)
         for w in range(questions):  # every world gives at least one question
             if len(picked) >= questions:
                 break
             world = synthetic_world(_fresh_seed(seed, it, w), 300)
             name = "video.mp4" if w == 0 else f"video-{w}.mp4"
             video = render_world(world, Path(settings.data_dir) / "online" / f"it{it}" / name)
-            per_kind = min(_PER_KIND, questions // len(KINDS) + 1)
             asked = generate_questions(world, per_kind=per_kind, seed=seed + it + w)
             # round robin over the kinds, so that a world asked only in part stays balanced
             by_kind = [[q for q in asked if q.kind == k] for k in KINDS]
