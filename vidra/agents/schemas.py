@@ -101,17 +101,33 @@ def parse_selection(text: str, duration: float) -> Selection:
 
 # A reply whose JSON breaks after a complete "answer" field (a small model's garbled tail)
 _ANSWER_FIELD = re.compile(r'^\s*\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_ANSWER_OPEN = re.compile(r'^\s*\{\s*"answer"\s*:\s*"')
 
 
-def _answer_obj(text: str) -> dict[str, Any]:
+def _leading_option(text: str, options: Sequence[str] | None) -> str | None:
+    """The longest option whose whole text opens the reply's unclosed answer field
+    (``{"answer": "2:11.5-2:26.2-2:29.0]}``): what a constrained reply chose (its prefix,
+    `vidra.agents.reasoner.answer_prefixes`) before the model's own tokens broke it."""
+    m = _ANSWER_OPEN.match(text)
+    if m is None or not options:
+        return None
+    rest = text[m.end() :]
+    hits = [o for o in options if o and rest.startswith(json.dumps(o)[1:-1])]
+    return max(hits, key=len) if hits else None
+
+
+def _answer_obj(text: str, options: Sequence[str] | None = None) -> dict[str, Any]:
     """The reply's JSON object, or only its leading ``"answer"`` field when the rest is
-    not JSON."""
+    not JSON, or the option that opens an unclosed answer field."""
     try:
         return _obj(text)
     except ValueError:
         m = _ANSWER_FIELD.match(text)
         if m is None:
-            raise
+            option = _leading_option(text, options)
+            if option is None:
+                raise
+            return {"answer": option}
         try:
             return {"answer": json.loads(f'"{m.group(1)}"')}
         except json.JSONDecodeError:
@@ -131,7 +147,7 @@ def parse_answer(text: str, options: Sequence[str] | None) -> Answer:
     """The answer in a reply: JSON (or its leading answer field); for an open-ended
     question, plain text is an answer too. A blank answer is an error (a format failure)."""
     try:
-        data = _answer_obj(text)
+        data = _answer_obj(text, options)
     except ValueError:
         if options:
             raise

@@ -75,7 +75,8 @@ def test_schema_parsers() -> None:
 
 def test_answer_field_survives_a_garbled_tail() -> None:
     """A constrained reply starts with a whole answer field; a small model may break the JSON
-    after it. The answer is read; anything short of a closed answer field is still an error."""
+    after it. The answer is read; anything short of a closed answer field or a whole option
+    is still an error."""
     a = parse_answer('{"answer": "blue square", "confidence": 0.9, "evidence": [12.5, 1', OPTS)
     assert (a.answer, a.choice, a.confidence, a.evidence) == ("blue square", 1, 0.5, [])
     assert parse_answer('{"answer": "say \\"hi\\"", "conf', None).answer == 'say "hi"'
@@ -84,3 +85,20 @@ def test_answer_field_survives_a_garbled_tail() -> None:
             parse_answer(bad, OPTS)
     with pytest.raises(ValueError, match="one of the options"):
         parse_answer('{"answer": "purple", "confidence": 0.', OPTS)
+
+
+def test_an_unclosed_answer_that_opens_with_an_option_is_that_option() -> None:
+    """A constrained reply's prefix is an option with its quote open; when the model's own
+    tokens never close it (seen on time-span options), the option chosen is still read
+    (before: a format failure, and the fallback answered the first option)."""
+    spans = ["3:07.2-3:53.8", "1:50.2-2:28.5", "2:11.5-2:26.2", "2:11.5-2:26.2 or later"]
+    for reply, choice in [
+        ('{"answer": "2:11.5-2:26.2-2:29.0]}', 2),
+        ('{"answer": "1:50.2-2:28.5]}', 1),
+        ('{"answer": "2:11.5-2:26.2 or later, 0.9', 3),  # the longest option that opens it
+    ]:
+        a = parse_answer(reply, spans)
+        assert (a.answer, a.choice, a.confidence) == (spans[choice], choice, 0.5)
+    for bad in ('{"answer": "2:11.5-2:2', '{"answer": "4:00.0-4:10.0]}', '"2:11.5-2:26.2'):
+        with pytest.raises(ValueError):
+            parse_answer(bad, spans)
