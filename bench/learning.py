@@ -19,7 +19,7 @@ Rows:
   (left out with ``--no-noise-floor``).
 
 Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation] [--promote-ties]
-[--no-noise-floor] [--ablation-rows ROW ...] [--ablation-gate-questions 40]
+[--no-noise-floor] [--epochs 1] [--ablation-rows ROW ...] [--ablation-gate-questions 40]
 [--out bench/results/learning.json]``; ``--cycles 0``: the ablation alone (reusing ``DIR``'s
 cached SFT row when the same ``DIR`` ran before, and its ablation collection if it has one).
 
@@ -43,7 +43,7 @@ from report import emit, eval_row, header, paired_rows
 ROLES = ("planner", "selector", "reasoner", "critic")
 
 
-def _settings(home: Path, gate_questions: int, promote_ties: bool = False) -> Any:
+def _settings(home: Path, gate_questions: int, promote_ties: bool = False, epochs: int = 1) -> Any:
     from vidra.config import Settings
     from vidra.models import resolve_model_path
     from vidra.pipelines.train_tiny import tiny_agent_settings
@@ -52,6 +52,7 @@ def _settings(home: Path, gate_questions: int, promote_ties: bool = False) -> An
     s.model.path = resolve_model_path("vidra-tiny")
     s.mlflow.use_champions = True  # each cycle starts from (and rows evaluate) the champions
     s.train.eval_questions = gate_questions
+    s.train.epochs = epochs  # passes over each training's samples
     # non-inferiority: a tie whose lower bound is >= -gate_tolerance is promoted too
     s.train.promote_ties = promote_ties
     # enough held-out gate worlds for the questions asked (one 3-minute world holds <= 15)
@@ -132,6 +133,7 @@ ABLATION: dict[str, tuple[list[str], str | None]] = {
     "all roles": (list(ROLES), None),
     "all roles, sft alone": (list(ROLES), "sft"),  # which stage of the recipe does what
     "all roles, grpo alone": (list(ROLES), "grpo"),
+    "reasoner only, dpo": (["reasoner"], "dpo"),  # pairs of one prompt's best and worst reply
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 
@@ -142,14 +144,15 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     (``since_run="all"``, ``train.promote=never``: the champions stay SFT), each trained
     version answering the benchmark with the other roles at SFT. Its gate runs on
     ``--ablation-gate-questions`` and decides nothing. ``--ablation-rows`` picks rows (also
-    ``all roles, sft alone`` / ``grpo alone``: which stage of the recipe does what); a store
-    that already holds the collection (a second run in the same ``DIR``) is reused."""
+    ``all roles, sft alone`` / ``grpo alone``: which stage of the recipe does what; and
+    ``reasoner only, dpo``); a store that already holds the collection (a second run in the
+    same ``DIR``) is reused."""
     import ray
 
     from vidra.pipelines.online import collect
     from vidra.pipelines.retrain import retrain
 
-    s = _settings(args.home / "ablation", args.ablation_gate_questions)
+    s = _settings(args.home / "ablation", args.ablation_gate_questions, epochs=args.epochs)
     s.train.promote = "never"
     want = {"questions": args.train_questions, "rollouts": 4, "seed": 41}
     # online._pick's rule, recorded: a collection made before 1c7018d had unbalanced kinds
@@ -186,6 +189,27 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     return info
 
 
+def _by_kind(reports: dict[str, Any], ref: str) -> dict[str, dict[str, Any]]:
+    """Each row's paired accuracy difference to ``ref`` per question kind."""
+    from vidra.evals.metrics import paired_from_maps
+
+    kinds = {q["qid"]: q["categories"]["kind"] for q in reports[ref]["per_question"]}
+    out: dict[str, dict[str, Any]] = {}
+    for name, rep in reports.items():
+        if name == ref:
+            continue
+        out[name] = {}
+        for kind in sorted(set(kinds.values())):
+            mine, theirs = (
+                {q: v for q, v in _scores(r).items() if kinds.get(q) == kind}
+                for r in (rep, reports[ref])
+            )
+            d = paired_from_maps(mine, theirs)
+            out[name][kind] = {"n": d.n, "diff": round(d.diff, 4),
+                               "ci95": [round(x, 4) for x in d.ci95]}  # fmt: skip
+    return out
+
+
 def _targets(rows: dict[str, Any], last: str) -> dict[str, Any]:
     """The issue's targets, for the row after the last cycle against SFT."""
     gain = rows[last]["minus_SFT"]
@@ -217,6 +241,8 @@ def main() -> int:
     ap.add_argument("--promote-ties", action="store_true",
                     help="the gate also promotes a tie whose paired lower bound is >= "
                     "-gate_tolerance (2 points), so cycles chain")  # fmt: skip
+    ap.add_argument("--epochs", type=int, default=1,
+                    help="passes over each training's samples (cycles, ablation)")  # fmt: skip
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--ablation-rows", nargs="+", choices=list(ABLATION),
                     default=list(DEFAULT_ROWS), metavar="ROW",
@@ -244,7 +270,7 @@ def main() -> int:
         print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
     bench = Bench(args.home / "videos", args.short_worlds, args.long_worlds)
-    main_s = _settings(args.home / "main", args.gate_questions, args.promote_ties)
+    main_s = _settings(args.home / "main", args.gate_questions, args.promote_ties, args.epochs)
     reports: dict[str, Any] = {"SFT": bench.run(main_s, {})}
     log(f"SFT: {reports['SFT']['accuracy']:.3f} on {reports['SFT']['answered']} questions")
     cycles: list[dict[str, Any]] = []
@@ -276,6 +302,8 @@ def main() -> int:
 
     rows = {name: eval_row(rep) for name, rep in reports.items()}
     paired_rows(rows, reports, "SFT")
+    for name, by_kind in _by_kind(reports, "SFT").items():
+        rows[name]["minus_SFT_by_kind"] = by_kind
     # gate against benchmark: a promoted version significantly worse than the one before it,
     # or a rejected one significantly better, is a disagreement
     names = list(reports)
@@ -293,6 +321,7 @@ def main() -> int:
     report["benchmark"] = {"parts": bench.parts, "questions": reports["SFT"]["questions"],
                            "strategy": "search", "cycles": args.cycles, "algo": args.algo,
                            "train_questions_per_cycle": args.train_questions, "G": 4,
+                           "epochs": args.epochs,
                            "gate_questions": args.gate_questions,
                            "gate": {"promote_ties": main_s.train.promote_ties,
                                     "tolerance": main_s.train.gate_tolerance},
