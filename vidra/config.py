@@ -242,6 +242,12 @@ class TrainSettings(BaseModel):
     lr: float = Field(2e-4, gt=0)
     batch_size: int = Field(8, gt=0)
     epochs: int = Field(1, gt=0)
+    normalise_std: bool = Field(
+        True,
+        description="GRPO: divide a group's centred rewards by their std; false: centred only "
+        "(Dr. GRPO), so a group whose rollouts differ only in small components (frame cost, "
+        "format) gets small advantages, not ones as large as a right-or-wrong group's",
+    )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(
         0.02,

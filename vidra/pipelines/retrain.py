@@ -134,9 +134,11 @@ def _dataset(
     spec: RewardSpec,
     min_reward: float,
     allowed: dict[str, set[str]] | None = None,
+    normalise_std: bool = True,
 ) -> Dataset:
     if algo == "grpo":
-        return build_grpo(store, spec, roles, since_run=since_run, allowed_versions=allowed)
+        return build_grpo(store, spec, roles, since_run=since_run, allowed_versions=allowed,
+                          normalise_std=normalise_std)  # fmt: skip
     if algo == "dpo":
         return build_dpo(store, spec, roles, since_run=since_run)
     if algo == "sft":
@@ -267,6 +269,7 @@ def _params(
             "stages": "+".join(d.algorithm for d, _ in stages),
             "base_model": base, "seed": cfg.seed, "num_workers": workers,
             "G": ds.filters.get("min_rollouts", ""), "training_run": c.run.id,
+            "normalise_std": c.settings.train.normalise_std,
         }
     )  # fmt: skip
 
@@ -467,10 +470,12 @@ def retrain(
             allowed = allowed_versions(store, settings.resolved_tracking_uri(), targets,
                                        max_staleness)  # fmt: skip
         algos = ["sft", "grpo"] if algo == "sft+grpo" else [algo]
+        std = settings.train.normalise_std
         built = [
-            _dataset(store, a, targets, since, spec, min_reward, allowed if a == "grpo" else None)
+            _dataset(store, a, targets, since, spec, min_reward, allowed if a == "grpo" else None,
+                     std)
             for a in algos
-        ]
+        ]  # fmt: skip
         if not any(d.samples for d in built):
             raise InvalidInput("; ".join(d.empty_reason or "empty" for d in built))
         stages = [(d, _config(settings, d.algorithm, config)) for d in built if d.samples]
@@ -485,7 +490,8 @@ def retrain(
         start = dict(settings.model.adapters) or champion_adapters(settings, store, roles)
         run = store.create_training_run(
             algo, {"train": cfg.__dict__, "roles": roles,
-                   "reward_spec": {"episode": spec.weights, "step": spec.step_weights}},
+                   "reward_spec": {"episode": spec.weights, "step": spec.step_weights},
+                   "advantages": "std" if settings.train.normalise_std else "centred"},
             lineage,
         )  # fmt: skip
         c = _Cycle(settings, store, tracker, run, roles, start, hook or (lambda stage: None),

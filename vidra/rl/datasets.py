@@ -108,6 +108,7 @@ class Dataset:
                 f"no DPO pairs: {self.counts.get('groups', 0)} questions since {since}, "
                 f"{self.counts.get('below_margin', 0)} below the reward margin, "
                 f"{self.counts.get('prompt_mismatch', 0)} without matching prompts, "
+                f"{self.counts.get('same_decision', 0)} whose matching replies decide alike, "
                 f"{self.counts.get('critic_pairs', 0)} critic pairs (two critiques of one "
                 "answer, different decisions and outcomes)"
             )
@@ -183,7 +184,8 @@ def build_grpo(
             "(or algo='sft' for single episodes)"
         )
     spec = spec or RewardSpec()
-    ds = Dataset("grpo", spec, filters=_filters(roles, since, since_run, min_rollouts=min_rollouts))
+    ds = Dataset("grpo", spec, filters=_filters(roles, since, since_run, min_rollouts=min_rollouts,
+                                                normalise_std=normalise_std))  # fmt: skip
     ds.counts = {"groups": 0, "zero_variance": 0, "stale": 0}
     for group in store.iter_groups(
         min_rollouts=min_rollouts, since=since, since_run=since_run, evaluations=False
@@ -208,6 +210,20 @@ def build_grpo(
     return ds
 
 
+def decision(step: StepRecord) -> str:
+    """What a step decided, without its incidental fields: the reasoner's answer (not its
+    confidence or cited times), a tool call without what it surfaced, a plan or critique as
+    parsed; None (unparsed) is a decision of its own. Two replies with equal decisions make
+    no DPO pair: the better episode did not win by that reply."""
+    parsed = step.parsed
+    if isinstance(parsed, dict):
+        if step.role == "reasoner":
+            parsed = {"choice": parsed.get("choice"), "answer": parsed.get("answer")}
+        else:
+            parsed = {k: v for k, v in parsed.items() if k != "surfaced"}
+    return json.dumps(parsed, sort_keys=True, default=str)
+
+
 def build_dpo(
     store: TrajectoryStore,
     spec: RewardSpec | None = None,
@@ -216,11 +232,13 @@ def build_dpo(
     since_run: str | None = None,
     margin: float = 0.5,
 ) -> Dataset:
-    """DPO pairs: best vs worst episode of a question, steps with identical prompts paired.
-    The critic's pairs follow the outcome instead (`critic_pairs`)."""
+    """DPO pairs: best vs worst episode of a question, steps with identical prompts and
+    different decisions (`decision`) paired. The critic's pairs follow the outcome instead
+    (`critic_pairs`)."""
     spec = spec or RewardSpec()
     ds = Dataset("dpo", spec, filters=_filters(roles, since, since_run, margin=margin))
-    ds.counts = {"groups": 0, "below_margin": 0, "prompt_mismatch": 0, "critic_pairs": 0}
+    ds.counts = {"groups": 0, "below_margin": 0, "prompt_mismatch": 0, "critic_pairs": 0,
+                 "same_decision": 0}  # fmt: skip
     want_critic = not roles or "critic" in roles
     others = [r for r in roles or ["planner", "selector", "reasoner"] if r != "critic"]
     for group in store.iter_groups(
@@ -240,7 +258,7 @@ def build_dpo(
         if rb - rw < margin:
             ds.counts["below_margin"] += 1
             continue
-        paired = False
+        paired = alike = False
         for s_best in best.steps:
             if s_best.role not in others:
                 continue
@@ -257,13 +275,16 @@ def build_dpo(
             )
             if match is None:
                 continue
+            if decision(match) == decision(s_best):  # worded apart, decided alike
+                alike = True
+                continue
             sample = _sample(s_best, best, rb)
             ds.samples.append(Sample(**{**asdict(sample), "rejected_token_ids": match.token_ids}))
             paired = True
         if paired:
             ds.episode_ids += [best.episode.id, worst.episode.id]
         else:
-            ds.counts["prompt_mismatch"] += 1
+            ds.counts["same_decision" if alike else "prompt_mismatch"] += 1
     return ds
 
 

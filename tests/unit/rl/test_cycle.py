@@ -43,6 +43,7 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
             retrain(settings, "grpo", ["reasoner"])
         record_groups(settings, seed=6, questions=2, rollouts=3, judge="accuracy_judge")
         settings.train.promote = "never"
+        settings.train.normalise_std = False  # centred advantages (Dr. GRPO), recorded
         rows: list[dict[str, object]] = []
         second = retrain(settings, "grpo", ["reasoner"], spec=SPEC, on_step=rows.append)
     finally:
@@ -60,12 +61,14 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
     client = mlflow.tracking.MlflowClient()
     run = client.get_run(result.mlflow_run_id)
     assert run.data.params["algorithm"] == "grpo"
+    assert run.data.params["normalise_std"] == "True"
     assert any(k.startswith("reasoner/loss") for k in run.data.metrics)
     assert {"gate/candidate", "gate/champion", "gate/ci95_low"} <= set(run.data.metrics)
     assert str(client.get_model_version_by_alias("vidra-reasoner", "champion").version) == "1"
     with Client(settings) as c:
         runs = c.store.training_runs()
         assert [r.status for r in runs] == ["done", "done"]
+        assert [r.config["advantages"] for r in runs] == ["std", "centred"]
         assert runs[0].n_episodes == result.episodes
         versions = {v.version: v.alias for v in c.store.model_versions("reasoner")}
         assert versions == {"1": "champion", "2": None}  # the champion did not move
