@@ -125,15 +125,20 @@ def _champions(settings: Any) -> dict[str, str]:
         return champion_adapters(settings, store, list(ROLES))
 
 
-# the ablation's rows: roles trained and recipe (None: --algo), all from one collection
-ABLATION: dict[str, tuple[list[str], str | None]] = {
-    "selector only": (["selector"], None),
-    "reasoner only": (["reasoner"], None),
-    "critic only": (["critic"], None),
-    "all roles": (list(ROLES), None),
-    "all roles, sft alone": (list(ROLES), "sft"),  # which stage of the recipe does what
-    "all roles, grpo alone": (list(ROLES), "grpo"),
-    "reasoner only, dpo": (["reasoner"], "dpo"),  # pairs of one prompt's best and worst reply
+# the ablation's rows: roles trained, recipe (None: --algo) and train settings changed, all
+# from one collection
+ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
+    "selector only": (["selector"], None, {}),
+    "reasoner only": (["reasoner"], None, {}),
+    "critic only": (["critic"], None, {}),
+    "all roles": (list(ROLES), None, {}),
+    "all roles, sft alone": (list(ROLES), "sft", {}),  # which stage of the recipe does what
+    "all roles, grpo alone": (list(ROLES), "grpo", {}),
+    # pairs of one prompt's best and worst replies that decide differently
+    "reasoner only, dpo": (["reasoner"], "dpo", {}),
+    # GRPO advantages centred, not divided by the group's std (Dr. GRPO)
+    "reasoner only, grpo centred": (["reasoner"], "grpo", {"normalise_std": False}),
+    "all roles, grpo centred": (list(ROLES), "grpo", {"normalise_std": False}),
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 
@@ -175,11 +180,13 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
                             "reused": reused, "trained": {},
                             "reports": {}}  # fmt: skip
     for name in args.ablation_rows:
-        roles, recipe = ABLATION[name]
+        roles, recipe, changes = ABLATION[name]
         algo = recipe or args.algo
         t = time.perf_counter()
-        res = retrain(s, algo, roles, since_run="all")
-        info["trained"][name] = {"roles": res.roles, "algo": algo, "samples": res.samples,
+        res = retrain(s.model_copy(update={"train": s.train.model_copy(update=changes)}), algo,
+                      roles, since_run="all")  # fmt: skip
+        info["trained"][name] = {"roles": res.roles, "algo": algo, "train": changes,
+                                 "samples": res.samples,
                                  "episodes": res.episodes, "gate": res.evaluation,
                                  "train_s": round(time.perf_counter() - t)}  # fmt: skip
         row = f"{name} (1 cycle, shared rollouts)"
