@@ -201,17 +201,16 @@ def _by_kind(reports: dict[str, Any], ref: str) -> dict[str, dict[str, Any]]:
     from vidra.evals.metrics import paired_from_maps
 
     kinds = {q["qid"]: q["categories"]["kind"] for q in reports[ref]["per_question"]}
+    theirs = _scores(reports[ref])
     out: dict[str, dict[str, Any]] = {}
     for name, rep in reports.items():
         if name == ref:
             continue
         out[name] = {}
+        mine = _scores(rep)
         for kind in sorted(set(kinds.values())):
-            mine, theirs = (
-                {q: v for q, v in _scores(r).items() if kinds.get(q) == kind}
-                for r in (rep, reports[ref])
-            )
-            d = paired_from_maps(mine, theirs)
+            d = paired_from_maps({q: v for q, v in mine.items() if kinds.get(q) == kind},
+                                 {q: v for q, v in theirs.items() if kinds[q] == kind})  # fmt: skip
             out[name][kind] = {"n": d.n, "diff": round(d.diff, 4),
                                "ci95": [round(x, 4) for x in d.ci95]}  # fmt: skip
     return out
