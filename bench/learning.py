@@ -19,7 +19,8 @@ Rows:
   (left out with ``--no-noise-floor``).
 
 Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation] [--promote-ties]
-[--no-noise-floor] [--epochs 1] [--ablation-rows ROW ...] [--ablation-gate-questions 40]
+[--no-noise-floor] [--epochs 1] [--ablation-rows ROW ...] [--train-seeds 0 1 2]
+[--ablation-gate-questions 40]
 [--out bench/results/learning.json]``; ``--cycles 0``: the ablation alone (reusing ``DIR``'s
 cached SFT row when the same ``DIR`` ran before, and its ablation collection if it has one).
 
@@ -179,17 +180,18 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"asked": got["asked"], "collect_s": round(time.perf_counter() - t),
                             "reused": reused, "trained": {},
                             "reports": {}}  # fmt: skip
-    for name in args.ablation_rows:
-        roles, recipe, changes = ABLATION[name]
-        algo = recipe or args.algo
+    for name, seed in [(n, k) for n in args.ablation_rows for k in args.train_seeds]:
+        roles, recipe, row_changes = ABLATION[name]
+        algo, changes = recipe or args.algo, {**row_changes, "seed": seed}
         t = time.perf_counter()
         res = retrain(s.model_copy(update={"train": s.train.model_copy(update=changes)}), algo,
                       roles, since_run="all")  # fmt: skip
-        info["trained"][name] = {"roles": res.roles, "algo": algo, "train": changes,
-                                 "samples": res.samples,
-                                 "episodes": res.episodes, "gate": res.evaluation,
-                                 "train_s": round(time.perf_counter() - t)}  # fmt: skip
-        row = f"{name} (1 cycle, shared rollouts)"
+        label = name if seed == 0 else f"{name}, training seed {seed}"
+        info["trained"][label] = {"roles": res.roles, "algo": algo, "train": changes,
+                                  "samples": res.samples,
+                                  "episodes": res.episodes, "gate": res.evaluation,
+                                  "train_s": round(time.perf_counter() - t)}  # fmt: skip
+        row = f"{label} (1 cycle, shared rollouts)"
         info["reports"][row] = bench.run(s, _candidates(s, res.versions))
         log(f"{row}: {info['reports'][row]['accuracy']:.3f} ({res.samples} samples)")
         ray.shutdown()
@@ -253,6 +255,10 @@ def main() -> int:
     ap.add_argument("--ablation-rows", nargs="+", choices=list(ABLATION),
                     default=list(DEFAULT_ROWS), metavar="ROW",
                     help=f"rows of: {'; '.join(ABLATION)}")  # fmt: skip
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=[0], metavar="SEED",
+                    help="train each ablation row once per seed (the sample order and the "
+                    "adapter's initialisation), from the same rollouts: the run-to-run noise of "
+                    "training")  # fmt: skip
     ap.add_argument("--ablation-gate-questions", type=int, default=40,
                     help="the ablation's gate decides nothing: a small one saves time")  # fmt: skip
     ap.add_argument("--no-noise-floor", action="store_true",
@@ -327,7 +333,7 @@ def main() -> int:
     report["benchmark"] = {"parts": bench.parts, "questions": reports["SFT"]["questions"],
                            "strategy": "search", "cycles": args.cycles, "algo": args.algo,
                            "train_questions_per_cycle": args.train_questions, "G": 4,
-                           "epochs": args.epochs,
+                           "epochs": args.epochs, "train_seeds": args.train_seeds,
                            "gate_questions": args.gate_questions,
                            "gate": {"promote_ties": main_s.train.promote_ties,
                                     "tolerance": main_s.train.gate_tolerance},

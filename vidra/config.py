@@ -248,6 +248,12 @@ class TrainSettings(BaseModel):
         "(Dr. GRPO), so a group whose rollouts differ only in small components (frame cost, "
         "format) gets small advantages, not ones as large as a right-or-wrong group's",
     )
+    seed: int = Field(
+        0,
+        ge=0,
+        description="seeds a training's sample order and adapter initialisation; train again "
+        "with another seed to measure the run-to-run noise of a recipe",
+    )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(
         0.02,

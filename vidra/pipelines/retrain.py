@@ -236,6 +236,7 @@ def _config(settings: Settings, algo: str, config: TrainConfig | None) -> TrainC
         lr=t.lr,
         batch_size=t.batch_size,
         epochs=t.epochs,
+        seed=t.seed,
         checkpoint_every=t.checkpoint_every,
         frame_size=settings.agents.frame_size,
         temperature=settings.agents.rollout_temperature,

@@ -44,6 +44,7 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
         record_groups(settings, seed=6, questions=2, rollouts=3, judge="accuracy_judge")
         settings.train.promote = "never"
         settings.train.normalise_std = False  # centred advantages (Dr. GRPO), recorded
+        settings.train.seed = 3  # another sample order, recorded
         rows: list[dict[str, object]] = []
         second = retrain(settings, "grpo", ["reasoner"], spec=SPEC, on_step=rows.append)
     finally:
@@ -69,6 +70,7 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
         runs = c.store.training_runs()
         assert [r.status for r in runs] == ["done", "done"]
         assert [r.config["advantages"] for r in runs] == ["std", "centred"]
+        assert [r.config["train"]["seed"] for r in runs] == [0, 3]
         assert runs[0].n_episodes == result.episodes
         versions = {v.version: v.alias for v in c.store.model_versions("reasoner")}
         assert versions == {"1": "champion", "2": None}  # the champion did not move
