@@ -140,6 +140,13 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
     # GRPO advantages centred, not divided by the group's std (Dr. GRPO)
     "reasoner only, grpo centred": (["reasoner"], "grpo", {"normalise_std": False}),
     "all roles, grpo centred": (list(ROLES), "grpo", {"normalise_std": False}),
+    # the advantage on the tokens that decide only (the reasoner's answer, not its confidence
+    # and cited times)
+    "reasoner only, grpo centred, decision tokens": (
+        ["reasoner"],
+        "grpo",
+        {"normalise_std": False, "loss_tokens": "decision"},
+    ),
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 

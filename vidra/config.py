@@ -254,6 +254,12 @@ class TrainSettings(BaseModel):
         description="seeds a training's sample order and adapter initialisation; train again "
         "with another seed to measure the run-to-run noise of a recipe",
     )
+    loss_tokens: Literal["all", "decision"] = Field(
+        "all",
+        description="GRPO: the reply tokens an advantage is applied to: all, or decision (the "
+        "tokens up to a reply's decision: the reasoner's answer, the critic's accept; the "
+        "confidence and cited times that follow are then not pushed by the episode's outcome)",
+    )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(
         0.02,

@@ -237,6 +237,7 @@ def _config(settings: Settings, algo: str, config: TrainConfig | None) -> TrainC
         batch_size=t.batch_size,
         epochs=t.epochs,
         seed=t.seed,
+        loss_tokens=t.loss_tokens,
         checkpoint_every=t.checkpoint_every,
         frame_size=settings.agents.frame_size,
         temperature=settings.agents.rollout_temperature,
@@ -270,7 +271,7 @@ def _params(
             "stages": "+".join(d.algorithm for d, _ in stages),
             "base_model": base, "seed": cfg.seed, "num_workers": workers,
             "G": ds.filters.get("min_rollouts", ""), "training_run": c.run.id,
-            "normalise_std": c.settings.train.normalise_std,
+            "normalise_std": c.settings.train.normalise_std, "loss_tokens": cfg.loss_tokens,
         }
     )  # fmt: skip
 

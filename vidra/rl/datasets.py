@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,16 @@ from vidra.rl.losses import grpo_advantages
 from vidra.rl.rewards import DEFAULT_STEP_WEIGHTS, DEFAULT_WEIGHTS
 from vidra.storage import StepRecord, Trajectory, TrajectoryStore
 
-__all__ = ["Dataset", "RewardSpec", "Sample", "build_dpo", "build_grpo", "build_sft"]
+__all__ = [
+    "Dataset",
+    "RewardSpec",
+    "Sample",
+    "build_dpo",
+    "build_grpo",
+    "build_sft",
+    "decision",
+    "decision_tokens",
+]
 
 
 @dataclass(frozen=True)
@@ -222,6 +231,29 @@ def decision(step: StepRecord) -> str:
         else:
             parsed = {k: v for k, v in parsed.items() if k != "surfaced"}
     return json.dumps(parsed, sort_keys=True, default=str)
+
+
+# where a role's reply has decided (`decision_tokens`): the reasoner once its answer's string
+# is closed, the critic once it has said whether it accepts; other roles' whole replies decide
+DECISION_END = {
+    "reasoner": re.compile(r'^\s*\{\s*"answer"\s*:\s*"(?:[^"\\]|\\.)*"'),
+    "critic": re.compile(r'"accept"\s*:\s*(?:true|false)'),
+}
+
+
+def decision_tokens(
+    role: str, token_ids: Sequence[int], decode: Callable[[Sequence[int]], str]
+) -> int:
+    """How many of a reply's first tokens make its decision (`DECISION_END`): e.g. the
+    reasoner's ``{"answer": "red cube"`` of ``{"answer": "red cube", "confidence": 0.9,
+    "evidence": [143.0]}``. All of them for the other roles, and for a reply whose decision
+    cannot be found (unparsed: the whole reply is what it did)."""
+    end = DECISION_END.get(role)
+    if end is not None:
+        for k in range(1, len(token_ids) + 1):
+            if end.search(decode(token_ids[:k])):
+                return k
+    return len(token_ids)
 
 
 def build_dpo(

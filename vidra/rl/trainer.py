@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from vidra.errors import ConfigError, TrainingDiverged
 from vidra.models.adapters import LoraSpec, save_adapter
 from vidra.models.protocol import ChatRequest, SamplingParams
-from vidra.rl.datasets import Sample
+from vidra.rl.datasets import Sample, decision_tokens
 from vidra.rl.losses import dpo_loss, grpo_loss, sft_loss
 from vidra.rl.replay import replay_request
 
@@ -36,6 +36,7 @@ class TrainableModel(Protocol):
     can add, and teacher-forced logprobs with gradients (`vidra.models.hf.HFChatModel`)."""
 
     model: Any
+    tokenizer: Any
 
     @property
     def adapters(self) -> list[str]: ...
@@ -75,10 +76,17 @@ class TrainConfig:
     frame_size: int = field(default=160, metadata={"help": "frame size used at sampling time"})
     checkpoint_every: int = field(default=10, metadata={"help": "optimizer steps per checkpoint"})
     seed: int = field(default=0, metadata={"help": "seeds shuffling and initialisation"})
+    loss_tokens: str = field(
+        default="all",
+        metadata={"help": "GRPO: the tokens the loss averages over: all | decision (the "
+                  "reply's tokens up to its decision, e.g. the reasoner's answer)"},
+    )  # fmt: skip
 
     def validate(self) -> None:
         if self.algorithm not in ("grpo", "dpo", "sft"):
             raise ConfigError(f"algorithm {self.algorithm!r}: use grpo, dpo or sft")
+        if self.loss_tokens not in ("all", "decision"):
+            raise ConfigError(f"loss_tokens {self.loss_tokens!r}: use all or decision")
         if self.lr <= 0 or self.batch_size <= 0 or self.grad_accum <= 0 or self.epochs <= 0:
             raise ConfigError("lr, batch_size, grad_accum and epochs must be positive")
 
@@ -126,12 +134,15 @@ def _batch_losses(
     out = []
     for s, lp, ref in zip(batch, lps, ref_lps, strict=True):
         old = torch.tensor(s.old_logprobs, dtype=lp.dtype)
+        mask = torch.ones_like(lp)
+        if cfg.loss_tokens == "decision":
+            mask[decision_tokens(role, s.token_ids, hf.tokenizer.decode) :] = 0.0
         loss, st = grpo_loss(
             lp[None],
             old[None],
             None if ref is None else ref[None],
             torch.tensor([s.advantage]),
-            torch.ones_like(lp)[None],
+            mask[None],
             cfg.clip_eps,
             cfg.beta,
         )

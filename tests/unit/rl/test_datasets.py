@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vidra.errors import InvalidInput
-from vidra.rl.datasets import RewardSpec, build_dpo, build_grpo, build_sft
+from vidra.rl.datasets import RewardSpec, build_dpo, build_grpo, build_sft, decision_tokens
 from vidra.storage import TrajectoryStore
 
 from ..storage.helpers import make_episode, make_job
@@ -144,3 +144,27 @@ def test_evaluation_answers_are_never_training_data(store: TrajectoryStore) -> N
     assert build_grpo(store, SPEC).counts["groups"] == 1
     dpo = build_dpo(store, SPEC)
     assert set(dpo.episode_ids) <= trained
+
+
+def test_decision_tokens_end_where_the_reply_has_decided() -> None:
+    """One character per token: the reasoner's decision ends with its answer's closing quote
+    (escaped quotes inside do not end it), the critic's with accept; the rest decide whole."""
+
+    def enc(text: str) -> list[int]:
+        return [ord(c) for c in text]
+
+    def dec(ids: object) -> str:
+        return "".join(chr(i) for i in ids)  # type: ignore[attr-defined]
+
+    def decided(role: str, reply: str) -> str:
+        return reply[: decision_tokens(role, enc(reply), dec)]
+
+    assert decided("reasoner", '{"answer": "a \\"b\\"", "confidence": 0.9}') == (
+        '{"answer": "a \\"b\\""'
+    )
+    critique = '{"score": 0.2, "accept": false, "feedback": "look at 12 s"}'
+    assert decided("critic", critique) == '{"score": 0.2, "accept": false'
+    plan = '{"look_for": "red cube", "frame_budget": 8}'
+    assert decided("planner", plan) == plan
+    unclosed = '{"answer": "2:11.5-2:26.2]}'
+    assert decided("reasoner", unclosed) == unclosed

@@ -3,6 +3,7 @@ training at the last good checkpoint, and a run resumes from its checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ import torch
 from vidra.api import Client
 from vidra.models.adapters import LoraSpec
 from vidra.models.hf import HFChatModel
-from vidra.rl.datasets import RewardSpec, build_grpo, build_sft
-from vidra.rl.replay import step_frames
-from vidra.rl.trainer import TrainConfig, TrainingDiverged, train_role
+from vidra.models.protocol import SamplingParams
+from vidra.rl.datasets import RewardSpec, build_grpo, build_sft, decision_tokens
+from vidra.rl.replay import replay_request, step_frames
+from vidra.rl.trainer import TrainConfig, TrainingDiverged, _batch_losses, train_role
 
 from .helpers import record_groups, tiny_settings
 
@@ -74,6 +76,35 @@ def test_grpo_moves_only_the_trained_adapter(
     assert all(torch.equal(after[n], p) for n, p in before_base.items())
     assert all(torch.equal(after[n], p) for n, p in before_planner.items())
     assert (tmp_path / "ckpt" / "step-000002" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_decision_tokens_loss_is_the_loss_of_the_decision_alone(
+    recorded: Client, tiny_model_path: Path
+) -> None:
+    """``loss_tokens="decision"`` on a whole reasoner reply gives the loss of the reply cut
+    after its answer (logprobs are causal), and differs from the loss over all its tokens."""
+    ds = build_grpo(recorded.store, RewardSpec({"accuracy": 1.0, "judge": 1.0}),
+                    roles=["reasoner"])  # fmt: skip
+    assert ds.samples, ds.empty_reason
+    hf = HFChatModel(tiny_model_path)
+    hf.add_adapter("reasoner")
+    reply = '{"answer": "red cube", "confidence": 0.4, "evidence": [12.0]}'
+    ids = hf.tokenizer.encode(reply, add_special_tokens=False)
+    k = decision_tokens("reasoner", ids, hf.tokenizer.decode)
+    assert 0 < k < len(ids) and hf.tokenizer.decode(ids[:k]).startswith('{"answer": "red cube"')
+    frames = [_frames_of(recorded)(ds.samples[0])]
+    req = replay_request(ds.samples[0].messages, frames[0], "reasoner", SamplingParams())
+    # sampling-time logprobs near the model's own, so the ratios are not all clipped
+    old = [float(x) + 0.1 * (i % 3) for i, x in enumerate(hf.token_logprobs(req, ids))]
+    whole = dataclasses.replace(ds.samples[0], token_ids=ids, old_logprobs=old, advantage=0.7)
+    cut = dataclasses.replace(whole, token_ids=ids[:k], old_logprobs=old[:k])
+
+    def loss(sample: object, tokens: str) -> float:
+        cfg = TrainConfig(loss_tokens=tokens)
+        return float(_batch_losses(hf, "reasoner", [sample], frames, cfg)[0][0])  # type: ignore[list-item]
+
+    assert loss(whole, "decision") == pytest.approx(loss(cut, "all"), abs=1e-5)
+    assert abs(loss(whole, "all") - loss(whole, "decision")) > 1e-3
 
 
 def _trainer_state(ckpt: Path) -> dict:  # type: ignore[type-arg]
