@@ -147,6 +147,13 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "grpo",
         {"normalise_std": False, "loss_tokens": "decision"},
     ),
+    # the reasoner's per-step groups: 4 fresh replies to each of its recorded prompts, each
+    # rewarded by its own answer (its choices compared on equal inputs)
+    "reasoner only, grpo centred, resampled": (
+        ["reasoner"],
+        "grpo",
+        {"normalise_std": False, "resample": 4},
+    ),
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 

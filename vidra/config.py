@@ -260,6 +260,13 @@ class TrainSettings(BaseModel):
         "tokens up to a reply's decision: the reasoner's answer, the critic's accept; the "
         "confidence and cited times that follow are then not pushed by the episode's outcome)",
     )
+    resample: int = Field(
+        0,
+        ge=0,
+        description="GRPO: the reasoner learns from this many fresh replies to each of its "
+        "recorded prompts, each rewarded by its own answer (per-step groups: its choices "
+        "compared on equal inputs), instead of from its episodes' advantages; 0: off, else >= 2",
+    )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(
         0.02,

@@ -10,6 +10,7 @@ restart reconciles what a failure left half done. MLflow calls are time-bounded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import tempfile
@@ -23,6 +24,7 @@ from typing import Any
 from vidra.agents.roles import EPISODE_ROLES, check_roles
 from vidra.config import Settings
 from vidra.errors import InvalidInput, TrackingUnavailable
+from vidra.models.protocol import SamplingParams
 from vidra.rl.datasets import Dataset, RewardSpec, build_dpo, build_grpo, build_sft
 from vidra.rl.trainer import TrainConfig
 from vidra.storage import TrainingRunRecord, TrajectoryStore
@@ -144,6 +146,57 @@ def _dataset(
     if algo == "sft":
         return build_sft(store, spec, roles, since_run=since_run, threshold=min_reward)
     raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo, sft or sft+grpo")
+
+
+def _resampled(
+    settings: Settings, store: TrajectoryStore, grpo: Dataset, targets: Sequence[str],
+    since: str | None, base: str,
+) -> Dataset:  # fmt: skip
+    """``grpo`` with the reasoner's episode-level samples replaced by per-step groups:
+    ``train.resample`` fresh replies to each of its recorded prompts, sampled by the policy
+    the training starts from (`vidra.rl.resample`)."""
+    import torch
+
+    from vidra.rl.replay import batch_step_frames
+    from vidra.rl.resample import RESAMPLED_ROLES, recorded_prompts, resample
+    from vidra.rl.tracking import champion_adapters
+    from vidra.runtime import training_model
+    from vidra.video import open_reader
+
+    g = settings.train.resample
+    if g < 2:
+        raise InvalidInput(f"train.resample={g}: comparing replies needs >= 2 (0 turns it off)")
+    roles = [r for r in RESAMPLED_ROLES if r in targets]
+    if not roles:
+        return grpo
+    t0 = time.perf_counter()
+    start = dict(settings.model.adapters) or champion_adapters(settings, store, roles)
+    model = training_model(settings.model_dump_json(), base,
+                           {r: p for r, p in start.items() if r in roles})  # fmt: skip
+    reader, size = open_reader(settings), settings.agents.frame_size
+    a = settings.agents
+    sampling = SamplingParams(temperature=a.rollout_temperature, max_tokens=a.max_tokens)
+    out = Dataset("grpo", grpo.spec, [s for s in grpo.samples if s.role not in roles],
+                  list(grpo.episode_ids), dict(grpo.counts),
+                  {**grpo.filters, "resample": g})  # fmt: skip
+    torch.manual_seed(settings.train.seed)  # the training seed also draws the replies
+    for role in roles:
+        prompts, counts = recorded_prompts(store, role, since)
+        videos = {v for p in prompts for v, _ in p.step.frames}
+        paths = {v: store.get_video(v).path for v in videos}
+        fresh = resample(
+            model, prompts, functools.partial(batch_step_frames, reader=reader, paths=paths,
+                                              size=size),
+            sampling,
+            g, role if role in model.adapters else None, settings.train.normalise_std,
+            constrain=a.answer_mode == "options", role=role,
+        )  # fmt: skip
+        out.samples += fresh.samples
+        out.episode_ids = list(dict.fromkeys(out.episode_ids + fresh.episode_ids))
+        got = {**counts, **fresh.counts}
+        out.counts.update({f"resample_{role}_{k}": v for k, v in got.items()})
+    log.info("resampled %s: %s in %.0f s", roles, out.counts, time.perf_counter() - t0)
+    return out
 
 
 def gate_report(
@@ -272,6 +325,7 @@ def _params(
             "base_model": base, "seed": cfg.seed, "num_workers": workers,
             "G": ds.filters.get("min_rollouts", ""), "training_run": c.run.id,
             "normalise_std": c.settings.train.normalise_std, "loss_tokens": cfg.loss_tokens,
+            "resample": c.settings.train.resample,
         }
     )  # fmt: skip
 
@@ -478,6 +532,9 @@ def retrain(
                      std)
             for a in algos
         ]  # fmt: skip
+        base = resolve_model_path(settings.model.path)
+        if settings.train.resample and algos[-1] == "grpo":
+            built[-1] = _resampled(settings, store, built[-1], targets, since, base)
         if not any(d.samples for d in built):
             raise InvalidInput("; ".join(d.empty_reason or "empty" for d in built))
         stages = [(d, _config(settings, d.algorithm, config)) for d in built if d.samples]
@@ -486,14 +543,14 @@ def retrain(
         cfg = stages[-1][1]
         reconcile(settings, store)
         tracker = Tracker(settings, f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}")
-        base = resolve_model_path(settings.model.path)
         from vidra.rl.tracking import champion_adapters
 
         start = dict(settings.model.adapters) or champion_adapters(settings, store, roles)
         run = store.create_training_run(
             algo, {"train": cfg.__dict__, "roles": roles,
                    "reward_spec": {"episode": spec.weights, "step": spec.step_weights},
-                   "advantages": "std" if settings.train.normalise_std else "centred"},
+                   "advantages": "std" if settings.train.normalise_std else "centred",
+                   "resample": settings.train.resample},
             lineage,
         )  # fmt: skip
         c = _Cycle(settings, store, tracker, run, roles, start, hook or (lambda stage: None),

@@ -80,3 +80,32 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
         champ = champion_adapters(settings, c.store, ["reasoner"])["reasoner"]
         assert rejected["reasoner"] != champ
         assert (Path(rejected["reasoner"]) / "adapter_config.json").is_file()
+
+
+def test_resampled_cycle_learns_from_single_rollouts(tiny_model_path: Path, tmp_path: Path) -> None:
+    """With ``train.resample`` the reasoner trains from episodes answered once each (no
+    groups, so plain GRPO has nothing): its per-step groups replace its episode samples, and
+    the training run and MLflow say so."""
+    import mlflow
+    import ray
+
+    settings = tiny_settings(tmp_path, tiny_model_path)
+    settings.train.batch_size, settings.train.promote = 8, "never"
+    record_groups(settings, seed=4, questions=2, rollouts=1)
+    with pytest.raises(InvalidInput, match="no GRPO samples"):
+        retrain(settings, "grpo", ["reasoner"])
+    settings.train.resample = 1
+    with pytest.raises(InvalidInput, match="resample=1: comparing replies needs >= 2"):
+        retrain(settings, "grpo", ["reasoner"])
+    settings.train.resample = 6
+    try:
+        result = retrain(settings, "grpo", ["reasoner"])
+    finally:
+        ray.shutdown()
+    assert result.samples > 0 and result.samples % 6 == 0 and result.versions == {"reasoner": "1"}
+    with Client(settings) as c:
+        run = c.store.training_runs()[-1]
+        assert run.status == "done" and run.config["resample"] == 6
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    params = mlflow.tracking.MlflowClient().get_run(result.mlflow_run_id).data.params
+    assert params["resample"] == "6" and params["dataset_samples"] == str(result.samples)

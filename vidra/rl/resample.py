@@ -1,0 +1,153 @@
+"""Per-step GRPO groups for the reasoner: G fresh replies to each of its recorded prompts,
+each rewarded by the answer it gives.
+
+An episode's advantage tells the reasoner how the whole episode went, and that mostly
+reflects what the selector and the searches showed it, not what it chose: in a collection
+of 696 vidra-tiny questions (G=4), 314 of the 364 groups with both right and wrong rollouts
+gave the reasoner different prompts. Sampling its reply to one fixed prompt G times compares
+its choices on equal inputs (per-step groups, as in VinePPO's Monte-Carlo step values and
+Video-CoM's step rewards), and it needs only one recorded episode per question, not a group.
+
+The replies are sampled from the policy the training starts from (its adapter, or the base
+model where the role has none), at the rollout temperature, constrained to the options as in
+an episode; their sampling logprobs are the GRPO ratio's denominators, as a recorded step's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vidra.agents.reasoner import answer_prefixes
+from vidra.agents.schemas import parse_answer
+from vidra.models.protocol import ChatModel, Completion, SamplingParams
+from vidra.rl.datasets import Dataset, RewardSpec, Sample
+from vidra.rl.losses import grpo_advantages
+from vidra.rl.replay import replay_request
+from vidra.rl.rewards import accuracy
+from vidra.storage import StepRecord, TrajectoryStore
+
+__all__ = ["RESAMPLED_ROLES", "Prompt", "answer_reward", "recorded_prompts", "resample"]
+
+RESAMPLED_ROLES = ("reasoner",)
+"""The roles whose replies a reward can judge alone: the reasoner's answer against the truth."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A recorded step to answer again, with what its replies are judged against."""
+
+    step: StepRecord
+    episode_id: str
+    question_key: str
+    options: list[str] | None
+    truth: str
+
+
+def answer_reward(text: str, options: Sequence[str] | None, truth: str) -> float | None:
+    """1.0 when a reasoner reply's answer is the truth, 0.0 when it is another; None when the
+    reply does not parse (a format failure answers nothing: it scores 0 in a group)."""
+    try:
+        a = parse_answer(text, options)
+    except ValueError:
+        return None
+    return accuracy(a.answer, truth, options, a.choice)
+
+
+def recorded_prompts(
+    store: TrajectoryStore, role: str = "reasoner", since_run: str | None = None
+) -> tuple[list[Prompt], dict[str, int]]:
+    """The distinct prompts (text and frames) of ``role``'s recorded steps in training
+    episodes (never evaluation runs') whose question has a ground truth; and counts of what
+    was left out: ``no_truth`` steps, ``duplicate`` prompts (the G rollouts of one question
+    often give the reasoner the same one), steps recorded ``no_layout`` (before replay)."""
+    counts = {"steps": 0, "no_truth": 0, "duplicate": 0, "no_layout": 0}
+    truths: dict[str, tuple[list[str] | None, str | None]] = {}
+    seen: set[tuple[str, str, tuple[tuple[str, int], ...]]] = set()
+    out: list[Prompt] = []
+    for t in store.iter_trajectories(since_run=since_run, evaluations=False):
+        job_id = t.episode.job_id
+        if job_id not in truths:
+            job = store.get_job(job_id)
+            truths[job_id] = (job.options, job.answer)
+        options, truth = truths[job_id]
+        for s in t.steps:
+            if s.role != role or not s.token_ids:
+                continue
+            counts["steps"] += 1
+            if truth is None:
+                counts["no_truth"] += 1
+                continue
+            if not s.messages:
+                counts["no_layout"] += 1
+                continue
+            key = (t.episode.question_key, s.prompt, tuple(s.frames))
+            if key in seen:
+                counts["duplicate"] += 1
+                continue
+            seen.add(key)
+            out.append(Prompt(s, t.episode.id, t.episode.question_key, options, truth))
+    return out, counts
+
+
+def resample(
+    model: ChatModel,
+    prompts: Sequence[Prompt],
+    frames_of: Callable[[Sequence[Sequence[tuple[str, int]]]], list[Any]],
+    sampling: SamplingParams,
+    group: int,
+    adapter: str | None,
+    normalise_std: bool = False,
+    constrain: bool = True,
+    batch: int = 8,
+    role: str = "reasoner",
+) -> Dataset:
+    """GRPO samples from ``group`` fresh replies to each prompt: each reply's reward is
+    `answer_reward`, its advantage that minus the mean of its prompt's replies (divided by
+    their std with ``normalise_std``). Prompts whose replies all score alike teach nothing
+    and are counted ``zero_variance``. ``frames_of`` decodes the frames of many steps at
+    once (`vidra.rl.replay.batch_step_frames`); ``constrain``: a multiple-choice reply
+    begins with one of the options, as the reasoner's do in an episode."""
+    if group < 2:
+        raise ValueError(f"resample group={group}: comparing replies needs >= 2")
+    spec = RewardSpec(weights={"accuracy": 1.0}, step_weights={})
+    ds = Dataset("grpo", spec, filters={"roles": [role], "resample": group,
+                                           "normalise_std": normalise_std})  # fmt: skip
+    ds.counts = {"prompts": 0, "zero_variance": 0, "replies": 0, "unparsed": 0}
+    for at in range(0, len(prompts), batch):
+        chunk = prompts[at : at + batch]
+        frames = frames_of([p.step.frames for p in chunk])
+        reqs = [
+            replay_request(p.step.messages, f, adapter, sampling.model_copy(update={
+                "n": group,
+                "prefixes": answer_prefixes(p.options) if constrain and p.options else [],
+            }))
+            for p, f in zip(chunk, frames, strict=True)
+        ]  # fmt: skip
+        replies: list[list[Completion]] = [[] for _ in chunk]
+        for c in model.generate(reqs):
+            replies[c.request_index].append(c)
+        for p, comps in zip(chunk, replies, strict=True):
+            ds.counts["prompts"] += 1
+            _add(ds, p, comps, normalise_std, role)
+    return ds
+
+
+def _add(
+    ds: Dataset, p: Prompt, comps: Sequence[Completion], normalise_std: bool, role: str
+) -> None:
+    judged = [answer_reward(c.text, p.options, p.truth) for c in comps]
+    rewards = [r or 0.0 for r in judged]
+    ds.counts["replies"] += len(comps)
+    ds.counts["unparsed"] += judged.count(None)
+    if max(rewards) - min(rewards) < 1e-9:
+        ds.counts["zero_variance"] += 1
+        return
+    adv = grpo_advantages(rewards, [0] * len(rewards), normalise_std).tolist()
+    ds.episode_ids.append(p.episode_id)
+    ds.samples += [
+        Sample(role, p.episode_id, p.step.id, p.question_key, p.step.prompt, list(p.step.frames),
+               c.token_ids, c.logprobs, c.adapter_version, r, a, messages=p.step.messages)
+        for c, r, a in zip(comps, rewards, adv, strict=True)
+    ]  # fmt: skip
