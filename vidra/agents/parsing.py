@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,7 +52,9 @@ def extract_json(text: str) -> dict[str, Any] | None:
                 value = json.loads(attempt)
             except (json.JSONDecodeError, RecursionError):
                 try:  # single-quoted, Python-style dicts
-                    value = ast.literal_eval(attempt)
+                    with warnings.catch_warnings():  # garbage such as "3.0s" warns as it parses
+                        warnings.simplefilter("ignore", SyntaxWarning)
+                        value = ast.literal_eval(attempt)
                 except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
                     continue
             if isinstance(value, dict):

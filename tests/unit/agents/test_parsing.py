@@ -26,6 +26,17 @@ def test_extract_json_none() -> None:
     assert extract_json("{broken: ") is None
 
 
+def test_garbage_parses_without_warnings() -> None:
+    """A model's garbage (``4.0and 3``: a number run into a keyword) is no object, and it
+    leaves nothing on stderr (Python's parser warns of it)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert extract_json("{'answer': 1if 2, 'evidence': [4.0and 3]}") is None
+    assert not caught, [str(w.message) for w in caught]
+
+
 @pytest.mark.parametrize(
     ("value", "index"),
     [
