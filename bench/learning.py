@@ -212,6 +212,26 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     return info
 
 
+def _seed_means(args: Any, reports: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each ablation row trained with several seeds: every question's mean score over the
+    seeds' trainings minus SFT's, paired-bootstrapped over the questions (a recipe's effect
+    with the run-to-run noise of training averaged out)."""
+    from vidra.evals.metrics import paired_from_maps
+
+    out: dict[str, dict[str, Any]] = {}
+    if len(args.train_seeds) < 2 or "SFT" not in reports:
+        return out
+    for name in args.ablation_rows:
+        labels = [name if k == 0 else f"{name}, training seed {k}" for k in args.train_seeds]
+        got = [_scores(reports[f"{lab} (1 cycle, shared rollouts)"]) for lab in labels]
+        shared = set.intersection(*(set(g) for g in got))
+        mean = {q: sum(g[q] for g in got) / len(got) for q in shared}
+        d = paired_from_maps(mean, _scores(reports["SFT"]))
+        out[name] = {"seeds": list(args.train_seeds), "n": d.n, "diff": round(d.diff, 4),
+                     "ci95": [round(x, 4) for x in d.ci95]}  # fmt: skip
+    return out
+
+
 def _by_kind(reports: dict[str, Any], ref: str) -> dict[str, dict[str, Any]]:
     """Each row's paired accuracy difference to ``ref`` per question kind."""
     from vidra.evals.metrics import paired_from_maps
@@ -356,7 +376,8 @@ def main() -> int:
     report["cycles"] = cycles
     report["gate_disagreements"] = sum(c["disagrees"] for c in cycles)
     if ablation_info:
-        report["ablation"] = {**ablation_info, "gate_questions": args.ablation_gate_questions}
+        report["ablation"] = {**ablation_info, "gate_questions": args.ablation_gate_questions,
+                              "mean_of_seeds_minus_SFT": _seed_means(args, reports)}  # fmt: skip
     if "SFT again" in rows:
         report["noise_floor"] = rows["SFT again"]["minus_SFT"]["accuracy"]  # same agents, again
     if args.cycles:
@@ -373,6 +394,10 @@ def main() -> int:
         lines.append(f"| {name} | {r['accuracy']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] "
                      f"| {diff} | {r['frames_per_question']:.1f} | "
                      f"{r['tool_calls_per_question']:.2f} |")  # fmt: skip
+    for name, m in (report.get("ablation") or {}).get("mean_of_seeds_minus_SFT", {}).items():
+        lines.append(f"| {name}, mean of {len(m['seeds'])} training seeds | - | "
+                     f"{100 * m['diff']:+.1f} [{100 * m['ci95'][0]:+.1f}, "
+                     f"{100 * m['ci95'][1]:+.1f}] | - | - |")  # fmt: skip
     print("\n".join(lines), file=sys.stderr)
     report["table_markdown"] = lines
     emit(report, args.out)
