@@ -154,6 +154,13 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "grpo",
         {"normalise_std": False, "resample": 4},
     ),
+    # the same at five times the learning rate: per-step groups are a cleaner signal, and at
+    # 2e-4 the trained reasoner changed 14 of 506 greedy answers
+    "reasoner only, grpo centred, resampled, lr 1e-3": (
+        ["reasoner"],
+        "grpo",
+        {"normalise_std": False, "resample": 4, "lr": 1e-3},
+    ),
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 
