@@ -176,9 +176,9 @@ def _resampled(
     reader, size = open_reader(settings), settings.agents.frame_size
     a = settings.agents
     sampling = SamplingParams(temperature=a.rollout_temperature, max_tokens=a.max_tokens)
-    out = Dataset("grpo", grpo.spec, [s for s in grpo.samples if s.role not in roles],
-                  list(grpo.episode_ids), dict(grpo.counts),
-                  {**grpo.filters, "resample": g})  # fmt: skip
+    kept = [s for s in grpo.samples if s.role not in roles]
+    out = Dataset("grpo", grpo.spec, kept, list(dict.fromkeys(s.episode_id for s in kept)),
+                  dict(grpo.counts), {**grpo.filters, "resample": g})  # fmt: skip
     torch.manual_seed(settings.train.seed)  # the training seed also draws the replies
     for role in roles:
         prompts, counts = recorded_prompts(store, role, since)

@@ -103,6 +103,8 @@ def test_resampled_cycle_learns_from_single_rollouts(tiny_model_path: Path, tmp_
     finally:
         ray.shutdown()
     assert result.samples > 0 and result.samples % 6 == 0 and result.versions == {"reasoner": "1"}
+    # the lineage: the episodes whose reasoner prompts made a mixed group, one per group
+    assert 1 <= result.episodes <= min(2, result.samples // 6)
     with Client(settings) as c:
         run = c.store.training_runs()[-1]
         assert run.status == "done" and run.config["resample"] == 6
