@@ -150,13 +150,14 @@ def _dataset(
 
 def _resampled(
     settings: Settings, store: TrajectoryStore, grpo: Dataset, targets: Sequence[str],
-    since: str | None, base: str,
+    since: str | None,
 ) -> Dataset:  # fmt: skip
     """``grpo`` with the reasoner's episode-level samples replaced by per-step groups:
     ``train.resample`` fresh replies to each of its recorded prompts, sampled by the policy
     the training starts from (`vidra.rl.resample`)."""
     import torch
 
+    from vidra.models import resolve_model_path
     from vidra.rl.replay import batch_step_frames
     from vidra.rl.resample import RESAMPLED_ROLES, recorded_prompts, resample
     from vidra.rl.tracking import champion_adapters
@@ -171,7 +172,7 @@ def _resampled(
         return grpo
     t0 = time.perf_counter()
     start = dict(settings.model.adapters) or champion_adapters(settings, store, roles)
-    model = training_model(settings.model_dump_json(), base,
+    model = training_model(settings.model_dump_json(), resolve_model_path(settings.model.path),
                            {r: p for r, p in start.items() if r in roles})  # fmt: skip
     reader, size = open_reader(settings), settings.agents.frame_size
     a = settings.agents
@@ -532,9 +533,8 @@ def retrain(
                      std)
             for a in algos
         ]  # fmt: skip
-        base = resolve_model_path(settings.model.path)
         if settings.train.resample and algos[-1] == "grpo":
-            built[-1] = _resampled(settings, store, built[-1], targets, since, base)
+            built[-1] = _resampled(settings, store, built[-1], targets, since)
         if not any(d.samples for d in built):
             raise InvalidInput("; ".join(d.empty_reason or "empty" for d in built))
         stages = [(d, _config(settings, d.algorithm, config)) for d in built if d.samples]
@@ -543,6 +543,7 @@ def retrain(
         cfg = stages[-1][1]
         reconcile(settings, store)
         tracker = Tracker(settings, f"{algo}-{time.strftime('%Y%m%d-%H%M%S')}")
+        base = resolve_model_path(settings.model.path)
         from vidra.rl.tracking import champion_adapters
 
         start = dict(settings.model.adapters) or champion_adapters(settings, store, roles)
