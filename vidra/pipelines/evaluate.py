@@ -52,31 +52,61 @@ class EvalSpec:
     out: Path | None = None
 
 
+def _digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha1").hexdigest()
+
+
 def _fingerprint(path: str) -> str:
-    weights = Path(path) / "adapter_model.safetensors"
-    data = weights.read_bytes() if weights.is_file() else str(path).encode()
-    return hashlib.sha1(data).hexdigest()[:12]
+    """A model's or an adapter's identity by content: its configuration and weights files, so
+    the same weights in another checkout or folder are the same evaluation (a hub id, not a
+    folder here, is its name)."""
+    p = Path(path).expanduser()
+    files = sorted([*p.glob("*.safetensors"), *p.glob("*config.json")]) if p.is_dir() else []
+    if not files:
+        return str(path)
+    return hashlib.sha1(json.dumps([[f.name, _digest(f)] for f in files]).encode()).hexdigest()[:12]
 
 
 def _file(path: Path | None) -> list[Any] | None:
+    """An annotation, answers or subtitles file by content (a folder by its path and stat)."""
     if path is None:
         return None
     p = path.expanduser().resolve()
+    if p.is_file():
+        return [p.name, _digest(p)]
     st = p.stat() if p.exists() else None
     return [str(p), st.st_size if st else None, st.st_mtime_ns if st else None]
 
 
-def _config(spec: EvalSpec, settings: Settings, adapters: dict[str, str]) -> dict[str, Any]:
-    """What makes two evaluations the same (the run's key is its hash)."""
+def _videos(root: Path | None, items: list[EvalItem]) -> str:
+    """The questions' video files (relative name, size, mtime): what else the videos folder
+    holds, and where it is, do not make another evaluation."""
+    base = root.expanduser().resolve() if root is not None else None
+    seen = []
+    for path in sorted({i.path for i in items if i.path is not None}):
+        p = Path(path).resolve()
+        st = p.stat()
+        name = p.relative_to(base) if base is not None and p.is_relative_to(base) else p
+        seen.append([str(name), st.st_size, st.st_mtime_ns])
+    return hashlib.sha1(json.dumps(seen).encode()).hexdigest()[:12]
+
+
+def _config(
+    spec: EvalSpec, settings: Settings, adapters: dict[str, str], items: list[EvalItem]
+) -> dict[str, Any]:
+    """What makes two evaluations the same (the run's key is its hash): files, the model and
+    adapters by content, videos by the questions' files."""
     m = settings.model
     return {
         "task": spec.task, "annotations": _file(spec.annotations), "answers": _file(spec.answers),
-        "videos": _file(spec.videos), "subtitles": _file(spec.subtitles), "split": spec.split,
-        "limit": spec.limit, "options": {k: str(v) for k, v in sorted(spec.options.items())},
+        "videos": _videos(spec.videos, items), "subtitles": _file(spec.subtitles),
+        "split": spec.split, "limit": spec.limit,
+        "options": {k: str(v) for k, v in sorted(spec.options.items())},
         "strategy": spec.strategy or settings.agents.strategy, "max_frames": spec.max_frames,
         "rollouts": spec.rollouts, "judge": spec.judge,
-        "model": {"backend": m.backend, "path": m.path, "max_pixels": m.max_pixels,
-                  "dtype": m.dtype},
+        "model": {"backend": m.backend, "weights": _fingerprint(m.path),
+                  "max_pixels": m.max_pixels, "dtype": m.dtype},
         "adapters": {r: _fingerprint(p) for r, p in sorted(adapters.items())},
         "agents": settings.agents.model_dump(mode="json"),
     }  # fmt: skip
@@ -235,7 +265,7 @@ def evaluate(
     load = load_task(spec.task, spec.annotations, spec.videos, spec.answers, spec.subtitles,
                      spec.split, spec.limit, **spec.options)  # fmt: skip
     with Runtime(settings, adapters=adapters) as rt:
-        config = _config(spec, settings, rt.adapters())
+        config = _config(spec, settings, rt.adapters(), load.items)
         key = _key(config)
         found = rt.store.find_eval_run(key)
         run = found or rt.store.create_eval_run(spec.task, key, config)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,15 @@ def test_nextqa_on_the_tiny_model_is_recorded_scored_and_resumable(
     assert again["run_id"] == report["run_id"] and again["accuracy"] == report["accuracy"]
     with TrajectoryStore(settings=settings) as store:
         assert len(store.jobs(limit=1000)) == n_jobs
+    # the same weights in another folder, and another file beside the videos: the same run
+    moved = shutil.copytree(tiny_model_path, tmp_path / "elsewhere" / "tiny")
+    (root / "unrelated.mp4").write_bytes(b"not one of this evaluation's videos")
+    settings.model.path = str(moved)
+    assert evaluate(settings, replace(spec, out=None))["run_id"] == report["run_id"]
+    # other weights are another evaluation
+    (moved / "config.json").write_text((moved / "config.json").read_text() + "\n")
+    assert evaluate(settings, replace(spec, out=None))["run_id"] != report["run_id"]
+    settings.model.path = str(tiny_model_path)
     import mlflow
 
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
