@@ -169,6 +169,13 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "grpo",
         {"normalise_std": False, "resample": 4, "lr": 5e-3},
     ),
+    # the critic's per-step groups: 4 fresh verdicts on each of its recorded prompts, each
+    # rewarded 1 for accepting a right answer or sending a wrong one back
+    "critic only, grpo centred, resampled": (
+        ["critic"],
+        "grpo",
+        {"normalise_std": False, "resample": 4},
+    ),
     # 8 replies a prompt: fewer prompts whose replies all score alike (68% of them at 4)
     "reasoner only, grpo centred, resampled 8": (
         ["reasoner"],

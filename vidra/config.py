@@ -263,9 +263,11 @@ class TrainSettings(BaseModel):
     resample: int = Field(
         0,
         ge=0,
-        description="GRPO: the reasoner learns from this many fresh replies to each of its "
-        "recorded prompts, each rewarded by its own answer (per-step groups: its choices "
-        "compared on equal inputs), instead of from its episodes' advantages; 0: off, else >= 2",
+        description="GRPO: the reasoner and the critic learn from this many fresh replies to "
+        "each of their recorded prompts, each rewarded by its own decision (the answer against "
+        "the truth; accept or revise against whether the judged answer was right: per-step "
+        "groups, choices compared on equal inputs), instead of from their episodes' "
+        "advantages; 0: off, else >= 2",
     )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(

@@ -152,9 +152,9 @@ def _resampled(
     settings: Settings, store: TrajectoryStore, grpo: Dataset, targets: Sequence[str],
     since: str | None,
 ) -> Dataset:  # fmt: skip
-    """``grpo`` with the reasoner's episode-level samples replaced by per-step groups:
-    ``train.resample`` fresh replies to each of its recorded prompts, sampled by the policy
-    the training starts from (`vidra.rl.resample`)."""
+    """``grpo`` with the reasoner's and the critic's episode-level samples replaced by
+    per-step groups: ``train.resample`` fresh replies to each of their recorded prompts,
+    sampled by the policy the training starts from (`vidra.rl.resample`)."""
     import torch
 
     from vidra.models import resolve_model_path
@@ -190,7 +190,7 @@ def _resampled(
                                               size=size),
             sampling,
             g, role if role in model.adapters else None, settings.train.normalise_std,
-            constrain=a.answer_mode == "options", role=role,
+            constrain=a.answer_mode == "options", role=role, threshold=a.critic_threshold,
         )  # fmt: skip
         out.samples += fresh.samples
         out.episode_ids = list(dict.fromkeys(out.episode_ids + fresh.episode_ids))
