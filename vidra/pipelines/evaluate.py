@@ -9,6 +9,7 @@ JSON file, MLflow (metrics, config, the per-question table, one trace per episod
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -53,7 +54,15 @@ class EvalSpec:
 
 
 def _digest(path: Path) -> str:
-    with path.open("rb") as f:
+    """A file's content hash, computed once per process for an unchanged file (a 7B model's
+    weights take seconds to read)."""
+    st = path.stat()
+    return _digest_of(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha1").hexdigest()
 
 
