@@ -169,6 +169,12 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "grpo",
         {"normalise_std": False, "resample": 4, "lr": 5e-3},
     ),
+    # between the two: 2e-3
+    "reasoner only, grpo centred, resampled, lr 2e-3": (
+        ["reasoner"],
+        "grpo",
+        {"normalise_std": False, "resample": 4, "lr": 2e-3},
+    ),
     # the critic's per-step groups: 4 fresh verdicts on each of its recorded prompts, each
     # rewarded 1 for accepting a right answer or sending a wrong one back
     "critic only, grpo centred, resampled": (
