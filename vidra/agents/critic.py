@@ -115,7 +115,7 @@ def critique(
         refs,
     )
     c = result.value
-    accept = c.accept and not blocking and c.score >= threshold
+    accept = c.accepts(threshold) and not blocking
     feedback = c.feedback or "; ".join(failures)
     if blocking:
         why = "rule failed: " + "; ".join(blocking)

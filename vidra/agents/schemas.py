@@ -48,6 +48,10 @@ class Critique(BaseModel):
     accept: bool
     feedback: str = ""
 
+    def accepts(self, threshold: float) -> bool:
+        """The model's own verdict: it accepts, with a score reaching ``threshold``."""
+        return self.accept and self.score >= threshold
+
 
 def _obj(text: str) -> dict[str, Any]:
     data = extract_json(text)

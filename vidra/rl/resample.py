@@ -73,10 +73,9 @@ def critic_reward(text: str, proposed_right: bool, threshold: float = 0.5) -> fl
     ``threshold``, a right answer; send a wrong one back), 0.0 when it is the other; None when
     the reply does not parse."""
     try:
-        c = parse_critique(text)
+        return float(parse_critique(text).accepts(threshold) == proposed_right)
     except ValueError:
         return None
-    return float((c.accept and c.score >= threshold) == proposed_right)
 
 
 def recorded_prompts(
