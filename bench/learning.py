@@ -20,7 +20,7 @@ Rows:
 
 Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation] [--promote-ties]
 [--no-noise-floor] [--epochs 1] [--ablation-rows ROW ...] [--train-seeds 0 1 2]
-[--ablation-gate-questions 40]
+[--ablation-gate-questions 40] [--collections 1]
 [--out bench/results/learning.json]``; ``--cycles 0``: the ablation alone (reusing ``DIR``'s
 cached SFT row when the same ``DIR`` ran before, and its ablation collection if it has one).
 
@@ -211,13 +211,14 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     want = {"questions": args.train_questions, "rollouts": 4, "seed": 41}
     # online._pick's rule, recorded: a collection made before 1c7018d had unbalanced kinds
     made = {**want, "pick": "3 per kind per world"}
-    marker = args.home / "ablation" / "collection.json"  # written once the collection is whole
+    marker = args.home / "ablation" / "collection.json"  # written once each part is whole
     t, reused = time.perf_counter(), marker.is_file()
     if reused:
         got = json.loads(marker.read_text())
-        if {k: got.get(k) for k in made} != made:
-            raise SystemExit(f"{marker.parent} holds a collection of {got}, not {made}: "
-                             "use another --home or the same --train-questions")  # fmt: skip
+        if {k: got.get(k) for k in made} != made or got.get("parts", 1) > args.collections:
+            raise SystemExit(f"{marker.parent} holds a collection of {got}, not {made} x "
+                             f"{args.collections}: use another --home or the same "
+                             "--train-questions and --collections")  # fmt: skip
         log(f"ablation: reusing the collection of {got['asked']} questions x 4 in {marker.parent}")
     elif (marker.parent / "vidra.db").exists():
         raise SystemExit(f"{marker.parent} holds an unfinished collection (interrupted?): "
@@ -225,9 +226,16 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     else:
         got = {**made, "asked": collect(s, **want)}
         marker.write_text(json.dumps(got))
-    info: dict[str, Any] = {"asked": got["asked"], "collect_s": round(time.perf_counter() - t),
-                            "reused": reused, "trained": {},
-                            "reports": {}}  # fmt: skip
+    # more parts: the questions of later online iterations (fresh worlds of their own), added
+    # to the store the parts before them are in
+    for part in range(got.get("parts", 1), args.collections):
+        got = {**got, "asked": got["asked"] + collect(s, **want, iteration=part),
+               "parts": part + 1}  # fmt: skip
+        marker.write_text(json.dumps(got))
+        log(f"ablation: collection part {part + 1} done, {got['asked']} questions x 4 in all")
+    info: dict[str, Any] = {"asked": got["asked"], "parts": got.get("parts", 1),
+                            "collect_s": round(time.perf_counter() - t), "reused": reused,
+                            "trained": {}, "reports": {}}  # fmt: skip
     for name, seed in [(n, k) for n in args.ablation_rows for k in args.train_seeds]:
         roles, recipe, row_changes = ABLATION[name]
         algo, changes = recipe or args.algo, {**row_changes, "seed": seed}
@@ -327,6 +335,10 @@ def main() -> int:
                     help="train each ablation row once per seed (the sample order and the "
                     "adapter's initialisation), from the same rollouts: the run-to-run noise of "
                     "training")  # fmt: skip
+    ap.add_argument("--collections", type=int, default=1, metavar="N",
+                    help="the ablation's collection in N parts of --train-questions each, "
+                    "from N online iterations' fresh worlds (a home holding fewer parts gets "
+                    "the rest added)")  # fmt: skip
     ap.add_argument("--ablation-gate-questions", type=int, default=40,
                     help="the ablation's gate decides nothing: a small one saves time")  # fmt: skip
     ap.add_argument("--no-noise-floor", action="store_true",
@@ -334,6 +346,8 @@ def main() -> int:
     ap.add_argument("--home", type=Path, required=True, help="work dir (stores, videos)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
+    if args.collections < 1:
+        raise SystemExit(f"--collections {args.collections}: the ablation needs at least 1 part")
 
     import ray
     import torch

@@ -123,17 +123,21 @@ def _collect(
     return time.perf_counter() - t0, len(picked)
 
 
-def collect(settings: Settings, questions: int, rollouts: int = 4, seed: int = 0) -> int:
+def collect(
+    settings: Settings, questions: int, rollouts: int = 4, seed: int = 0, iteration: int = 0
+) -> int:
     """Answer one online iteration's fresh questions ``rollouts`` times each with the current
     champions and record them, with their evidence spans, without training (the questions of
-    the first iteration of ``online`` with this ``seed`` and no curriculum); returns the number
-    of questions asked. Training several variants from one collection (``retrain(...,
-    since_run="all")``) compares them on the same episodes; GRPO needs ``rollouts >= 2``."""
-    if rollouts < 1 or questions < 1:
-        raise InvalidInput("collecting needs questions >= 1 and rollouts >= 1")
+    iteration ``iteration`` of ``online`` with this ``seed`` and no curriculum: each iteration
+    has worlds and videos of its own, so collections of several iterations add up); returns
+    the number of questions asked. Training several variants from one collection
+    (``retrain(..., since_run="all")``) compares them on the same episodes; GRPO needs
+    ``rollouts >= 2``."""
+    if rollouts < 1 or questions < 1 or iteration < 0:
+        raise InvalidInput("collecting needs questions >= 1, rollouts >= 1 and iteration >= 0")
     settings = settings.model_copy(deep=True)
     settings.mlflow.use_champions = True
-    return _collect(settings, 0, questions, rollouts, seed, curriculum=False)[1]
+    return _collect(settings, iteration, questions, rollouts, seed, curriculum=False)[1]
 
 
 def online(

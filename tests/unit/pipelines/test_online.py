@@ -116,7 +116,7 @@ def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
     settings.model.path = resolve_model_path("vidra-tiny")
     quick_gate(settings)
     settings.train.promote = "never"
-    with pytest.raises(InvalidInput, match="questions >= 1 and rollouts >= 1"):
+    with pytest.raises(InvalidInput, match="questions >= 1, rollouts >= 1"):
         collect(settings, 4, rollouts=0)
 
     assert collect(settings, 6, rollouts=2, seed=5) == 6
@@ -136,6 +136,13 @@ def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
         runs = store.training_runs("done")
         assert [r.n_episodes for r in runs] == [first.episodes] * 2
         assert store.champions(settings.resolved_tracking_uri()) == {}
+    # a second iteration's collection adds fresh worlds beside the first's, which stay intact
+    first_videos = {p: p.read_bytes() for p in (tmp_path / "online" / "it0").glob("*.mp4")}
+    assert collect(settings, 2, rollouts=1, seed=5, iteration=1) == 2
+    assert {p: p.read_bytes() for p in (tmp_path / "online" / "it0").glob("*.mp4")} == first_videos
+    assert list((tmp_path / "online" / "it1").glob("*.mp4"))
+    with TrajectoryStore(settings=settings) as store:
+        assert len(list(store.iter_trajectories())) == 12 + 2
 
 
 def test_training_jobs_record_the_evidence_spans_an_evaluation_would() -> None:
