@@ -20,7 +20,7 @@ Rows:
 
 Usage: ``python bench/learning.py --home DIR [--cycles 3] [--no-ablation] [--promote-ties]
 [--no-noise-floor] [--epochs 1] [--ablation-rows ROW ...] [--train-seeds 0 1 2]
-[--ablation-gate-questions 40] [--collections 1]
+[--ablation-gate-questions 40] [--collections 1] [--collection-rollouts 4]
 [--out bench/results/learning.json]``; ``--cycles 0``: the ablation alone (reusing ``DIR``'s
 cached SFT row when the same ``DIR`` ran before, and its ablation collection if it has one).
 
@@ -208,7 +208,7 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
 
     s = _settings(args.home / "ablation", args.ablation_gate_questions, epochs=args.epochs)
     s.train.promote = "never"
-    want = {"questions": args.train_questions, "rollouts": 4, "seed": 41}
+    want = {"questions": args.train_questions, "rollouts": args.collection_rollouts, "seed": 41}
     # online._pick's rule, recorded: a collection made before 1c7018d had unbalanced kinds
     made = {**want, "pick": "3 per kind per world"}
     marker = args.home / "ablation" / "collection.json"  # written once each part is whole
@@ -219,7 +219,9 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
             raise SystemExit(f"{marker.parent} holds a collection of {got}, not {made} x "
                              f"{args.collections}: use another --home or the same "
                              "--train-questions and --collections")  # fmt: skip
-        log(f"ablation: reusing the collection of {got['asked']} questions x 4 in {marker.parent}")
+        g = want["rollouts"]
+        log(f"ablation: reusing the collection of {got['asked']} questions x {g} in "
+            f"{marker.parent}")  # fmt: skip
     elif (marker.parent / "vidra.db").exists():
         raise SystemExit(f"{marker.parent} holds an unfinished collection (interrupted?): "
                          "remove that directory and run again")  # fmt: skip
@@ -232,7 +234,8 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
         got = {**got, "asked": got["asked"] + collect(s, **want, iteration=part),
                "parts": part + 1}  # fmt: skip
         marker.write_text(json.dumps(got))
-        log(f"ablation: collection part {part + 1} done, {got['asked']} questions x 4 in all")
+        log(f"ablation: collection part {part + 1} done, {got['asked']} questions x "
+            f"{want['rollouts']} in all")  # fmt: skip
     info: dict[str, Any] = {"asked": got["asked"], "parts": got.get("parts", 1),
                             "collect_s": round(time.perf_counter() - t), "reused": reused,
                             "trained": {}, "reports": {}}  # fmt: skip
@@ -339,6 +342,10 @@ def main() -> int:
                     help="the ablation's collection in N parts of --train-questions each, "
                     "from N online iterations' fresh worlds (a home holding fewer parts gets "
                     "the rest added)")  # fmt: skip
+    ap.add_argument("--collection-rollouts", type=int, default=4, metavar="G",
+                    help="the ablation's collection answers each question G times (1: "
+                    "greedy, the upstream roles as the benchmark runs them; resampled rows "
+                    "only)")  # fmt: skip
     ap.add_argument("--ablation-gate-questions", type=int, default=40,
                     help="the ablation's gate decides nothing: a small one saves time")  # fmt: skip
     ap.add_argument("--no-noise-floor", action="store_true",
@@ -348,6 +355,12 @@ def main() -> int:
     args = ap.parse_args()
     if args.collections < 1:
         raise SystemExit(f"--collections {args.collections}: the ablation needs at least 1 part")
+    if args.collection_rollouts < 1:
+        raise SystemExit(f"--collection-rollouts {args.collection_rollouts}: at least 1")
+    episodic = [r for r in args.ablation_rows if not ABLATION[r][2].get("resample")]
+    if args.collection_rollouts < 2 and episodic and not args.no_ablation:
+        raise SystemExit(f"--collection-rollouts 1 gives no episode groups for {episodic}: "
+                         "use resampled rows only, or --collection-rollouts 2 or more")  # fmt: skip
 
     import ray
     import torch
@@ -415,6 +428,7 @@ def main() -> int:
     report["benchmark"] = {"parts": bench.parts, "questions": reports["SFT"]["questions"],
                            "strategy": "search", "cycles": args.cycles, "algo": args.algo,
                            "train_questions_per_cycle": args.train_questions, "G": 4,
+                           "ablation_collection_G": args.collection_rollouts,
                            "epochs": args.epochs, "train_seeds": args.train_seeds,
                            "gate_questions": args.gate_questions,
                            "gate": {"promote_ties": main_s.train.promote_ties,
