@@ -1,6 +1,7 @@
-"""The MLflow server killed for real, at known points of a retraining cycle (the cycle's
-test-only hook places the kill): the cycle fails in bounded time, marks its run failed,
-promotes nothing; once the server is back, `reconcile` makes MLflow agree with the store."""
+"""The MLflow server killed for real, at known points of a retraining cycle (mid-fit, or
+where the cycle's test-only hook places the kill): the cycle fails in bounded time, marks its
+run failed, promotes nothing; once the server is back, `reconcile` makes MLflow agree with
+the store."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,19 +99,30 @@ def _settings(tmp_path: Path, model: Path, srv: MlflowServer):  # type: ignore[n
 def test_server_killed_mid_training_fails_the_cycle_in_bounded_time(
     server: MlflowServer, tiny_model_path: Path, tmp_path: Path
 ) -> None:
+    """Killed at the fit's first step, of a fit planned for 60 epochs or more: the workers
+    stop within a few steps (the next step's metrics find MLflow dead), not at the end."""
     import mlflow
     import ray
 
     settings = _settings(tmp_path, tiny_model_path, server)
+    settings.train.epochs = 60
     record_groups(settings, seed=6, questions=2, rollouts=3)
     killed: list[float] = []
+    steps: list[int] = []
+
+    def on_step(row: dict[str, Any]) -> None:
+        steps.append(int(row["step"]))
+        if not killed:
+            server.kill()
+            killed.append(time.monotonic())
+
     try:
-        with pytest.raises(TrackingUnavailable, match="marked failed"):
-            retrain(settings, "grpo", ["reasoner"], spec=SPEC,
-                    hook=_killer(server, "before_fit", killed))  # fmt: skip
+        with pytest.raises(TrackingUnavailable, match=r"during training.*marked failed"):
+            retrain(settings, "grpo", ["reasoner"], spec=SPEC, on_step=on_step)
     finally:
         ray.shutdown()
     assert killed and time.monotonic() - killed[0] < 120  # target: under 2 minutes
+    assert steps and max(steps) <= 10 < 60, steps  # stopped mid-fit, not after 60 epochs
     with TrajectoryStore(settings=settings) as store:
         [run] = store.training_runs()
         assert run.status == "failed" and store.model_versions() == []

@@ -5,8 +5,10 @@ resume from the last one.
 Each worker builds its model with the factory the caller hands in (the composition root's
 `training_model`: the same code and settings that built the sampling model, so replayed
 frames become the same visual tokens), trains each role in turn on its shard
-(`vidra.rl.trainer`), and rank 0 logs step metrics to MLflow (best effort: a dead tracking
-server stops the logging, not the training; the driver then fails the cycle).
+(`vidra.rl.trainer`), and rank 0 logs step metrics to MLflow. A tracking server that stops
+answering (each call bounded by ``mlflow.timeout_s`` and ``mlflow.retries``) stops the
+training at that step on every rank, and `fit` raises `TrackingUnavailable`: the cycle fails
+within that bound of the server's death, not when a long fit ends.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vidra.config import Settings
-from vidra.errors import BackendUnavailable, VidraError
+from vidra.errors import BackendUnavailable, TrackingUnavailable, VidraError
 from vidra.ray_session import ensure_ray
 from vidra.rl.datasets import Sample
 from vidra.rl.trainer import TrainConfig
@@ -33,6 +35,12 @@ log = logging.getLogger(__name__)
 
 ModelBuilder = Callable[[str, str, dict[str, str]], Any]
 """``(settings JSON, base checkpoint, adapters) -> trainable model`` (an `HFChatModel`)."""
+
+_LOST = "tracking-lost.txt"  # in the output directory: why the workers stopped
+
+
+class _TrackingLost(Exception):
+    """Rank 0 could not log to MLflow: every rank stops at the same step."""
 
 
 class _MetricLog:
@@ -47,6 +55,7 @@ class _MetricLog:
 
         self.node = ray.get_runtime_context().get_node_id()
         self.client: Any = None
+        self.lost = ""  # why MLflow stopped answering (rank 0)
         if run_id:
             import mlflow
 
@@ -75,9 +84,22 @@ class _MetricLog:
         try:
             for k, v in metrics.items():
                 self.client.log_metric(self.run_id, f"{role}/{k}", float(v), step=line["step"])
-        except Exception as exc:  # the driver fails the cycle; training itself goes on
-            log.warning("MLflow metric logging stopped: %s", exc)
+        except Exception as exc:  # after its bounded retries: the training stops
+            log.warning("MLflow metric logging failed, training stops: %s", exc)
+            self.lost = f"MLflow stopped answering during training: {exc}"
             self.client = None
+
+    def stop(self) -> bool:
+        """Whether rank 0 lost MLflow, agreed by every rank (one all-reduce a step)."""
+        if self.world == 1:
+            return bool(self.lost)
+        import torch
+        import torch.distributed as dist
+
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        flag = torch.tensor([1.0 if self.lost else 0.0], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
 
 def _restore(start: Any) -> tuple[dict[str, Any], Path | None]:
@@ -102,6 +124,8 @@ def _reporter(
     def report(metrics: dict[str, float], ckpt: Path | None) -> None:
         named = {f"{role}/{k}": v for k, v in metrics.items()}
         metrics_log.write(role, metrics, resumed, ckpt is not None)
+        if metrics_log.stop():
+            raise _TrackingLost(metrics_log.lost or "MLflow stopped answering during training")
         if ckpt is None:
             ray.train.report(named)
             return
@@ -144,17 +168,22 @@ def _loop(config: dict[str, Any]) -> None:
             continue
         resume = resume_dir if state.get("role") == role else None
         resumed = state.get("step") if resume is not None else None
-        train_role(
-            hf,
-            role,
-            samples,
-            lambda s: step_frames(s.frames, reader, paths, size),
-            cfg,
-            scratch / role,
-            resume,
-            _reporter(role, state, metrics_log, resumed),
-            lambda batch: batch_step_frames([s.frames for s in batch], reader, paths, size),
-        )
+        try:
+            train_role(
+                hf,
+                role,
+                samples,
+                lambda s: step_frames(s.frames, reader, paths, size),
+                cfg,
+                scratch / role,
+                resume,
+                _reporter(role, state, metrics_log, resumed),
+                lambda batch: batch_step_frames([s.frames for s in batch], reader, paths, size),
+            )
+        except _TrackingLost as exc:  # every rank stops here; the driver fails the cycle
+            if rank == 0:
+                (out / _LOST).write_text(str(exc))
+            return
         state["done"].append(role)
         if rank == 0:
             save_adapter(hf.model, role, out / role)
@@ -178,7 +207,8 @@ def fit(
     and ``progress.jsonl`` (one line per rank and optimizer step: role, step, rank, the
     checkpoint step a restarted attempt resumed from, worker pid, step metrics). A worker
     that dies mid-way is restarted once (``FailureConfig(max_failures=1)``) and resumes
-    from the last reported checkpoint.
+    from the last reported checkpoint. Raises `TrackingUnavailable` when MLflow stopped
+    answering rank 0's step metrics (the workers stopped at that step).
 
     Args:
         build: the workers' model factory (default: `vidra.runtime.training_model`).
@@ -193,6 +223,7 @@ def fit(
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     ensure_ray(settings)
     out.mkdir(parents=True, exist_ok=True)
+    (out / _LOST).unlink(missing_ok=True)
     gpu = settings.model.device.startswith("cuda")
     extra = dict(settings.train.worker_resources)
     trainer = TorchTrainer(
@@ -226,6 +257,8 @@ def fit(
     result = trainer.fit()
     if result.error is not None:
         raise VidraError(f"training failed: {result.error}") from result.error
+    if (out / _LOST).is_file():
+        raise TrackingUnavailable((out / _LOST).read_text())
     missing = [r for r in roles if not (out / r / "adapter_config.json").is_file()]
     if missing:
         raise VidraError(f"training finished without adapters for {missing}")
