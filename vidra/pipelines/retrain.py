@@ -159,7 +159,7 @@ def _resampled(
 
     from vidra.models import resolve_model_path
     from vidra.rl.replay import batch_step_frames
-    from vidra.rl.resample import RESAMPLED_ROLES, recorded_prompts, resample
+    from vidra.rl.resample import RESAMPLED_REWARDS, RESAMPLED_ROLES, recorded_prompts, resample
     from vidra.rl.tracking import champion_adapters
     from vidra.runtime import training_model
     from vidra.video import open_reader
@@ -179,7 +179,8 @@ def _resampled(
     sampling = SamplingParams(temperature=a.rollout_temperature, max_tokens=a.max_tokens)
     kept = [s for s in grpo.samples if s.role not in roles]
     out = Dataset("grpo", grpo.spec, kept, list(dict.fromkeys(s.episode_id for s in kept)),
-                  dict(grpo.counts), {**grpo.filters, "resample": g})  # fmt: skip
+                  dict(grpo.counts), {**grpo.filters, "resample": g},
+                  {r: RESAMPLED_REWARDS[r] for r in roles})  # fmt: skip
     torch.manual_seed(settings.train.seed)  # the training seed also draws the replies
     for role in roles:
         prompts, counts = recorded_prompts(store, role, since)
@@ -319,7 +320,7 @@ def _params(
     c.tracker.params(
         {
             "algorithm": algo, "lr": cfg.lr, "beta": cfg.beta, "dpo_beta": cfg.dpo_beta,
-            "roles": ",".join(c.roles), "reward_spec": ds.spec.to_json(),
+            "roles": ",".join(c.roles), "reward_spec": json.dumps(ds.rewards(), sort_keys=True),
             "dataset_samples": sum(len(d.samples) for d, _ in stages),
             "dataset_episodes": len({e for d, _ in stages for e in d.episode_ids}),
             "stages": "+".join(d.algorithm for d, _ in stages),
@@ -549,7 +550,7 @@ def retrain(
         start = dict(settings.model.adapters) or champion_adapters(settings, store, roles)
         run = store.create_training_run(
             algo, {"train": cfg.__dict__, "roles": roles,
-                   "reward_spec": {"episode": spec.weights, "step": spec.step_weights},
+                   "reward_spec": built[-1].rewards(),
                    "advantages": "std" if settings.train.normalise_std else "centred",
                    "resample": settings.train.resample},
             lineage,

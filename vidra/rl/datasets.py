@@ -48,9 +48,6 @@ class RewardSpec:
     def total(self, t: Trajectory) -> float:
         return t.total_reward(self.weights)
 
-    def to_json(self) -> str:
-        return json.dumps({"episode": self.weights, "step": self.step_weights}, sort_keys=True)
-
 
 def _step_credit(group: Sequence[Trajectory], spec: RewardSpec) -> list[dict[int, float]]:
     """Per episode, ``step order -> weighted credit minus the group's mean credit``."""
@@ -95,6 +92,14 @@ class Dataset:
     episode_ids: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     filters: dict[str, Any] = field(default_factory=dict)
+    # roles whose samples are per-step groups, and the reward their replies were judged by
+    resampled: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def rewards(self) -> dict[str, Any]:
+        """The reward components and weights the samples were built with: the episode's and
+        the steps' (``spec``), and the per-step groups' of the roles resampled."""
+        out: dict[str, Any] = {"episode": self.spec.weights, "step": self.spec.step_weights}
+        return {**out, "resampled": self.resampled} if self.resampled else out
 
     @property
     def empty_reason(self) -> str | None:
@@ -130,7 +135,7 @@ class Dataset:
     def manifest(self) -> dict[str, Any]:
         return {
             "algorithm": self.algorithm,
-            "reward_spec": self.spec.weights,
+            "reward_spec": self.rewards(),
             "samples": len(self.samples),
             "episodes": len(self.episode_ids),
             "counts": self.counts,
@@ -338,8 +343,10 @@ def _critiques(t: Trajectory) -> list[tuple[StepRecord, str, bool, float]]:
 
 
 def critic_pairs(group: Sequence[Trajectory]) -> list[Sample]:
-    """Critic-V-style DPO pairs from a group: two critiques of the same answer with
-    different decisions; chosen is the one whose decision led to the right final answer."""
+    """Critic-V-style DPO pairs from a group: two critiques of the same answer on the same
+    input (prompt and frames: the evidence judged) with different decisions; chosen is the
+    one whose decision led to the right final answer. A critique made on other evidence is
+    not paired: DPO scores both replies under the chosen one's prompt."""
     steps = [(t, c) for t in group for c in _critiques(t)]
     out: list[Sample] = []
     used: set[int] = set()
@@ -350,6 +357,7 @@ def critic_pairs(group: Sequence[Trajectory]) -> list[Sample]:
             (
                 (t, c[0]) for t, c in steps
                 if c[1] == answer and c[2] != accepted and c[3] < 1.0 and c[0].id not in used
+                and c[0].prompt == good.prompt and c[0].frames == good.frames
             ),
             None,
         )  # fmt: skip

@@ -33,6 +33,7 @@ from vidra.rl.rewards import accuracy
 from vidra.storage import StepRecord, TrajectoryStore
 
 __all__ = [
+    "RESAMPLED_REWARDS",
     "RESAMPLED_ROLES",
     "Prompt",
     "answer_reward",
@@ -44,6 +45,9 @@ __all__ = [
 RESAMPLED_ROLES = ("reasoner", "critic")
 """The roles whose replies a reward can judge alone: the reasoner's answer against the truth,
 the critic's verdict against the answer it judged."""
+RESAMPLED_REWARDS = {"reasoner": {"accuracy": 1.0}, "critic": {"critic_verdict": 1.0}}
+"""What a resampled reply of each role is rewarded by (`answer_reward`, `critic_reward`): the
+reward record of a training run with per-step groups."""
 
 
 @dataclass(frozen=True)
@@ -146,9 +150,10 @@ def resample(
     begins with one of the options, as in an episode (the critic's replies are free)."""
     if group < 2:
         raise ValueError(f"resample group={group}: comparing replies needs >= 2")
-    spec = RewardSpec(weights={"accuracy": 1.0}, step_weights={})
+    spec = RewardSpec(weights=RESAMPLED_REWARDS[role], step_weights={})
     ds = Dataset("grpo", spec, filters={"roles": [role], "resample": group,
-                                           "normalise_std": normalise_std})  # fmt: skip
+                                           "normalise_std": normalise_std},
+                 resampled={role: RESAMPLED_REWARDS[role]})  # fmt: skip
     ds.counts = {"prompts": 0, "zero_variance": 0, "replies": 0, "unparsed": 0}
     for at in range(0, len(prompts), batch):
         chunk = prompts[at : at + batch]

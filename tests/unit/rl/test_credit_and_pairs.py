@@ -55,19 +55,32 @@ def test_evidence_credit_of_tool_calls() -> None:
 
 
 def test_step_credit_moves_a_step_advantage_off_its_episodes(store: TrajectoryStore) -> None:
+    """Every step of every role gets its episode's group advantage (planner, each tool call,
+    reasoner, critic); the search credited with the evidence gets its step credit on top."""
     job = _job(store)
     for k, (acc, credit) in enumerate([(1.0, 1.0), (0.0, 0.0)]):
-        steps = [_step(0, "selector", {"tool": "search"}), _step(1, "reasoner", {"answer": "red"})]
+        steps = [
+            _step(0, "planner", {"look_for": "red"}, prompt="plan"),
+            _step(1, "selector", {"tool": "search"}, prompt="search"),
+            _step(2, "selector", {"tool": "inspect"}, prompt="inspect"),
+            _step(3, "reasoner", {"answer": "red"}, prompt="answer"),
+            _step(4, "critic", {"score": 0.9, "accept": True}, prompt="critique"),
+        ]
         store.record_episode(_episode(job, k, steps, [
             {"name": "accuracy", "value": acc},
-            {"name": "evidence_credit", "value": credit, "step_order": 0},
+            {"name": "evidence_credit", "value": credit, "step_order": 1},
         ]))  # fmt: skip
     spec = RewardSpec({"accuracy": 1.0}, {"evidence_credit": 0.5})
-    adv = {(s.episode_id, s.role): s.advantage for s in build_grpo(store, spec).samples}
-    ep = {s.role: s for s in build_grpo(store, spec).samples if s.advantage > 0}
-    assert ep["reasoner"].advantage == pytest.approx(1.0, abs=1e-4)  # the group's +1 / -1
-    assert ep["selector"].advantage == pytest.approx(1.0 + 0.5 * (1.0 - 0.5), abs=1e-4)
-    assert sorted(round(a, 4) for a in adv.values()) == [-1.25, -1.0, 1.0, 1.25]
+    right = {e.id for e in store.episodes_of_job(job) if e.rollout_index == 0}
+    adv = {(s.episode_id in right, s.prompt): round(s.advantage, 4)
+           for s in build_grpo(store, spec).samples}  # fmt: skip
+    # the group's +1 / -1 everywhere; the search's credit 1 against the group's mean 0.5
+    assert adv == {
+        **{(True, p): 1.0 for p in ("plan", "inspect", "answer", "critique")},
+        **{(False, p): -1.0 for p in ("plan", "inspect", "answer", "critique")},
+        (True, "search"): 1.0 + 0.5 * (1.0 - 0.5),
+        (False, "search"): -1.0 + 0.5 * (0.0 - 0.5),
+    }
     no_steps = RewardSpec({"accuracy": 1.0}, {})
     assert {round(s.advantage, 4) for s in build_grpo(store, no_steps).samples} == {-1.0, 1.0}
 
@@ -89,6 +102,15 @@ def test_critic_pairs_prefer_the_decision_that_led_to_the_right_answer(
     assert pair.token_ids == [len(str({"accept": False})), 1]
     assert pair.rejected_token_ids == [len(str({"accept": True})), 1]
     assert ds.counts["critic_pairs"] == 1
+    # the same answer judged on other evidence (another prompt) is no pair for either
+    other = _job(store)
+    for k, (accept, acc) in enumerate([(False, 1.0), (True, 0.0)]):
+        seen = prompt.replace("none", f"0:0{k}.0")
+        store.record_episode(_episode(other, k, [_step(0, "critic", {"accept": accept},
+                                                       prompt=seen)],
+                                      [{"name": "accuracy", "value": acc}]))  # fmt: skip
+    again = build_dpo(store, RewardSpec({"accuracy": 1.0}), roles=["critic"])
+    assert again.counts["critic_pairs"] == 1 and again.samples[0].step_id == pair.step_id
 
 
 def test_the_curriculum_prefers_questions_answered_right_about_half_the_time() -> None:

@@ -3,6 +3,7 @@ branches are forced (a cycle that promotes, then one that registers only)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,9 @@ def test_resampled_cycle_learns_from_single_rollouts(tiny_model_path: Path, tmp_
     with Client(settings) as c:
         run = c.store.training_runs()[-1]
         assert run.status == "done" and run.config["resample"] == 6
+        # what the samples were rewarded by: the reasoner's replies by their own answers
+        assert run.config["reward_spec"]["resampled"] == {"reasoner": {"accuracy": 1.0}}
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
     params = mlflow.tracking.MlflowClient().get_run(result.mlflow_run_id).data.params
     assert params["resample"] == "6" and params["dataset_samples"] == str(result.samples)
+    assert json.loads(params["reward_spec"])["resampled"] == {"reasoner": {"accuracy": 1.0}}

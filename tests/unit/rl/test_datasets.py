@@ -37,7 +37,7 @@ def test_grpo_groups_advantages_and_zero_variance(store: TrajectoryStore) -> Non
     assert advs == [-1.0, 1.0]
     assert all(len(s.old_logprobs) == len(s.token_ids) > 0 for s in ds.samples)
     assert len(ds.episode_ids) == 2 and ds.empty_reason is None
-    assert ds.manifest()["reward_spec"] == {"accuracy": 1.0}
+    assert ds.manifest()["reward_spec"] == {"episode": {"accuracy": 1.0}, "step": SPEC.step_weights}
     with pytest.raises(InvalidInput, match="use >= 2"):
         build_grpo(store, SPEC, min_rollouts=1)
 
