@@ -17,4 +17,5 @@ VIDRA_TEST_POSTGRES_URL=$(bash infra/scripts/pg_test_server.sh start "$work/pg" 
 export VIDRA_TEST_POSTGRES_URL
 echo "PostgreSQL for integration tests: $VIDRA_TEST_POSTGRES_URL"
 
-"$BIN/python" -m pytest -q -p no:cacheprovider tests "$@"
+# the slowest tests listed at the end: the learning tests must stay under a minute each
+"$BIN/python" -m pytest -q -p no:cacheprovider --durations=25 tests "$@"

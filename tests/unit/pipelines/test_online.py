@@ -89,6 +89,40 @@ def test_a_cycle_draws_balanced_questions_from_as_many_fresh_worlds_as_it_needs(
     assert set(kinds) == set(KINDS) and max(kinds.values()) <= 0.25 * 70, kinds
 
 
+def test_the_curriculum_asks_the_pool_questions_with_mixed_pass_rates_first(
+    tmp_path: Path,
+) -> None:
+    """With ``curriculum`` a cycle asks the pool's questions by their recorded pass rates,
+    ``p (1 - p)`` highest first: those right half of the time and those not yet tried (in
+    the pool's order), then one right two times in three, then one always right and one
+    never right."""
+    from tests.unit.storage.helpers import video_in
+    from vidra.pipelines.online import _pick, _pool
+    from vidra.storage import EpisodeIn, JobCreate
+    from vidra.video import content_hash
+
+    settings = Settings(data_dir=tmp_path)
+    pool = _pool(settings, seed=3, worlds=4)
+    assert len(pool) > 20
+    first = _pick(settings, 0, len(pool), seed=3, curriculum=True)
+    assert first == pool  # nothing recorded: the pool's order
+    solved, hopeless, half, most = pool[0], pool[1], pool[7], pool[9]
+    with TrajectoryStore(settings=settings) as store:
+        recorded = [(solved, [1, 1]), (hopeless, [0, 0, 0]), (half, [1, 0]), (most, [1, 0, 1])]
+        for (video, q), scores in recorded:
+            # the question's key: the video's content hash, the question and its options
+            vid = store.register_video(video_in(video.stem, content_hash(video))).id
+            job = store.create_job(JobCreate(video_id=vid, question=q.text, options=q.options,
+                                             answer=q.answer, rollouts=len(scores))).id  # fmt: skip
+            for k, acc in enumerate(scores):
+                rewards = [{"name": "accuracy", "value": acc}]
+                store.record_episode(EpisodeIn(job_id=job, rollout_index=k, answer="a", steps=[],
+                                               rewards=rewards))  # fmt: skip
+    picked = _pick(settings, 0, len(pool), seed=3, curriculum=True)
+    assert [pool.index(x) for x in picked] == [*range(2, 9), *range(10, len(pool)), 9, 0, 1]
+    assert _pick(settings, 0, 3, seed=3, curriculum=True) == pool[2:5]
+
+
 @pytest.mark.parametrize("seed", [0, 41])
 def test_fresh_worlds_are_fresh_across_iterations(seed: int) -> None:
     """No world of one iteration is a world of another (``vidra retrain --online`` runs at
