@@ -446,8 +446,9 @@ def main() -> int:
         report["targets"] = _targets(rows, f"after {args.cycles} cycle{'s' * (args.cycles > 1)}")
     report["seconds"] = round(time.perf_counter() - t0)
     lines = [
-        "| row | accuracy [95% CI] | diff vs SFT [95% paired CI] | frames / q | tool calls / q |",
-        "|---|---|---|---|---|",
+        "| row | accuracy [95% CI] | diff vs SFT [95% paired CI] | frames / q | tool calls / q "
+        "| latency s / q |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         d = r.get("minus_SFT", {}).get("accuracy")
@@ -455,11 +456,11 @@ def main() -> int:
             if d else "-"  # fmt: skip
         lines.append(f"| {name} | {r['accuracy']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] "
                      f"| {diff} | {r['frames_per_question']:.1f} | "
-                     f"{r['tool_calls_per_question']:.2f} |")  # fmt: skip
+                     f"{r['tool_calls_per_question']:.2f} | {r['latency_s']:.2f} |")  # fmt: skip
     for name, m in (report.get("ablation") or {}).get("mean_of_seeds_minus_SFT", {}).items():
         lines.append(f"| {name}, mean of {len(m['seeds'])} training seeds | - | "
                      f"{100 * m['diff']:+.1f} [{100 * m['ci95'][0]:+.1f}, "
-                     f"{100 * m['ci95'][1]:+.1f}] | - | - |")  # fmt: skip
+                     f"{100 * m['ci95'][1]:+.1f}] | - | - | - |")  # fmt: skip
     print("\n".join(lines), file=sys.stderr)
     report["table_markdown"] = lines
     emit(report, args.out)

@@ -63,7 +63,7 @@ def eval_row(report: dict[str, Any]) -> dict[str, Any]:
 
 def paired_rows(rows: dict[str, dict[str, Any]], reports: dict[str, Any], ref: str) -> None:
     """Add to each row the paired bootstrap difference ``row - ref`` of per-question
-    accuracy, frames shown and tool calls, on the questions both answered."""
+    accuracy, frames shown, tool calls and latency (s), on the questions both answered."""
     from vidra.evals.metrics import paired_from_maps
 
     def per(r: dict[str, Any], key: str) -> dict[str, float]:
@@ -74,7 +74,7 @@ def paired_rows(rows: dict[str, dict[str, Any]], reports: dict[str, Any], ref: s
             continue
         out = {}
         for key, label in (("correct", "accuracy"), ("frames_shown", "frames"),
-                           ("tool_calls", "tool_calls")):  # fmt: skip
+                           ("tool_calls", "tool_calls"), ("latency_s", "latency_s")):  # fmt: skip
             d = paired_from_maps(per(rep, key), per(reports[ref], key))
             ci = [round(x, 4) for x in d.ci95]
             out[label] = {"n": d.n, "diff": round(d.diff, 4), "ci95": ci,
