@@ -38,12 +38,11 @@ def main() -> int:
     import transformers
 
     import vidra
-    from vidra.agents.reasoner import answer_prefixes
     from vidra.evals.metrics import paired_from_maps
     from vidra.models import resolve_model_path
     from vidra.models.protocol import SamplingParams
-    from vidra.rl.replay import batch_step_frames, replay_request
-    from vidra.rl.resample import answer_reward, recorded_prompts
+    from vidra.rl.replay import batch_step_frames
+    from vidra.rl.resample import answer_reward, recorded_prompts, replay_requests
     from vidra.runtime import training_model
     from vidra.storage import TrajectoryStore
     from vidra.video import open_reader
@@ -65,18 +64,12 @@ def main() -> int:
         chunk = prompts[at : at + 8]
         frames = frames_of([p.step.frames for p in chunk])
         for adapter, got in scores.items():
-            reqs = [
-                replay_request(p.step.messages, f, adapter, greedy.model_copy(
-                    update={"prefixes": answer_prefixes(p.options) if p.options else []}))
-                for p, f in zip(chunk, frames, strict=True)
-            ]  # fmt: skip
             out = [0.0] * len(chunk)
-            for c in model.generate(reqs):
+            for c in model.generate(replay_requests(chunk, frames, adapter, greedy)):
                 p = chunk[c.request_index]
                 out[c.request_index] = answer_reward(c.text, p.options, p.truth) or 0.0
             got += out
     sft, trained = scores[None], scores["reasoner"]
-    n = max(1, len(prompts))
     ids = [str(p.step.id) for p in prompts]
     d = paired_from_maps(dict(zip(ids, trained, strict=True)), dict(zip(ids, sft, strict=True)))
     report: dict[str, Any] = header("train_fit", vidra=vidra.__version__,
@@ -84,8 +77,8 @@ def main() -> int:
                                     transformers=transformers.__version__)  # fmt: skip
     report.update({
         "home": str(args.home), "adapter": str(args.adapter), "prompts": len(prompts),
-        "left_out": counts, "sft_accuracy": round(sum(sft) / n, 4),
-        "trained_accuracy": round(sum(trained) / n, 4),
+        "left_out": counts, "sft_accuracy": round(d.mean_b, 4),
+        "trained_accuracy": round(d.mean_a, 4),
         "diff": round(d.diff, 4), "ci95": [round(x, 4) for x in d.ci95],
         "to_right": sum(1 for a, b in zip(sft, trained, strict=True) if b > a),
         "to_wrong": sum(1 for a, b in zip(sft, trained, strict=True) if b < a),

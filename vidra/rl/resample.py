@@ -39,6 +39,7 @@ __all__ = [
     "answer_reward",
     "critic_reward",
     "recorded_prompts",
+    "replay_requests",
     "resample",
 ]
 
@@ -128,6 +129,20 @@ def recorded_prompts(
     return out, counts
 
 
+def replay_requests(
+    prompts: Sequence[Prompt], frames: Sequence[Any], adapter: str | None,
+    sampling: SamplingParams, constrain: bool = True,
+) -> list[Any]:  # fmt: skip
+    """The recorded prompts asked again with their decoded ``frames``, by ``adapter`` (None:
+    the base model); ``constrain``: a multiple-choice reply begins with one of the options,
+    as the reasoner's in an episode."""
+    return [
+        replay_request(p.step.messages, f, adapter, sampling.model_copy(update={
+            "prefixes": answer_prefixes(p.options) if constrain and p.options else []}))
+        for p, f in zip(prompts, frames, strict=True)
+    ]  # fmt: skip
+
+
 def resample(
     model: ChatModel,
     prompts: Sequence[Prompt],
@@ -158,14 +173,8 @@ def resample(
     for at in range(0, len(prompts), batch):
         chunk = prompts[at : at + batch]
         frames = frames_of([p.step.frames for p in chunk])
-        reqs = [
-            replay_request(p.step.messages, f, adapter, sampling.model_copy(update={
-                "n": group,
-                "prefixes": answer_prefixes(p.options)
-                if constrain and p.options and role == "reasoner" else [],
-            }))
-            for p, f in zip(chunk, frames, strict=True)
-        ]  # fmt: skip
+        sampled = sampling.model_copy(update={"n": group})
+        reqs = replay_requests(chunk, frames, adapter, sampled, constrain and role == "reasoner")
         replies: list[list[Completion]] = [[] for _ in chunk]
         for c in model.generate(reqs):
             replies[c.request_index].append(c)
