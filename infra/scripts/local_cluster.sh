@@ -95,6 +95,23 @@ ray_has_worker_node() {
     grep -q "worker_node"
 }
 
+ray_job_agent_ready() { # ray_job_agent_ready GCS PORT: the head's dashboard agent (HTTP on
+  # PORT) answers and is registered in the GCS, where the job server looks for it; until then
+  # `ray job submit` fails with "No available agent to submit job"
+  "$PY" - "$@" <<'EOF'
+import json, sys, urllib.request
+from ray._private.ray_constants import KV_NAMESPACE_DASHBOARD as NS
+from ray._raylet import GcsClient
+from ray.dashboard.consts import DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX as PREFIX
+gcs, port = sys.argv[1], int(sys.argv[2])
+urllib.request.urlopen(f"http://{gcs.split(':')[0]}:{port}/api/healthz", timeout=3)
+client = GcsClient(address=gcs)
+agents = [json.loads(client.internal_kv_get(k, namespace=NS) or b"[0, 0, 0]")
+          for k in client.internal_kv_keys(PREFIX.encode(), namespace=NS)]
+sys.exit(0 if any(a[1] == port for a in agents) else 1)
+EOF
+}
+
 stop_session() { # stop_session NAME: SIGTERM its session, wait, SIGKILL what is left
   local name=$1 pid pids deadline
   [ -f "$DIR/$name.pid" ] || return 0
@@ -259,6 +276,10 @@ cmd_up() {
       ;;
     *) die "Ray worker node not ready after ${WAIT_S}s; see $DIR" ;;
   esac
+  if [ "${VIDRA_CLUSTER_DASHBOARD:-0}" = 1 ]; then
+    wait_until "Ray job server's agent" "$DIR/ray-head.pid" \
+      ray_job_agent_ready "$RAY_IP:$ray_port" "$agent_port"
+  fi
   trap - EXIT
 
   cat >"$DIR/exports.sh" <<EOF

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,6 +91,18 @@ def _env(cluster: dict[str, str], home: Path, **more: str) -> dict[str, str]:
     }
 
 
+def _ray_logs(cluster: dict[str, str]) -> str:
+    """The ends of the head's dashboard agent and job server logs, for a failure message."""
+    state = Path(cluster["VIDRA_CLUSTER_DIR"]) / "state.env"
+    raytmp = dict(x.split("=", 1) for x in state.read_text().split())["RAY_TMP"]
+    logs = Path(raytmp) / "session_latest" / "logs"
+    return "".join(
+        f"\n== {f.name}\n" + "\n".join(f.read_text(errors="replace").splitlines()[-30:])
+        for f in [*sorted(logs.glob("dashboard_agent*.log")), logs / "dashboard_JobHead.log"]
+        if f.exists()
+    )
+
+
 def _python(code: str, args: list[str], env: dict[str, str]) -> dict:  # type: ignore[type-arg]
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                          cwd=ROOT, env=env, timeout=1500)  # fmt: skip
@@ -148,14 +161,17 @@ def test_a_retraining_cycle_submitted_as_a_ray_job(
         "VIDRA_TRAIN__MIN_SAMPLES": "0", "VIDRA_TRAIN__PROMOTE_TIES": "true",
         "VIDRA_TRAIN__GATE_TOLERANCE": "1.0", "PYTHONPATH": str(ROOT),
     }}  # fmt: skip
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address",
-         cluster["RAY_DASHBOARD_ADDRESS"], "--runtime-env-json", json.dumps(runtime_env), "--",
-         sys.executable, "-m", "vidra", "retrain", "--algo", "sft", "--roles", "planner",
-         "--since-run", "all", "--min-reward", "-10"],
-        capture_output=True, text=True, timeout=1500, env={**os.environ, **cluster},
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    submit = [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address",
+              cluster["RAY_DASHBOARD_ADDRESS"], "--runtime-env-json", json.dumps(runtime_env),
+              "--", sys.executable, "-m", "vidra", "retrain", "--algo", "sft", "--roles",
+              "planner", "--since-run", "all", "--min-reward", "-10"]  # fmt: skip
+    for _ in range(3):  # Ray's job server answers this when it cannot reach the head's agent
+        out = subprocess.run(submit, capture_output=True, text=True, timeout=1500,
+                             env={**os.environ, **cluster})  # fmt: skip
+        if "No available agent to submit job" not in out.stderr:
+            break
+        time.sleep(15)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:] + _ray_logs(cluster)
     assert "succeeded" in (out.stdout + out.stderr).lower()
     assert "vidra-planner v" in out.stdout and "MLflow run" in out.stdout
 
