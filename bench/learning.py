@@ -188,6 +188,14 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "grpo",
         {"normalise_std": False, "resample": 8},
     ),
+    # every tool call costs a fifth of a right answer (`tool_cost`): in the sampled collection
+    # a first call that searches and one that inspects at once score alike on the same
+    # question (mean advantages +0.006 and -0.006), so the cheaper path should win
+    "selector only, grpo centred, tool cost 0.2": (
+        ["selector"],
+        "grpo",
+        {"normalise_std": False, "reward_weights": {"tool_cost": 0.2}},
+    ),
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 
@@ -230,6 +238,8 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
         marker.write_text(json.dumps(got))
     # more parts: the questions of later online iterations (fresh worlds of their own), added
     # to the store the parts before them are in
+    if reused:
+        _record_tool_costs(s, log)
     for part in range(got.get("parts", 1), args.collections):
         got = {**got, "asked": got["asked"] + collect(s, **want, iteration=part),
                "parts": part + 1}  # fmt: skip
@@ -255,6 +265,23 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
         log(f"{row}: {info['reports'][row]['accuracy']:.3f} ({res.samples} samples)")
         ray.shutdown()
     return info
+
+
+def _record_tool_costs(settings: Any, log: Any) -> None:
+    """A collection recorded before `tool_cost` was a reward component gets it now, from its
+    recorded steps by the rule an episode applies when it ends (`is_tool_call`)."""
+    from vidra.rl.rewards import is_tool_call, tool_cost
+    from vidra.storage import TrajectoryStore
+
+    added = 0
+    with TrajectoryStore(settings=settings) as store:
+        for t in list(store.iter_trajectories()):
+            calls = sum(1 for step in t.steps if is_tool_call(step.parsed))
+            if calls and t.reward("tool_cost") is None:
+                store.add_rewards(t.episode.id, [{"name": "tool_cost", "value": tool_cost(calls)}])
+                added += 1
+    if added:
+        log(f"ablation: tool_cost recorded on {added} episodes of the reused collection")
 
 
 def _seed_means(args: Any, reports: dict[str, Any]) -> dict[str, dict[str, Any]]:

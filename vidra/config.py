@@ -269,6 +269,12 @@ class TrainSettings(BaseModel):
         "groups, choices compared on equal inputs), instead of from their episodes' "
         "advantages; 0: off, else >= 2",
     )
+    reward_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="weights of episode reward components over the defaults "
+        '(accuracy 1, format 0.2, frame_cost 0.1, temporal_iou 0.5), e.g. {"tool_cost": 0.05} '
+        "to make every tool call cost; 0 leaves a component out",
+    )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(
         0.02,

@@ -33,7 +33,7 @@ from vidra.indexing import StoreIndex, index_key
 from vidra.models.embedder import ImageTextEmbedder
 from vidra.models.protocol import ChatModel, SamplingParams
 from vidra.ray_session import check_cluster
-from vidra.rl.rewards import Outcome, episode_rewards
+from vidra.rl.rewards import Outcome, episode_rewards, is_tool_call
 from vidra.storage import JobRecord, TrajectoryStore
 from vidra.video import open_reader
 from vidra.video.decoders import FrameSource
@@ -114,7 +114,7 @@ def episode_outcome(state: dict[str, Any], final: dict[str, Any]) -> Outcome:
         tools=[
             (k, [(float(a), float(b)) for a, b in s["parsed"]["surfaced"]])
             for k, s in enumerate(state.get("steps", []))
-            if isinstance(s.get("parsed"), dict) and "surfaced" in s["parsed"]
+            if is_tool_call(s.get("parsed"))
         ]
         or None,
     )

@@ -90,6 +90,20 @@ class RetrainResult:
         )
 
 
+def reward_spec(settings: Settings) -> RewardSpec:
+    """The episode reward spec of a cycle: the default weights with ``train.reward_weights``
+    over them (a weight of 0 leaves a component out)."""
+    from vidra.rl.rewards import DEFAULT_WEIGHTS, REWARDS
+
+    given = settings.train.reward_weights
+    unknown = sorted(set(given) - set(REWARDS))
+    if unknown:
+        raise InvalidInput(f"train.reward_weights names {unknown}: not reward components; "
+                           f"use some of {sorted(REWARDS)}")  # fmt: skip
+    weights = {**DEFAULT_WEIGHTS, **given}
+    return RewardSpec(weights={k: w for k, w in weights.items() if w != 0})
+
+
 def resolve_since(store: TrajectoryStore, since_run: str | None) -> str | None:
     """``"last"``: the last successful run (failed runs never hide data); ``"all"``/None:
     everything; else a run id, which must exist."""
@@ -518,7 +532,7 @@ def retrain(
     from vidra.rl.tracking import Tracker, reconcile
 
     asked = check_roles(list(roles)) if roles else None
-    spec = spec or RewardSpec()
+    spec = spec or reward_spec(settings)
     workers = num_workers or settings.train.num_workers
     with TrajectoryStore(settings=settings) as store:
         since = resolve_since(store, since_run)

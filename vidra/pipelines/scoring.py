@@ -18,6 +18,7 @@ from vidra.evals import EvalItem
 from vidra.evals.metrics import accuracy, bootstrap_ci, by_category, normalised_match
 from vidra.evals.spans import max_iou, parse_span_text
 from vidra.models.protocol import ChatModel, ChatRequest, Message, SamplingParams
+from vidra.rl.rewards import is_tool_call
 from vidra.storage import Trajectory
 
 __all__ = ["COSTS", "aggregate", "judge_answer", "question_result", "span_text"]
@@ -55,10 +56,6 @@ def _seen_evidence(item: EvalItem, traj: Trajectory, fps: float) -> float | None
     return float(hit)
 
 
-def _is_tool_call(step: Any) -> bool:
-    return isinstance(step.parsed, dict) and "tool" in step.parsed
-
-
 def _costs(traj: Trajectory) -> dict[str, float]:
     steps = traj.steps
     return {
@@ -66,7 +63,7 @@ def _costs(traj: Trajectory) -> dict[str, float]:
         "frames_shown": float(traj.episode.frames_used),
         "rounds": float(traj.episode.rounds),
         "model_calls": float(len(steps)),
-        "tool_calls": float(sum(1 for s in steps if _is_tool_call(s))),
+        "tool_calls": float(sum(1 for s in steps if is_tool_call(s.parsed))),
         "tokens": float(sum(s.prompt_tokens + s.completion_tokens for s in steps)),
         "latency_s": float(traj.episode.latency_s),
     }

@@ -1,9 +1,10 @@
 """Reward components as plain typed functions, and the registry that names them.
 
 Each returns a float; episodes record them separately (``format``, ``frame_cost``,
-``critic``, ``accuracy``, ``temporal_iou``) and training combines them with a weighted spec
-recorded with each run. `REWARDS` is the one place the names live: the runtime hands the
-episode graph `episode_rewards`, which computes every registered component that applies.
+``tool_cost``, ``critic``, ``accuracy``, ``temporal_iou``) and training combines them with a
+weighted spec recorded with each run. `REWARDS` is the one place the names live: the runtime
+hands the episode graph `episode_rewards`, which computes every registered component that
+applies.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ __all__ = [
     "evidence_credit",
     "format_reward",
     "frame_cost",
+    "is_tool_call",
     "normalise_answer",
     "parse_span",
     "step_rewards",
     "temporal_iou",
+    "tool_cost",
 ]
 
 DEFAULT_WEIGHTS = {"accuracy": 1.0, "format": 0.2, "frame_cost": 0.1, "temporal_iou": 0.5}
@@ -70,6 +73,19 @@ def frame_cost(frames_used: int, budget: int) -> float:
     if budget <= 0:
         return 0.0
     return -min(1.0, frames_used / budget)
+
+
+def tool_cost(calls: int) -> float:
+    """``-calls``: minus one per tool call (search, zoom, inspect) the episode made. Not in
+    `DEFAULT_WEIGHTS`: weigh it (``train.reward_weights``) to make a cheaper path pay, e.g.
+    0.05 (an extra call costs a twentieth of a right answer)."""
+    return -float(calls)
+
+
+def is_tool_call(parsed: Any) -> bool:
+    """Whether a step's parsed reply is a tool call: the tool loop notes on each call what it
+    surfaced (`vidra.agents.search`), on the step as recorded."""
+    return isinstance(parsed, dict) and "surfaced" in parsed
 
 
 def temporal_iou(pred: tuple[float, float] | None, truth: tuple[float, float]) -> float:
@@ -146,6 +162,7 @@ def _temporal_iou(o: Outcome) -> float | None:
 REWARDS: dict[str, Reward] = {
     "format": lambda o: format_reward(o.parse_ok),
     "frame_cost": lambda o: frame_cost(o.frames_used, o.frame_budget),
+    "tool_cost": lambda o: None if o.tools is None else tool_cost(len(o.tools)),
     "critic": lambda o: critic_reward(o.critic_score),
     "accuracy": _accuracy,
     "temporal_iou": _temporal_iou,

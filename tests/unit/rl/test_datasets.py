@@ -168,3 +168,34 @@ def test_decision_tokens_end_where_the_reply_has_decided() -> None:
     assert decided("planner", plan) == plan
     unclosed = '{"answer": "2:11.5-2:26.2]}'
     assert decided("reasoner", unclosed) == unclosed
+
+
+def test_reward_weights_from_settings_make_a_tool_call_cost(
+    store: TrajectoryStore, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """``train.reward_weights`` over the defaults: with ``tool_cost`` weighed, of two right
+    rollouts the one that made more tool calls gets the lower advantage; unweighed (the
+    default) the two tie and teach nothing; an unknown name is refused saying which."""
+    from vidra.config import Settings
+    from vidra.pipelines.retrain import reward_spec
+    from vidra.rl.rewards import DEFAULT_WEIGHTS
+
+    job = make_job(store, "t", question="Tools?")
+    dumped = [make_episode(job, k, accuracy=1.0).model_dump() for k in range(2)]
+    for d, calls in zip(dumped, (1, 3), strict=True):
+        d["rewards"].append({"name": "tool_cost", "value": -float(calls)})
+    store.record_episodes(dumped)
+    s = Settings(data_dir=tmp_path)
+    assert reward_spec(s).weights == DEFAULT_WEIGHTS
+    assert build_grpo(store, reward_spec(s), roles=["reasoner"]).counts["zero_variance"] == 1
+    s.train.reward_weights = {"tool_cost": 0.05, "frame_cost": 0}
+    spec = reward_spec(s)
+    assert spec.weights == {"accuracy": 1.0, "format": 0.2, "temporal_iou": 0.5,
+                            "tool_cost": 0.05}  # fmt: skip
+    ds = build_grpo(store, spec, roles=["reasoner"], normalise_std=False)
+    by_reward = {round(x.reward, 2): round(x.advantage, 3) for x in ds.samples}
+    assert by_reward == {1.15: 0.05, 1.05: -0.05}  # accuracy 1 + format 0.2 - 0.05 * calls
+    assert ds.rewards()["episode"] == spec.weights
+    s.train.reward_weights = {"tools": 0.05}
+    with pytest.raises(InvalidInput, match=r"\['tools'\].*tool_cost"):
+        reward_spec(s)

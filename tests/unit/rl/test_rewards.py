@@ -128,7 +128,10 @@ def test_parse_span(text: str | None, span: tuple[float, float] | None) -> None:
     assert parse_span(text) == span
 
 
-def _episode(answer: str, truth: str, options: list[str]) -> dict[str, Any]:
+def _episode(
+    answer: str, truth: str, options: list[str], tools: int = 0
+) -> dict[str, Any]:  # fmt: skip
+    """A finished episode's state with ``tools`` tool calls (steps noting what they surfaced)."""
     state = initial_state(
         job_id="j",
         rollout=0,
@@ -148,20 +151,22 @@ def _episode(answer: str, truth: str, options: list[str]) -> dict[str, Any]:
         {"answer": answer, "choice": options.index(answer), "confidence": 0.8, "evidence": []}
     ]
     state["critiques"] = [{"score": 0.7, "accept": True}]
-    state["steps"] = [{"parse_ok": True}, {"parse_ok": False}]
+    calls = [{"parse_ok": True, "parsed": {"tool": "search", "surfaced": [[1.0, 2.0]]}}] * tools
+    state["steps"] = [{"parse_ok": True}, *calls, {"parse_ok": False}]
     runtime = SimpleNamespace(context=SimpleNamespace(rewards=reward_records))
     return finalize_node(state, cast(Runtime[Deps], runtime))  # only the context's rewards
 
 
 def test_registry_names_exactly_what_an_episode_records() -> None:
     spans = ["0:05.0-0:15.0", "0:10.0-0:20.0", "0:40.0-0:50.0"]
-    out = _episode(spans[0], spans[1], spans)
+    out = _episode(spans[0], spans[1], spans, tools=2)
     recorded = {r["name"]: r["value"] for r in out["rewards"]}
     assert set(recorded) == set(REWARDS)
     assert set(DEFAULT_WEIGHTS) <= set(REWARDS)
     assert recorded == {
         "format": 0.0,
         "frame_cost": -0.25,
+        "tool_cost": -2.0,  # minus one per tool call
         "critic": 0.7,
         "accuracy": 0.0,
         "temporal_iou": pytest.approx(5.0 / 15.0),
@@ -171,5 +176,5 @@ def test_registry_names_exactly_what_an_episode_records() -> None:
 def test_an_episode_without_a_span_truth_records_no_temporal_iou() -> None:
     out = _episode("blue square", "blue square", OPTS)
     names = [r["name"] for r in out["rewards"]]
-    assert sorted(names) == ["accuracy", "critic", "format", "frame_cost"]
+    assert sorted(names) == ["accuracy", "critic", "format", "frame_cost"]  # no tool call made
     assert {r["name"]: r["value"] for r in out["rewards"]}["accuracy"] == 1.0
