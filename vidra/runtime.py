@@ -153,6 +153,7 @@ class Runtime:
         self._reader: FrameSource = open_reader(settings)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._model = model
+        self._owns_model = model is None  # built here: closed with the runtime
         self._adapters = adapters
         self._lock = threading.RLock()
         self._checkpointer_cm: Any = None
@@ -337,6 +338,11 @@ class Runtime:
                 with contextlib.suppress(Exception):
                     self._checkpointer_cm.__exit__(None, None, None)
                 self._checkpointer_cm = self._checkpointer = self._graph = None
+            if self._owns_model and self._model is not None:
+                close = getattr(type(self._model), "close", None)
+                if close is not None:  # a batching model's thread holds the weights
+                    close(self._model)
+                self._model = None
             if self._owns_store:
                 self.store.close()
 

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from vidra.errors import InvalidInput
 from vidra.models.protocol import ChatModel, ChatRequest, Completion
 
 __all__ = ["BatchingChatModel", "ServingStats"]
@@ -47,9 +48,23 @@ class BatchingChatModel:
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max(0.0, max_wait_s)
         self.stats = ServingStats()
-        self._queue: queue.Queue[tuple[list[ChatRequest], Future[list[Completion]]]] = queue.Queue()
+        self._queue: queue.Queue[tuple[list[ChatRequest], Future[list[Completion]]] | None] = (
+            queue.Queue()
+        )
+        self._closed = False
+        self._closing = threading.Lock()  # nothing is queued after the stop sentinel
         self._thread = threading.Thread(target=self._serve, name="vidra-batcher", daemon=True)
         self._thread.start()
+
+    def close(self) -> None:
+        """Stop the batching thread (it holds the wrapped model) after the requests already
+        queued; a later ``generate`` raises `InvalidInput`. Idempotent."""
+        with self._closing:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join()
 
     @property
     def adapters(self) -> list[str]:
@@ -62,7 +77,11 @@ class BatchingChatModel:
         if not requests:
             return []
         fut: Future[list[Completion]] = Future()
-        self._queue.put((list(requests), fut))
+        with self._closing:
+            if self._closed:
+                raise InvalidInput("this model was closed (its runtime or client is closed): "
+                                   "open a new one")  # fmt: skip
+            self._queue.put((list(requests), fut))
         return fut.result()
 
     def score(
@@ -70,8 +89,11 @@ class BatchingChatModel:
     ) -> list[list[float]]:
         return self.model.score(requests, completions)
 
-    def _take(self) -> list[tuple[list[ChatRequest], Future[list[Completion]]]]:
+    def _take(self) -> list[tuple[list[ChatRequest], Future[list[Completion]]]] | None:
+        """The next batch; None once `close` was called and the queue holds nothing else."""
         first = self._queue.get()
+        if first is None:
+            return None
         batch, size = [first], len(first[0])
         until = time.monotonic() + self.max_wait_s
         while size < self.max_batch:
@@ -80,13 +102,15 @@ class BatchingChatModel:
                 item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break
+            if item is None:  # closing: serve this batch, then stop
+                self._queue.put(None)
+                break
             batch.append(item)
             size += len(item[0])
         return batch
 
     def _serve(self) -> None:
-        while True:
-            batch = self._take()
+        while (batch := self._take()) is not None:
             flat = [r for reqs, _ in batch for r in reqs]
             try:
                 out = self.model.generate(flat)

@@ -144,3 +144,50 @@ def test_requests_of_different_adapters_and_budgets_share_one_call(tiny_model_pa
         assert len(b.token_ids) <= r.sampling.max_tokens
         assert b.adapter == r.adapter and b.adapter_version == a.adapter_version
         np.testing.assert_allclose(b.logprobs, a.logprobs, atol=2e-4)
+
+
+def _batchers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "vidra-batcher" and t.is_alive()]
+
+
+def test_close_serves_what_was_queued_then_stops_its_thread(model: HFChatModel) -> None:
+    """Its thread holds the wrapped model (the weights): `close` ends it, after answering the
+    calls already waiting; a later call is refused saying why."""
+    from vidra.errors import InvalidInput
+
+    batcher = BatchingChatModel(model, max_batch=16, max_wait_s=0.5)
+    got: list[object] = []
+    caller = threading.Thread(target=lambda: got.append(batcher.generate(_requests()[:1])))
+    caller.start()
+    while batcher._queue.empty() and not got:  # the call is queued (or already served)
+        pass
+    batcher.close()
+    caller.join(timeout=120)
+    assert got and got[0][0].token_ids  # type: ignore[index]
+    assert not batcher._thread.is_alive()
+    with pytest.raises(InvalidInput, match="closed"):
+        batcher.generate(_requests()[:1])
+    batcher.close()  # twice is fine
+
+
+def test_a_runtime_closes_the_batching_model_it_built(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """A runtime (each client, each gate evaluation of a retraining cycle) that built its own
+    model leaves no batching thread, and so no model, behind; one it was given it leaves open."""
+    from vidra.config import Settings
+    from vidra.runtime import Runtime
+
+    s = Settings(data_dir=tmp_path)
+    s.model.path = str(tiny_model_path)
+    s.serving.max_batch = 4
+    before = set(_batchers())
+    with Runtime(s, executor_ok=False) as rt:
+        assert isinstance(rt.model, BatchingChatModel)
+        assert len(set(_batchers()) - before) == 1
+    assert not set(_batchers()) - before
+    given = BatchingChatModel(HFChatModel(tiny_model_path), max_batch=4)
+    with Runtime(s, model=given, executor_ok=False):
+        pass
+    assert given.generate(_requests()[:1])[0].token_ids
+    given.close()
