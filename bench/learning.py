@@ -242,10 +242,10 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     else:
         got = {**made, "asked": collect(s, **want)}
         marker.write_text(json.dumps(got))
-    # more parts: the questions of later online iterations (fresh worlds of their own), added
-    # to the store the parts before them are in
     if reused:
         _record_tool_costs(s, log)
+    # more parts: the questions of later online iterations (fresh worlds of their own), added
+    # to the store the parts before them are in
     for part in range(got.get("parts", 1), args.collections):
         got = {**got, "asked": got["asked"] + collect(s, **want, iteration=part),
                "parts": part + 1}  # fmt: skip
