@@ -18,7 +18,10 @@ system-run:
 system-test:
 	@bash infra/scripts/system_deps.sh test
 
+# torch and its libraries take ~7 GiB: a full disk is said before pip starts, not half-way
 $(VENV)/.installed: pyproject.toml
+	@ls -d $(VENV)/lib/python*/site-packages/torch >/dev/null 2>&1 || \
+		bash infra/scripts/disk_check.sh $(VENV) 8 "installing the environment ($(VENV))"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1

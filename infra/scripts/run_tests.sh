@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../.."
 BIN=${VENV:-.venv}/bin
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
+bash infra/scripts/disk_check.sh "${TMPDIR:-/tmp}" 2 "the test suite (its servers, videos and models in ${TMPDIR:-/tmp})"
 work=$(mktemp -d /tmp/vidra-test-XXXXXX)
 chmod 755 "$work"
 cleanup() { bash infra/scripts/pg_test_server.sh stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"; }

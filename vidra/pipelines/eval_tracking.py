@@ -174,11 +174,12 @@ class EvalTracking:
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, 0) for k, v in _metrics(report).items()]
         self.client.log_batch(self.run_id, metrics=metrics, params=params)
-        folder = Path(tempfile.mkdtemp(prefix="vidra-eval-"))
-        (folder / "per_question.json").write_text(json.dumps(report["per_question"], indent=1))
         summary = {k: v for k, v in report.items() if k != "per_question"}
-        (folder / "report.json").write_text(json.dumps(summary, indent=1, default=str))
-        self.client.log_artifacts(self.run_id, str(folder), artifact_path="evaluation")
+        with tempfile.TemporaryDirectory(prefix="vidra-eval-") as tmp:
+            folder = Path(tmp)
+            (folder / "per_question.json").write_text(json.dumps(report["per_question"], indent=1))
+            (folder / "report.json").write_text(json.dumps(summary, indent=1, default=str))
+            self.client.log_artifacts(self.run_id, str(folder), artifact_path="evaluation")
         self.client.set_terminated(self.run_id, "FINISHED")
         return self.run_id
 

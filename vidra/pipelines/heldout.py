@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidra.config import Settings
 from vidra.video.synthetic import (
@@ -22,6 +22,9 @@ from vidra.video.synthetic import (
 )
 from vidra.video.synthetic import World as SyntheticWorld
 from vidra.video.synthetic.questions import evidence_times
+
+if TYPE_CHECKING:
+    from vidra.runtime import Runtime
 
 __all__ = ["evaluate", "synthetic_world", "synthetic_worlds"]
 
@@ -57,51 +60,58 @@ def evaluate(
     adapters: dict[str, str] | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """Answer every question of ``worlds`` (at most ``limit``) in a scratch store with
-    ``settings``' model and agents plus ``adapters`` (no champion lookup)."""
-    from vidra import jobs
+    """Answer every question of ``worlds`` (at most ``limit``) in a scratch store, removed
+    afterwards, with ``settings``' model and agents plus ``adapters`` (no champion lookup)."""
     from vidra.runtime import Runtime
 
     s = settings.model_copy(deep=True)
     s.model.adapters = dict(adapters or {})
     s.mlflow.use_champions = False
-    s.database_url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='vidra-eval-')) / 'eval.db'}"
+    with tempfile.TemporaryDirectory(prefix="vidra-eval-") as tmp:
+        s.database_url = f"sqlite:///{Path(tmp) / 'eval.db'}"
+        with Runtime(s) as rt:
+            return _answer(rt, worlds, limit)
+
+
+def _answer(rt: Runtime, worlds: Sequence[World], limit: int | None) -> dict[str, Any]:
+    from vidra import jobs
+
+    s = rt.settings
     by_kind: dict[str, list[float]] = {}
     frames, rounds, latency, hits = [], [], [], []
     fmt: dict[str, list[float]] = {}
     per_question: list[dict[str, Any]] = []
     left = limit if limit is not None else 10**9
-    with Runtime(s) as rt:
-        for video, questions in worlds:
-            if left <= 0:
-                break
-            fps = rt.reader.probe(video).fps
-            submitted = [
-                (q, jobs.submit(rt, video, q.text, options=q.options, answer=q.answer))
-                for q in questions[:left]
-            ]
-            left -= len(submitted)
-            for q, job_id in submitted:
-                ans = jobs.wait(rt, job_id, timeout=900)
-                t = rt.store.get_episode(ans.episode_id)
-                by_kind.setdefault(q.kind, []).append(ans.rewards.get("accuracy", 0.0))
-                frames.append(t.episode.frames_used)
-                rounds.append(t.episode.rounds)
-                latency.append(t.episode.latency_s)
-                seen = {i for st in t.steps if st.role == "reasoner" for _, i in st.frames}
-                targets = evidence_times(q)
-                hits.append(float(any(abs(i / fps - e) <= 2.0 for i in seen for e in targets)))
-                for st in t.steps:
-                    fmt.setdefault(st.role, []).append(float(st.parse_ok))
-                per_question.append(
-                    {
-                        "id": q.id,
-                        "kind": q.kind,
-                        "video": str(video),
-                        "correct": ans.rewards.get("accuracy", 0.0),
-                        "frames": t.episode.frames_used,
-                    }
-                )
+    for video, questions in worlds:
+        if left <= 0:
+            break
+        fps = rt.reader.probe(video).fps
+        submitted = [
+            (q, jobs.submit(rt, video, q.text, options=q.options, answer=q.answer))
+            for q in questions[:left]
+        ]
+        left -= len(submitted)
+        for q, job_id in submitted:
+            ans = jobs.wait(rt, job_id, timeout=900)
+            t = rt.store.get_episode(ans.episode_id)
+            by_kind.setdefault(q.kind, []).append(ans.rewards.get("accuracy", 0.0))
+            frames.append(t.episode.frames_used)
+            rounds.append(t.episode.rounds)
+            latency.append(t.episode.latency_s)
+            seen = {i for st in t.steps if st.role == "reasoner" for _, i in st.frames}
+            targets = evidence_times(q)
+            hits.append(float(any(abs(i / fps - e) <= 2.0 for i in seen for e in targets)))
+            for st in t.steps:
+                fmt.setdefault(st.role, []).append(float(st.parse_ok))
+            per_question.append(
+                {
+                    "id": q.id,
+                    "kind": q.kind,
+                    "video": str(video),
+                    "correct": ans.rewards.get("accuracy", 0.0),
+                    "frames": t.episode.frames_used,
+                }
+            )
     everything = [x for v in by_kind.values() for x in v]
     return {
         "questions": len(everything),

@@ -363,9 +363,10 @@ def _train(
         fit(c.settings, ds.samples, roles, cfg, base, start, paths, out, c.tracker.run_id,
             workers, name=f"vidra-{c.run.id}-{stage}", build=training_model)  # fmt: skip
     c.hook("after_fit")
-    manifest = Path(tempfile.mkdtemp()) / f"dataset-{stage}-{ds.algorithm}.json"
-    manifest.write_text(json.dumps({**ds.manifest(), "episode_ids": ds.episode_ids}))
-    c.tracker.artifacts(manifest.parent, "dataset")
+    with tempfile.TemporaryDirectory(prefix=f"vidra-{c.run.id}-dataset-") as folder:
+        manifest = Path(folder) / f"dataset-{stage}-{ds.algorithm}.json"
+        manifest.write_text(json.dumps({**ds.manifest(), "episode_ids": ds.episode_ids}))
+        c.tracker.artifacts(manifest.parent, "dataset")
     candidate = {**start, **{r: str(out / r) for r in roles}}
     if last:
         for role in c.roles:
@@ -411,10 +412,10 @@ def _following(path: Path, on_step: StepCallback | None) -> Iterator[None]:
 
 def _gate(c: _Cycle, candidate: dict[str, str], samples: int) -> tuple[bool, str, dict[str, Any]]:
     """Candidate vs champion on the gate task (paired, same questions); the decision."""
-    scratch = Path(tempfile.mkdtemp(prefix="vidra-gate-")) / "gate.db"
-    url = f"sqlite:///{scratch}"
-    cand = gate_report(c.settings, candidate, url, c.on_step, "candidate")
-    champ = gate_report(c.settings, c.start, url, c.on_step, "champion")
+    with tempfile.TemporaryDirectory(prefix=f"vidra-{c.run.id}-gate-") as scratch:
+        url = f"sqlite:///{Path(scratch) / 'gate.db'}"
+        cand = gate_report(c.settings, candidate, url, c.on_step, "candidate")
+        champ = gate_report(c.settings, c.start, url, c.on_step, "champion")
     promoted, decision, stats = decide(c.settings, samples, cand, champ)
     c.tracker.metrics(
         {"gate/candidate": cand["accuracy"], "gate/champion": champ["accuracy"],
@@ -422,10 +423,11 @@ def _gate(c: _Cycle, candidate: dict[str, str], samples: int) -> tuple[bool, str
          "gate/ci95_high": stats["ci95"][1]},
         step=0,
     )  # fmt: skip
-    report = Path(tempfile.mkdtemp()) / "gate.json"
-    report.write_text(json.dumps({"candidate": cand, "champion": champ, "paired": stats},
-                                 default=str))  # fmt: skip
-    c.tracker.artifacts(report.parent, "gate")
+    with tempfile.TemporaryDirectory(prefix=f"vidra-{c.run.id}-gate-") as folder:
+        report = Path(folder) / "gate.json"
+        report.write_text(json.dumps({"candidate": cand, "champion": champ, "paired": stats},
+                                     default=str))  # fmt: skip
+        c.tracker.artifacts(report.parent, "gate")
     if promoted and c.settings.train.promote == "never":
         promoted, decision = False, f"{decision}; train.promote=never: versions registered only"
     return promoted, decision, {"candidate": cand, "champion": champ, "paired": stats}

@@ -285,7 +285,9 @@ def evaluate_model(
     strategy: str | None = None,
 ) -> dict[str, Any]:
     """Held-out metrics of ``model_path`` (+ ``adapters``) with the agents set as in training."""
-    home = home or Path(tempfile.mkdtemp(prefix="vidra-eval-"))
+    if home is None:
+        with tempfile.TemporaryDirectory(prefix="vidra-eval-") as tmp:
+            return evaluate_model(model_path, worlds, spec, Path(tmp), adapters, strategy)
     settings = tiny_agent_settings(Settings(data_dir=home), spec)
     settings.agents.strategy = strategy or spec.strategy  # type: ignore[assignment]
     settings.model.path = model_path

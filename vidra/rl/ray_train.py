@@ -102,7 +102,7 @@ class _MetricLog:
         return bool(flag.item())
 
 
-def _restore(start: Any) -> tuple[dict[str, Any], Path | None]:
+def _restore(start: Any, name: str) -> tuple[dict[str, Any], Path | None]:
     """The loop state of a Ray Train checkpoint, and its copied step directory."""
     state: dict[str, Any] = {"done": [], "role": None, "step_dir": None}
     if start is None:
@@ -111,13 +111,13 @@ def _restore(start: Any) -> tuple[dict[str, Any], Path | None]:
         state = json.loads((Path(d) / "state.json").read_text())
         if not state.get("step_dir"):
             return state, None
-        resume_dir = Path(tempfile.mkdtemp()) / "resume"
+        resume_dir = Path(tempfile.mkdtemp(prefix=f"{name}-resume-")) / "resume"
         shutil.copytree(Path(d) / "step", resume_dir)
     return state, resume_dir
 
 
 def _reporter(
-    role: str, state: dict[str, Any], metrics_log: _MetricLog, resumed: int | None
+    role: str, state: dict[str, Any], metrics_log: _MetricLog, resumed: int | None, name: str
 ) -> Callable[[dict[str, float], Path | None], None]:
     import ray.train
 
@@ -129,13 +129,16 @@ def _reporter(
         if ckpt is None:
             ray.train.report(named)
             return
-        holder = Path(tempfile.mkdtemp())
+        holder = Path(tempfile.mkdtemp(prefix=f"{name}-checkpoint-"))
         shutil.copytree(ckpt, holder / "step")
         step = int(metrics["step"])
         (holder / "state.json").write_text(
             json.dumps({"done": state["done"], "role": role, "step_dir": "step", "step": step})
         )
-        ray.train.report(named, checkpoint=ray.train.Checkpoint.from_directory(str(holder)))
+        try:  # a SYNC upload: the checkpoint is in Ray's storage once report returns
+            ray.train.report(named, checkpoint=ray.train.Checkpoint.from_directory(str(holder)))
+        finally:
+            shutil.rmtree(holder, ignore_errors=True)
 
     return report
 
@@ -160,33 +163,39 @@ def _loop(config: dict[str, Any]) -> None:
     out = Path(config["out"])
     run_id = config["mlflow_run"] if rank == 0 else None
     metrics_log = _MetricLog(settings, run_id, out, config["world"], rank)
-    state, resume_dir = _restore(ray.train.get_checkpoint())
-    scratch = Path(tempfile.mkdtemp(prefix="vidra-train-"))
+    name = config["name"]  # temp dirs carry the run's name: one a killed worker left is traced
+    state, resume_dir = _restore(ray.train.get_checkpoint(), name)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{name}-rank{rank}-"))
     size = cfg.frame_size
-    for role in config["roles"]:
-        if role in state["done"]:
-            continue
-        resume = resume_dir if state.get("role") == role else None
-        resumed = state.get("step") if resume is not None else None
-        try:
-            train_role(
-                hf,
-                role,
-                samples,
-                lambda s: step_frames(s.frames, reader, paths, size),
-                cfg,
-                scratch / role,
-                resume,
-                _reporter(role, state, metrics_log, resumed),
-                lambda batch: batch_step_frames([s.frames for s in batch], reader, paths, size),
-            )
-        except _TrackingLost as exc:  # every rank stops here; the driver fails the cycle
+    try:
+        for role in config["roles"]:
+            if role in state["done"]:
+                continue
+            resume = resume_dir if state.get("role") == role else None
+            resumed = state.get("step") if resume is not None else None
+            try:
+                train_role(
+                    hf,
+                    role,
+                    samples,
+                    lambda s: step_frames(s.frames, reader, paths, size),
+                    cfg,
+                    scratch / role,
+                    resume,
+                    _reporter(role, state, metrics_log, resumed, name),
+                    lambda batch: batch_step_frames([s.frames for s in batch], reader, paths, size),
+                )
+            except _TrackingLost as exc:  # every rank stops here; the driver fails the cycle
+                if rank == 0:
+                    (out / _LOST).write_text(str(exc))
+                return
+            state["done"].append(role)
             if rank == 0:
-                (out / _LOST).write_text(str(exc))
-            return
-        state["done"].append(role)
-        if rank == 0:
-            save_adapter(hf.model, role, out / role)
+                save_adapter(hf.model, role, out / role)
+    finally:  # the step checkpoints are in Ray's storage; these copies are this rank's
+        shutil.rmtree(scratch, ignore_errors=True)
+        if resume_dir is not None:
+            shutil.rmtree(resume_dir.parent, ignore_errors=True)
 
 
 def fit(
@@ -240,6 +249,7 @@ def fit(
             "mlflow_run": mlflow_run,
             "world": num_workers,
             "build": build,
+            "name": name,
         },
         scaling_config=ScalingConfig(
             num_workers=num_workers,

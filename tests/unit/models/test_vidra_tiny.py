@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,11 +36,24 @@ def test_vidra_tiny_is_packaged_small_and_loads_by_name() -> None:
 
 
 @pytest.mark.slow
-def test_shipped_vidra_tiny_meets_its_recorded_held_out_accuracy(tmp_path: Path) -> None:
+def test_shipped_vidra_tiny_meets_its_recorded_held_out_accuracy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _shipped()
     recorded = json.loads((path / "metrics.json").read_text())
     spec = TinyTrainSpec(**recorded["spec"])
+    made: list[Path] = []
+    mkdtemp = tempfile.mkdtemp
+
+    def spy(*args: Any, **kwargs: Any) -> str:
+        made.append(Path(mkdtemp(*args, **kwargs)))
+        return str(made[-1])
+
+    monkeypatch.setattr(tempfile, "mkdtemp", spy)
     now = evaluate_model(str(path), eval_worlds(spec, tmp_path / "videos"), spec, tmp_path)
+    # the scratch store the questions were answered in is removed afterwards
+    assert [p.name.startswith("vidra-eval-") for p in made] == [True]
+    assert not made[0].exists()
     held = recorded["held_out"]
     print(f"recorded {held['accuracy']:.3f}, now {now['accuracy']:.3f}")
     assert now["questions"] == held["questions"]

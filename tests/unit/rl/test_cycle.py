@@ -4,6 +4,7 @@ branches are forced (a cycle that promotes, then one that registers only)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,13 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
         settings.train.normalise_std = False  # centred advantages (Dr. GRPO), recorded
         settings.train.seed = 3  # another sample order, recorded
         rows: list[dict[str, object]] = []
-        second = retrain(settings, "grpo", ["reasoner"], spec=SPEC, on_step=rows.append)
+        scratch: set[str] = set()  # the cycle's temp dirs seen while it ran
+
+        def follow(row: dict[str, object]) -> None:
+            rows.append(row)
+            scratch.update(p.name for p in Path(tempfile.gettempdir()).glob("vidra-*-*-*"))
+
+        second = retrain(settings, "grpo", ["reasoner"], spec=SPEC, on_step=follow)
     finally:
         ray.shutdown()
     assert result.samples > 0 and result.versions == {"reasoner": "1"}
@@ -59,6 +66,12 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
     assert gate == [{"gate": arm, "done": 2, "total": 2} for arm in ("candidate", "champion")]
     assert rows.index(gate[0]) > 0 and all("gate" not in r for r in rows[: rows.index(gate[0])])
     assert step_line(gate[0]) == "  gate candidate: 2/2 questions"
+    # the worker's step checkpoints and the gate's scratch store are there while the cycle
+    # runs and removed after it (each cycle left ~30 MB in /tmp with the tiny model)
+    ours = {n for n in scratch if n.startswith(f"vidra-{second.training_run_id}-")}
+    assert any("-rank0-" in n for n in ours) and any("-gate-" in n for n in ours), scratch
+    for run_id in (result.training_run_id, second.training_run_id):
+        assert not list(Path(tempfile.gettempdir()).glob(f"vidra-{run_id}-*")), run_id
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
     client = mlflow.tracking.MlflowClient()
     run = client.get_run(result.mlflow_run_id)

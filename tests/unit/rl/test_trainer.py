@@ -219,9 +219,12 @@ def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
     worker group once and the new worker continues from a checkpoint, not from step 0."""
     import json
     import os
+    import shutil
     import signal
+    import tempfile
     import threading
     import time
+    import uuid
 
     import ray
 
@@ -236,6 +239,7 @@ def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
     out = tmp_path / "adapters"
     progress = out / "progress.jsonl"
     killed: list[int] = []
+    name = f"kill-test-{uuid.uuid4().hex[:8]}"
 
     def lines() -> list[dict]:  # type: ignore[type-arg]
         if not progress.is_file():
@@ -266,12 +270,19 @@ def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
             out,
             None,
             num_workers=1,
-            name="kill-test",
+            name=name,
             build=training_model,
         )
     finally:
         ray.shutdown()
+        left = sorted(Path(tempfile.gettempdir()).glob(f"{name}-*"))
+        for d in left:
+            shutil.rmtree(d, ignore_errors=True)
     thread.join(timeout=5)
+    # the restarted worker removed its step checkpoints and its copy of the one it resumed
+    # from; only the SIGKILLed worker's scratch (and a checkpoint it was reporting) is left
+    assert not [d for d in left if "-resume-" in d.name], left
+    assert len([d for d in left if "-rank0-" in d.name]) <= 1, left
     assert killed, "the worker was never killed (training finished too fast?)"
     seen = lines()
     first = [x for x in seen if x["pid"] == killed[0]]
