@@ -222,9 +222,12 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
 
     s = _settings(args.home / "ablation", args.ablation_gate_questions, epochs=args.epochs)
     s.train.promote = "never"
+    s.agents.selector_choice_temperature = args.selector_choice_temperature
     want = {"questions": args.train_questions, "rollouts": args.collection_rollouts, "seed": 41}
     # online._pick's rule, recorded: a collection made before 1c7018d had unbalanced kinds
     made = {**want, "pick": "3 per kind per world"}
+    if args.selector_choice_temperature != 1.0:  # (older collections sampled at 1)
+        made["selector_choice_temperature"] = args.selector_choice_temperature
     marker = args.home / "ablation" / "collection.json"  # written once each part is whole
     t, reused = time.perf_counter(), marker.is_file()
     if reused:
@@ -254,7 +257,9 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
             f"{want['rollouts']} in all")  # fmt: skip
     info: dict[str, Any] = {"asked": got["asked"], "parts": got.get("parts", 1),
                             "collect_s": round(time.perf_counter() - t), "reused": reused,
-                            "trained": {}, "reports": {}}  # fmt: skip
+                            "first_calls": _first_calls(s), "trained": {},
+                            "reports": {}}  # fmt: skip
+    log(f"ablation: first selector calls {info['first_calls']}")
     for name, seed in [(n, k) for n in args.ablation_rows for k in args.train_seeds]:
         roles, recipe, row_changes = ABLATION[name]
         algo, changes = recipe or args.algo, {**row_changes, "seed": seed}
@@ -288,6 +293,39 @@ def _record_tool_costs(settings: Any, log: Any) -> None:
                 added += 1
     if added:
         log(f"ablation: tool_cost recorded on {added} episodes of the reused collection")
+
+
+def _first_calls(settings: Any) -> dict[str, Any]:
+    """The collection's sampled episodes (groups of G > 1) by their first selector tool call
+    (a bare inspect ends the tool loop after one call), with the mean accuracy and tool calls
+    of each, and how many groups tried more than one kind: only there does a tool cost
+    compare the paths on the same question."""
+    from vidra.rl.rewards import is_tool_call
+    from vidra.storage import TrajectoryStore
+
+    kinds: dict[str, list[tuple[float, int]]] = {}
+    groups = mixed = 0
+    with TrajectoryStore(settings=settings) as store:
+        for group in store.iter_groups(min_rollouts=2):
+            tried = set()
+            for t in group.trajectories:
+                calls = [s.parsed for s in sorted(t.steps, key=lambda s: s.order)
+                         if s.role == "selector" and is_tool_call(s.parsed)]  # fmt: skip
+                if not calls:
+                    continue
+                first: dict[str, Any] = calls[0]  # type: ignore[assignment]  # a tool call
+                bare = first["tool"] == "inspect" and not first.get("times")
+                kind = "bare inspect" if bare else str(first["tool"])
+                kinds.setdefault(kind, []).append((t.reward("accuracy") or 0.0, len(calls)))
+                tried.add(kind)
+            groups += bool(tried)
+            mixed += len(tried) > 1
+    n = sum(len(v) for v in kinds.values())
+    out: dict[str, Any] = {k: {"share": round(len(v) / n, 4), "episodes": len(v),
+                               "accuracy": round(sum(a for a, _ in v) / len(v), 4),
+                               "tool_calls": round(sum(c for _, c in v) / len(v), 3)}
+                           for k, v in sorted(kinds.items())}  # fmt: skip
+    return {"by_first_call": out, "groups": groups, "groups_mixed": mixed}
 
 
 def _seed_means(args: Any, reports: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -375,6 +413,9 @@ def main() -> int:
                     help="the ablation's collection in N parts of --train-questions each, "
                     "from N online iterations' fresh worlds (a home holding fewer parts gets "
                     "the rest added)")  # fmt: skip
+    ap.add_argument("--selector-choice-temperature", type=float, default=1.0, metavar="T",
+                    help="the ablation's collection samples the selector's choice among tool "
+                    "calls at T (> 1: tries rarely chosen calls; answers stay greedy)")  # fmt: skip
     ap.add_argument("--collection-rollouts", type=int, default=4, metavar="G",
                     help="the ablation's collection answers each question G times (1: "
                     "greedy, the upstream roles as the benchmark runs them; resampled rows "
@@ -462,6 +503,8 @@ def main() -> int:
                            "strategy": "search", "cycles": args.cycles, "algo": args.algo,
                            "train_questions_per_cycle": args.train_questions, "G": 4,
                            "ablation_collection_G": args.collection_rollouts,
+                           "ablation_selector_choice_temperature":
+                               args.selector_choice_temperature,
                            "epochs": args.epochs, "train_seeds": args.train_seeds,
                            "gate_questions": args.gate_questions,
                            "gate": {"promote_ties": main_s.train.promote_ties,

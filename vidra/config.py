@@ -143,6 +143,15 @@ class AgentSettings(BaseModel):
         "decoding); free: generated as is",
     )
     rollout_temperature: float = Field(1.0, gt=0, description="sampling temperature when G > 1")
+    selector_choice_temperature: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        description="when G > 1 (rollouts for training): the search selector samples its "
+        "choice among well-formed tool calls from their likelihoods at this temperature; > 1 "
+        "tries rarely chosen calls (such as the one-call inspect) so that a reward such as "
+        "tool_cost has both paths to compare (hf backend); answers (G = 1) are unaffected",
+    )
 
 
 class IndexSettings(BaseModel):

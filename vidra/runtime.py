@@ -221,12 +221,14 @@ class Runtime:
         else:
             sampling = SamplingParams(temperature=0.0, max_tokens=a.max_tokens)
         strategy = job.budget.get("strategy", a.strategy)
+        explore = {"prefix_temperature": a.selector_choice_temperature} if job.rollouts > 1 else {}
         return Deps(
             model=self.model,
             reader=self._reader,
             rewards=reward_records,
             strategy=strategy,
             sampling=sampling,
+            selector_sampling=sampling.model_copy(update=explore),
             reasoner_samples=a.reasoner_samples,
             answer_options=a.answer_mode == "options",
             reflect=a.reflect,
@@ -375,6 +377,11 @@ def check_settings(settings: Settings, model_path: bool = True) -> None:
             )
     if model_path:
         _check_model_path(m.path, m.backend)
+    if m.backend == "vllm" and settings.agents.selector_choice_temperature != 1.0:
+        raise ConfigError(
+            "VIDRA_AGENTS__SELECTOR_CHOICE_TEMPERATURE: vLLM's guided decoding picks a tool "
+            "call token by token, with no choice temperature; leave it at 1 or use backend hf"
+        )
     for name, device in (("VIDRA_MODEL__DEVICE", m.device), ("VIDRA_VIDEO__DEVICE",
                                                             settings.video.device)):  # fmt: skip
         _check_device(name, device)

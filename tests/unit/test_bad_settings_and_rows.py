@@ -15,6 +15,7 @@ from tests.unit.graph.scripts import Team
 from vidra.api import Client
 from vidra.config import Settings
 from vidra.errors import ConfigError, DatabaseCorrupt, InvalidInput, StorageError
+from vidra.runtime import check_settings
 from vidra.storage import TrajectoryStore
 from vidra.video.synthetic import WorldSpec, make_world, render_world
 
@@ -164,3 +165,16 @@ def test_a_new_tracking_store_never_collides_with_an_old_one(tmp_path: Path) -> 
         store.set_alias("vidra-reasoner", "1", "champion", tracking_uri="B")
         assert store.champions("B")["reasoner"].mlflow_run_id == "run-b"
         assert store.champions("A") == {}
+
+
+def test_a_choice_temperature_vllm_cannot_honour_is_named(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    settings.model.backend = "vllm"
+    settings.agents.selector_choice_temperature = 4.0
+    with pytest.raises(ConfigError, match=r"VIDRA_AGENTS__SELECTOR_CHOICE_TEMPERATURE.*backend hf"):
+        check_settings(settings, model_path=False)
+    settings.agents.selector_choice_temperature = 1.0
+    check_settings(settings, model_path=False)
+    settings.model.backend = "hf"
+    settings.agents.selector_choice_temperature = 4.0
+    check_settings(settings, model_path=False)

@@ -31,6 +31,8 @@ class Deps:
         rewards: computes the episode's reward components when it finalizes.
         strategy: frame selector strategy name.
         sampling: sampling parameters for every agent call.
+        selector_sampling: the selector's (default: ``sampling``); rollouts may sample its
+            choice among tool calls flatter (``agents.selector_choice_temperature``).
         reasoner_samples: >1 turns on self-consistency voting.
         answer_options: multiple-choice answers are constrained to the options.
         reflect: ReAgent-V-style reflection when the critic asks for a revision.
@@ -53,6 +55,7 @@ class Deps:
     rewards: RewardFn
     strategy: str = "coarse_to_fine"
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    selector_sampling: SamplingParams | None = None
     reasoner_samples: int = 1
     answer_options: bool = True
     reflect: bool = False

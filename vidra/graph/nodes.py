@@ -93,7 +93,7 @@ def select_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
         round=state["rounds"],
         model=deps.model,
         reader=deps.reader,
-        sampling=deps.sampling,
+        sampling=deps.selector_sampling or deps.sampling,
         evidence=list(last["evidence"]) if last else [],
         feedback=feedback,
         storyboard_size=deps.storyboard_size,

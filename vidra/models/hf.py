@@ -314,14 +314,15 @@ class HFChatModel:
 
     def _pick_prefix(self, req: ChatRequest, lps: Sequence[Any]) -> list[int]:
         """``n`` prefix picks for ``req`` from each prefix's total logprob (processed as when
-        sampled: argmax when greedy, else sampled from their renormalised probabilities)."""
+        sampled: argmax when greedy, else sampled from their renormalised probabilities at
+        ``prefix_temperature``)."""
         import torch
 
         s = req.sampling
         totals = torch.stack([lp.sum() for lp in lps]).double()
         if s.temperature > 0 and bool(torch.isfinite(totals).any()):
             gen = torch.Generator().manual_seed(s.seed) if s.seed is not None else None
-            probs = torch.softmax(totals, dim=0)
+            probs = torch.softmax(totals / s.prefix_temperature, dim=0)
             return [int(x) for x in torch.multinomial(probs, s.n, replacement=True, generator=gen)]
         return [int(torch.argmax(totals))] * s.n
 

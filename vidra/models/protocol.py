@@ -112,6 +112,10 @@ class SamplingParams(BaseModel):
     # model's likelihood of the whole prefix (argmax when greedy, sampled at ``temperature``
     # otherwise) and continued freely. Multiple-choice answers without format failures.
     prefixes: list[str] = Field(default_factory=list, max_length=64)
+    # When sampling, the prefixes' total logprobs are divided by this before their softmax:
+    # > 1 tries rarely chosen prefixes more often (exploration in rollouts), 1 samples them
+    # as the model would; greedy picks are unaffected. The hf backend's prefix pick only.
+    prefix_temperature: float = Field(1.0, gt=0.0, le=100.0, allow_inf_nan=False)
 
 
 def sampling_params(**kwargs: object) -> SamplingParams:

@@ -196,3 +196,34 @@ def test_planner_budget_caps_frames_unless_turned_off(world_video, make_client) 
             ans = client.submit(path, q.text, options=q.options, budget=budget).result(120)
             used.append(client.episode(ans.episode_id).episode.frames_used)
     assert used == [4, 8]  # the plan's 4 frames; without it, the round's 8
+
+
+def test_rollouts_sample_only_the_selectors_choice_flatter(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
+    """``agents.selector_choice_temperature`` reaches the selector's requests of sampled
+    rollouts only: the other roles, and a greedy answer's selector, sample as before."""
+    path, q = ordering(world_video)
+
+    def script(req: ChatRequest) -> str:
+        return {
+            "planner": PLAN,
+            "selector": '{"times": [1.0, 2.0]}',
+            "reasoner": answer_json("A"),
+            "critic": '{"score": 0.9, "accept": true}',
+        }[req.adapter or ""]
+
+    model = role_model(script)
+    with make_client(model) as client:
+        client.settings.agents.strategy = "model"
+        client.settings.agents.selector_choice_temperature = 5.0
+        budget = {"max_rounds": 1}
+        client.submit(path, q.text, options=q.options, budget=budget, rollouts=2).result(120)
+        sampled = {(r.adapter, r.sampling.temperature, r.sampling.prefix_temperature)
+                   for r in model.calls}  # fmt: skip
+        model.calls.clear()
+        client.submit(path, q.text, options=q.options, budget=budget).result(120)
+        greedy = {(r.adapter, r.sampling.temperature, r.sampling.prefix_temperature)
+                  for r in model.calls}  # fmt: skip
+    t = client.settings.agents.rollout_temperature
+    assert sampled == {("planner", t, 1.0), ("selector", t, 5.0), ("reasoner", t, 1.0),
+                       ("critic", t, 1.0)}  # fmt: skip
+    assert greedy == {(role, 0.0, 1.0) for role in ("planner", "selector", "reasoner", "critic")}

@@ -257,9 +257,11 @@ def test_loading_from_settings(tiny_model_path: Path, monkeypatch: pytest.Monkey
 PREFIXES = ['{"answer": "red circle', '{"answer": "blue circle', '{"answer": "green circle']
 
 
-def _prefix_totals(model: HFChatModel, req: ChatRequest) -> list[float]:
+def _prefix_totals(
+    model: HFChatModel, req: ChatRequest, prefixes: list[str] = PREFIXES
+) -> list[float]:
     plain = ChatRequest(req.messages, sampling=req.sampling.model_copy(update={"prefixes": []}))
-    ids = [model.tokenizer.encode(p, add_special_tokens=False) for p in PREFIXES]
+    ids = [model.tokenizer.encode(p, add_special_tokens=False) for p in prefixes]
     return [float(model.token_logprobs(plain, i).sum()) for i in ids]
 
 
@@ -276,15 +278,28 @@ def test_greedy_prefixed_generation_picks_the_likeliest_prefix(model: HFChatMode
     assert comp.completion_tokens == len(comp.token_ids) <= 24
 
 
-def test_sampled_prefixes_follow_their_renormalised_likelihood(model: HFChatModel) -> None:
-    req = image_request(max_tokens=12, prefixes=PREFIXES, temperature=4.0, n=64, seed=3)
-    totals = np.array(_prefix_totals(model, req))
+@pytest.mark.parametrize(
+    "prefixes,temperature,flatter",
+    [(PREFIXES, 4.0, 1.0), (['{"answer": "red', '{"answer": "red circle'], 1.0, 12.0)],
+)
+def test_sampled_prefixes_follow_their_renormalised_likelihood(
+    model: HFChatModel, prefixes: list[str], temperature: float, flatter: float
+) -> None:
+    """Sampled prefix picks follow the softmax of their totals, divided by the request's
+    ``prefix_temperature``: the selector's exploration in rollouts, where the longer prefix
+    (below 1e-3 untempered) is tried more than a tenth of the time."""
+    req = image_request(max_tokens=12, prefixes=prefixes, temperature=temperature, n=64,
+                        seed=3, prefix_temperature=flatter)  # fmt: skip
+    totals = np.array(_prefix_totals(model, req, prefixes)) / flatter
     probs = np.exp(totals - totals.max())
     probs /= probs.sum()
+    if flatter > 1:  # as sampled without the flattening, the longer prefix would not show
+        assert probs.min() > 0.1 and np.exp(flatter * (totals.min() - totals.max())) < 1e-3, totals
     comps = model.generate([req])
     assert len(comps) == 64 and [c.sample_index for c in comps] == list(range(64))
-    picked = [next(k for k, p in enumerate(PREFIXES) if c.text.startswith(p)) for c in comps]
-    freq = np.bincount(picked, minlength=len(PREFIXES)) / 64
+    picked = [max((k for k, p in enumerate(prefixes) if c.text.startswith(p)),
+                  key=lambda k: len(prefixes[k])) for c in comps]  # fmt: skip
+    freq = np.bincount(picked, minlength=len(prefixes)) / 64
     # 64 draws: each frequency within 4 standard errors of its probability
     se = np.sqrt(probs * (1 - probs) / 64)
     assert np.all(np.abs(freq - probs) <= 4 * se + 1e-9), (freq, probs)
