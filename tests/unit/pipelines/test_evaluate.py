@@ -199,7 +199,11 @@ def test_a_killed_evaluation_resumes_and_answers_every_question_once(
         )
         per_job = [len(store.episodes_of_job(r.job_id or "")) for r in done]
         assert per_job == [1] * len(done)  # one episode per question: none asked twice
-        assert len(store.jobs(limit=1000)) == len(done)  # no job submitted twice
+        # no job submitted twice (when this fails, which runs and jobs the two processes made)
+        runs = [(e.id, e.key[:8], e.status) for e in store.eval_runs()]
+        jobs = [(j.id, j.status, str(j.created_at)) for j in store.jobs(limit=1000)]
+        said = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        assert len(jobs) == len(done), (runs, jobs, said)
 
 
 def test_compare_is_paired_on_shared_questions(tmp_path: Path, videos: Videos) -> None:
