@@ -296,17 +296,17 @@ def _record_tool_costs(settings: Any, log: Any) -> None:
 
 
 def _first_calls(settings: Any) -> dict[str, Any]:
-    """The collection's sampled episodes (groups of G > 1) by their first selector tool call
-    (a bare inspect ends the tool loop after one call), with the mean accuracy and tool calls
-    of each, and how many groups tried more than one kind: only there does a tool cost
-    compare the paths on the same question."""
+    """The collection's sampled episodes (groups of G > 1, no evaluation's answers) by their
+    first selector tool call (a bare inspect ends the tool loop after one call), with the
+    mean accuracy and tool calls of each, and how many groups tried more than one kind: only
+    there does a tool cost compare the paths on the same question."""
     from vidra.rl.rewards import is_tool_call
     from vidra.storage import TrajectoryStore
 
     kinds: dict[str, list[tuple[float, int]]] = {}
     groups = mixed = 0
     with TrajectoryStore(settings=settings) as store:
-        for group in store.iter_groups(min_rollouts=2):
+        for group in store.iter_groups(min_rollouts=2, evaluations=False):
             tried = set()
             for t in group.trajectories:
                 calls = [s.parsed for s in sorted(t.steps, key=lambda s: s.order)
