@@ -66,10 +66,12 @@ def test_retrain_cycle_tracks_registers_and_gates(tiny_model_path: Path, tmp_pat
     assert gate == [{"gate": arm, "done": 2, "total": 2} for arm in ("candidate", "champion")]
     assert rows.index(gate[0]) > 0 and all("gate" not in r for r in rows[: rows.index(gate[0])])
     assert step_line(gate[0]) == "  gate candidate: 2/2 questions"
-    # the worker's step checkpoints and the gate's scratch store are there while the cycle
-    # runs and removed after it (each cycle left ~30 MB in /tmp with the tiny model)
+    # the gate's scratch store is there while the gate runs (its progress is reported from
+    # inside it) and, like the worker's step checkpoints, removed after the cycle (each cycle
+    # left ~30 MB in /tmp with the tiny model). Training's lines are read every 0.5 s, so
+    # the worker's short-lived dir is not always seen while it exists
     ours = {n for n in scratch if n.startswith(f"vidra-{second.training_run_id}-")}
-    assert any("-rank0-" in n for n in ours) and any("-gate-" in n for n in ours), scratch
+    assert any("-gate-" in n for n in ours), scratch
     for run_id in (result.training_run_id, second.training_run_id):
         assert not list(Path(tempfile.gettempdir()).glob(f"vidra-{run_id}-*")), run_id
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
