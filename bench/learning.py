@@ -202,6 +202,18 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "grpo",
         {"normalise_std": False, "reward_weights": {"tool_cost": 0.2}, "lr": 5e-3},
     ),
+    # the cost per call, each charged for itself and the calls after it against the group's
+    # calls at the same turn: a closing inspect is no longer charged for the search before it
+    "selector only, grpo centred, tool cost to go 0.2": (
+        ["selector"],
+        "grpo",
+        {"normalise_std": False, "reward_weights": {"tool_cost_to_go": 0.2}},
+    ),
+    "selector only, grpo centred, tool cost to go 0.2, lr 5e-3": (
+        ["selector"],
+        "grpo",
+        {"normalise_std": False, "reward_weights": {"tool_cost_to_go": 0.2}, "lr": 5e-3},
+    ),
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 
@@ -279,20 +291,28 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
 
 
 def _record_tool_costs(settings: Any, log: Any) -> None:
-    """A collection recorded before `tool_cost` was a reward component gets it now, from its
-    recorded steps by the rule an episode applies when it ends (`is_tool_call`)."""
-    from vidra.rl.rewards import is_tool_call, tool_cost
+    """A collection recorded before `tool_cost` (or the step-level ``tool_cost_to_go``) was a
+    reward component gets it now, from its recorded steps by the rule an episode applies
+    when it ends (`is_tool_call`)."""
+    from vidra.rl.rewards import is_tool_call, tool_cost, tool_cost_to_go
     from vidra.storage import TrajectoryStore
 
-    added = 0
+    added = {"tool_cost": 0, "tool_cost_to_go": 0}
     with TrajectoryStore(settings=settings) as store:
         for t in list(store.iter_trajectories()):
-            calls = sum(1 for step in t.steps if is_tool_call(step.parsed))
+            calls = [step.order for step in t.steps if is_tool_call(step.parsed)]
+            new = []
             if calls and t.reward("tool_cost") is None:
-                store.add_rewards(t.episode.id, [{"name": "tool_cost", "value": tool_cost(calls)}])
-                added += 1
-    if added:
-        log(f"ablation: tool_cost recorded on {added} episodes of the reused collection")
+                new.append({"name": "tool_cost", "value": tool_cost(len(calls))})
+            if calls and not any(r.name == "tool_cost_to_go" for r in t.rewards):
+                new += tool_cost_to_go(calls)
+            for name in added:
+                added[name] += any(r["name"] == name for r in new)
+            if new:
+                store.add_rewards(t.episode.id, new)
+    for name, n in added.items():
+        if n:
+            log(f"ablation: {name} recorded on {n} episodes of the reused collection")
 
 
 def _first_calls(settings: Any) -> dict[str, Any]:

@@ -280,9 +280,10 @@ class TrainSettings(BaseModel):
     )
     reward_weights: dict[str, float] = Field(
         default_factory=dict,
-        description="weights of episode reward components over the defaults "
-        '(accuracy 1, format 0.2, frame_cost 0.1, temporal_iou 0.5), e.g. {"tool_cost": 0.05} '
-        "to make every tool call cost; 0 leaves a component out",
+        description="weights of reward components over the defaults (episode: accuracy 1, "
+        "format 0.2, frame_cost 0.1, temporal_iou 0.5; step: evidence_credit 0.5), e.g. "
+        '{"tool_cost": 0.05} to make every tool call cost, or {"tool_cost_to_go": 0.05} to '
+        "charge each call for the calls from it on; 0 leaves a component out",
     )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(

@@ -91,17 +91,20 @@ class RetrainResult:
 
 
 def reward_spec(settings: Settings) -> RewardSpec:
-    """The episode reward spec of a cycle: the default weights with ``train.reward_weights``
-    over them (a weight of 0 leaves a component out)."""
-    from vidra.rl.rewards import DEFAULT_WEIGHTS, REWARDS
+    """The reward spec of a cycle: the default weights with ``train.reward_weights`` over them,
+    episode components (`REWARDS`) and step-level ones (`STEP_REWARDS`) alike (a weight of 0
+    leaves a component out)."""
+    from vidra.rl.rewards import DEFAULT_STEP_WEIGHTS, DEFAULT_WEIGHTS, REWARDS, STEP_REWARDS
 
     given = settings.train.reward_weights
-    unknown = sorted(set(given) - set(REWARDS))
+    unknown = sorted(set(given) - set(REWARDS) - set(STEP_REWARDS))
     if unknown:
         raise InvalidInput(f"train.reward_weights names {unknown}: not reward components; "
-                           f"use some of {sorted(REWARDS)}")  # fmt: skip
-    weights = {**DEFAULT_WEIGHTS, **given}
-    return RewardSpec(weights={k: w for k, w in weights.items() if w != 0})
+                           f"use some of {sorted([*REWARDS, *STEP_REWARDS])}")  # fmt: skip
+    weights = {**DEFAULT_WEIGHTS, **{k: w for k, w in given.items() if k in REWARDS}}
+    steps = {**DEFAULT_STEP_WEIGHTS, **{k: w for k, w in given.items() if k in STEP_REWARDS}}
+    return RewardSpec(weights={k: w for k, w in weights.items() if w != 0},
+                      step_weights={k: w for k, w in steps.items() if w != 0})  # fmt: skip
 
 
 def resolve_since(store: TrajectoryStore, since_run: str | None) -> str | None:

@@ -39,7 +39,8 @@ class RewardSpec:
     """Weights of the named reward components; the scalar reward is their weighted sum.
 
     ``step_weights`` weigh step-level components (per-turn credit): a step's GRPO advantage
-    is its episode's plus, for each, ``weight * (credit - the group's mean credit)``.
+    is its episode's plus, for each, ``weight * (credit - the group's mean credit)``, the
+    mean over the steps at the same turn (`_step_credit`).
     """
 
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
@@ -50,17 +51,32 @@ class RewardSpec:
 
 
 def _step_credit(group: Sequence[Trajectory], spec: RewardSpec) -> list[dict[int, float]]:
-    """Per episode, ``step order -> weighted credit minus the group's mean credit``."""
-    raw = [
-        {r.step_order: (r.name, r.value) for r in t.rewards
-         if r.step_order is not None and r.name in spec.step_weights}
-        for t in group
-    ]  # fmt: skip
-    means: dict[str, float] = {}
-    for name in spec.step_weights:
-        vals = [v for ep in raw for n, v in ep.values() if n == name]
-        means[name] = sum(vals) / len(vals) if vals else 0.0
-    return [{k: spec.step_weights[n] * (v - means[n]) for k, (n, v) in ep.items()} for ep in raw]
+    """Per episode, ``step order -> the sum over its step-level components of weight * (credit
+    minus the group's mean credit of that component at that position)``. A step may carry
+    several components; the k-th step of an episode that carries a component is compared
+    with the k-th such steps of the group's episodes (a per-turn baseline: a first search
+    with other first calls, not with the closing calls)."""
+    raw: list[list[tuple[int, str, int, float]]] = []
+    at: dict[tuple[str, int], list[float]] = {}
+    for t in group:
+        seen: dict[str, int] = {}
+        ep = []
+        for r in sorted(t.rewards, key=lambda r: (r.step_order or 0, r.name)):
+            if r.step_order is None or r.name not in spec.step_weights:
+                continue
+            k = seen[r.name] = seen.get(r.name, -1) + 1
+            ep.append((r.step_order, r.name, k, r.value))
+            at.setdefault((r.name, k), []).append(r.value)
+        raw.append(ep)
+    mean = {key: sum(vals) / len(vals) for key, vals in at.items()}
+    out: list[dict[int, float]] = []
+    for ep in raw:
+        credit: dict[int, float] = {}
+        for order, name, k, value in ep:
+            extra = spec.step_weights[name] * (value - mean[(name, k)])
+            credit[order] = credit.get(order, 0.0) + extra
+        out.append(credit)
+    return out
 
 
 @dataclass(frozen=True)

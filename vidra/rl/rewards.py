@@ -4,7 +4,8 @@ Each returns a float; episodes record them separately (``format``, ``frame_cost`
 ``tool_cost``, ``critic``, ``accuracy``, ``temporal_iou``) and training combines them with a
 weighted spec recorded with each run. `REWARDS` is the one place the names live: the runtime
 hands the episode graph `episode_rewards`, which computes every registered component that
-applies.
+applies, and the step-level ones (`STEP_REWARDS`: ``evidence_credit``, ``tool_cost_to_go``)
+of each tool call.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "step_rewards",
     "temporal_iou",
     "tool_cost",
+    "tool_cost_to_go",
 ]
 
 DEFAULT_WEIGHTS = {"accuracy": 1.0, "format": 0.2, "frame_cost": 0.1, "temporal_iou": 0.5}
@@ -180,19 +182,31 @@ def evidence_credit(
     )
 
 
-STEP_REWARDS = ("evidence_credit",)
+STEP_REWARDS = ("evidence_credit", "tool_cost_to_go")
+
+
+def tool_cost_to_go(orders: Sequence[int]) -> list[dict[str, Any]]:
+    """``tool_cost_to_go`` of each tool call (by step order): `tool_cost` of the calls from it
+    to the episode's end, so a call is charged for the calls it led to and not for those
+    before it (a return-to-go; `tool_cost` charges every step the episode's total)."""
+    ordered = sorted(orders)
+    return [
+        {"name": "tool_cost_to_go", "value": tool_cost(len(ordered) - k), "step_order": order}
+        for k, order in enumerate(ordered)
+    ]
 
 
 def step_rewards(outcome: Outcome) -> list[dict[str, Any]]:
-    """Step-level components: ``evidence_credit`` of each tool call, where the question
-    carries evidence spans."""
-    if not outcome.evidence or not outcome.tools:
+    """Step-level components of each tool call: ``evidence_credit`` where the question carries
+    evidence spans, and ``tool_cost_to_go``."""
+    if not outcome.tools:
         return []
-    return [
+    credit = [
         {"name": "evidence_credit", "value": evidence_credit(spans, outcome.evidence),
          "step_order": order}
         for order, spans in outcome.tools
-    ]  # fmt: skip
+    ] if outcome.evidence else []  # fmt: skip
+    return credit + tool_cost_to_go([order for order, _ in outcome.tools])
 
 
 def episode_rewards(outcome: Outcome, names: Sequence[str] | None = None) -> list[dict[str, Any]]:

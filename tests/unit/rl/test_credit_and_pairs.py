@@ -10,7 +10,7 @@ import pytest
 
 from vidra.rl.curriculum import informativeness, order_by_curriculum
 from vidra.rl.datasets import RewardSpec, build_dpo, build_grpo
-from vidra.rl.rewards import Outcome, episode_rewards, evidence_credit
+from vidra.rl.rewards import Outcome, episode_rewards, evidence_credit, step_rewards
 from vidra.storage import EpisodeIn, JobCreate, TrajectoryStore
 
 from ..storage.helpers import video_in
@@ -48,10 +48,17 @@ def test_evidence_credit_of_tool_calls() -> None:
     tools = [(1, [(40.0, 42.0)]), (2, [(101.0, 101.0)])]
     out = Outcome("red", 0, ["red", "blue"], "red", [True] * 3, 4, 16, 0.9,
                   evidence=[(100.0, 103.0)], tools=tools)  # fmt: skip
-    steps = {r["step_order"]: r["value"] for r in episode_rewards(out) if "step_order" in r}
-    assert steps == {1: 0.0, 2: 1.0}
-    plain = Outcome("red", 0, ["red", "blue"], "red", [True], 4, 16, 0.9)
-    assert all("step_order" not in r for r in episode_rewards(plain))  # no evidence: no credit
+    steps = {(r["name"], r["step_order"]): r["value"] for r in episode_rewards(out)
+             if "step_order" in r}  # fmt: skip
+    # each call's cost to go: itself and the calls after it
+    assert steps == {("evidence_credit", 1): 0.0, ("evidence_credit", 2): 1.0,
+                     ("tool_cost_to_go", 1): -2.0, ("tool_cost_to_go", 2): -1.0}  # fmt: skip
+    plain = Outcome("red", 0, ["red", "blue"], "red", [True], 4, 16, 0.9, tools=tools)
+    assert {r["name"] for r in episode_rewards(plain) if "step_order" in r} == {
+        "tool_cost_to_go"  # no evidence: no evidence credit
+    }
+    no_tools = Outcome("red", 0, ["red", "blue"], "red", [True], 4, 16, 0.9)
+    assert all("step_order" not in r for r in episode_rewards(no_tools))
 
 
 def test_step_credit_moves_a_step_advantage_off_its_episodes(store: TrajectoryStore) -> None:
@@ -83,6 +90,55 @@ def test_step_credit_moves_a_step_advantage_off_its_episodes(store: TrajectorySt
     }
     no_steps = RewardSpec({"accuracy": 1.0}, {})
     assert {round(s.advantage, 4) for s in build_grpo(store, no_steps).samples} == {-1.0, 1.0}
+
+
+def test_a_step_with_several_step_components_gets_each_ones_credit(
+    store: TrajectoryStore,
+) -> None:
+    """Two step-level components on one step add up, each against its own group mean (a
+    step's second component used to overwrite its first)."""
+    job = _job(store)
+    for k, (evidence, novelty) in enumerate([(1.0, 0.0), (0.0, 1.0)]):
+        steps = [_step(0, "selector", {"tool": "search"}, prompt="search"),
+                 _step(1, "reasoner", {"answer": "red"}, prompt="answer")]  # fmt: skip
+        store.record_episode(_episode(job, k, steps, [
+            {"name": "accuracy", "value": 1.0 - k},
+            {"name": "evidence_credit", "value": evidence, "step_order": 0},
+            {"name": "novelty", "value": novelty, "step_order": 0},
+        ]))  # fmt: skip
+    spec = RewardSpec({"accuracy": 1.0}, {"evidence_credit": 0.5, "novelty": 0.2})
+    first = {e.id for e in store.episodes_of_job(job) if e.rollout_index == 0}
+    adv = {(s.episode_id in first, s.prompt): round(s.advantage, 4)
+           for s in build_grpo(store, spec).samples}  # fmt: skip
+    assert adv == {
+        (True, "answer"): 1.0,
+        (False, "answer"): -1.0,
+        (True, "search"): round(1.0 + 0.5 * (1.0 - 0.5) + 0.2 * (0.0 - 0.5), 4),
+        (False, "search"): round(-1.0 + 0.5 * (0.0 - 0.5) + 0.2 * (1.0 - 0.5), 4),
+    }
+
+
+def test_the_cost_to_go_compares_each_call_with_the_groups_calls_at_its_turn(
+    store: TrajectoryStore,
+) -> None:
+    """``tool_cost_to_go`` with its per-turn baseline: a first search that led to a closing
+    inspect is charged against a first call that inspected at once; the closing inspect,
+    the only second call in the group, is charged nothing (an episode-level cost would
+    charge it the search before it)."""
+    job = _job(store)
+    calls = [["search", "inspect"], ["inspect"]]
+    for k, tools in enumerate(calls):
+        steps = [_step(i, "selector", {"tool": tool, "surfaced": []}, prompt=f"{tool}{i}")
+                 for i, tool in enumerate(tools)]  # fmt: skip
+        rewards = step_rewards(Outcome("red", 0, ["red", "blue"], "red", [True], 1, 16, None,
+                                       tools=[(i, []) for i in range(len(tools))]))  # fmt: skip
+        store.record_episode(_episode(job, k, steps, [*rewards, {"name": "accuracy",
+                                                                  "value": float(k)}]))  # fmt: skip
+    spec = RewardSpec({"accuracy": 1.0}, {"tool_cost_to_go": 0.2})
+    adv = {s.prompt: round(s.advantage, 4) for s in build_grpo(store, spec).samples}
+    # episodes -1 / +1 (accuracy); first calls' costs to go -2 and -1 against their mean -1.5
+    assert adv == {"search0": round(-1.0 + 0.2 * -0.5, 4), "inspect1": -1.0,
+                   "inspect0": round(1.0 + 0.2 * 0.5, 4)}  # fmt: skip
 
 
 def test_critic_pairs_prefer_the_decision_that_led_to_the_right_answer(

@@ -196,6 +196,11 @@ def test_reward_weights_from_settings_make_a_tool_call_cost(
     by_reward = {round(x.reward, 2): round(x.advantage, 3) for x in ds.samples}
     assert by_reward == {1.15: 0.05, 1.05: -0.05}  # accuracy 1 + format 0.2 - 0.05 * calls
     assert ds.rewards()["episode"] == spec.weights
+    assert spec.step_weights == {"evidence_credit": 0.5}  # the default step weights
+    # step-level components are weighed by the same setting, into the step weights
+    s.train.reward_weights = {"tool_cost_to_go": 0.2, "evidence_credit": 0}
+    both = reward_spec(s)
+    assert both.step_weights == {"tool_cost_to_go": 0.2} and both.weights == DEFAULT_WEIGHTS
     s.train.reward_weights = {"tools": 0.05}
-    with pytest.raises(InvalidInput, match=r"\['tools'\].*tool_cost"):
+    with pytest.raises(InvalidInput, match=r"\['tools'\].*tool_cost_to_go"):
         reward_spec(s)

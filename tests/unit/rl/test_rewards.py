@@ -16,6 +16,7 @@ from vidra.graph.state import initial_state
 from vidra.rl.rewards import (
     DEFAULT_WEIGHTS,
     REWARDS,
+    STEP_REWARDS,
     accuracy,
     critic_reward,
     format_reward,
@@ -160,7 +161,12 @@ def _episode(
 def test_registry_names_exactly_what_an_episode_records() -> None:
     spans = ["0:05.0-0:15.0", "0:10.0-0:20.0", "0:40.0-0:50.0"]
     out = _episode(spans[0], spans[1], spans, tools=2)
-    recorded = {r["name"]: r["value"] for r in out["rewards"]}
+    recorded = {r["name"]: r["value"] for r in out["rewards"] if r.get("step_order") is None}
+    per_step = {(r["name"], r["step_order"]): r["value"] for r in out["rewards"]
+                if r.get("step_order") is not None}  # fmt: skip
+    # the two calls (steps 1 and 2) cost two and one to go; no evidence spans: no credit
+    assert per_step == {("tool_cost_to_go", 1): -2.0, ("tool_cost_to_go", 2): -1.0}
+    assert {name for name, _ in per_step} <= set(STEP_REWARDS)
     assert set(recorded) == set(REWARDS)
     assert set(DEFAULT_WEIGHTS) <= set(REWARDS)
     assert recorded == {
