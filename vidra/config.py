@@ -266,8 +266,9 @@ class TrainSettings(BaseModel):
     loss_tokens: Literal["all", "decision"] = Field(
         "all",
         description="GRPO: the reply tokens an advantage is applied to: all, or decision (the "
-        "tokens up to a reply's decision: the reasoner's answer, the critic's accept; the "
-        "confidence and cited times that follow are then not pushed by the episode's outcome)",
+        "tokens up to a reply's decision: the reasoner's answer, the critic's accept, the "
+        "selector's tool; the confidence, cited times and search query that follow are then "
+        "not pushed by the episode's outcome)",
     )
     resample: int = Field(
         0,

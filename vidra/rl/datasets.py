@@ -255,10 +255,12 @@ def decision(step: StepRecord) -> str:
 
 
 # where a role's reply has decided (`decision_tokens`): the reasoner once its answer's string
-# is closed, the critic once it has said whether it accepts; other roles' whole replies decide
+# is closed, the critic once it has said whether it accepts, the selector once it has named
+# its tool (not the query or times that follow); other roles' whole replies decide
 DECISION_END = {
     "reasoner": re.compile(r'^\s*\{\s*"answer"\s*:\s*"(?:[^"\\]|\\.)*"'),
     "critic": re.compile(r'"accept"\s*:\s*(?:true|false)'),
+    "selector": re.compile(r'^\s*\{\s*"tool"\s*:\s*"(?:search|zoom|inspect)"'),
 }
 
 

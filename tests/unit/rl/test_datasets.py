@@ -148,7 +148,8 @@ def test_evaluation_answers_are_never_training_data(store: TrajectoryStore) -> N
 
 def test_decision_tokens_end_where_the_reply_has_decided() -> None:
     """One character per token: the reasoner's decision ends with its answer's closing quote
-    (escaped quotes inside do not end it), the critic's with accept; the rest decide whole."""
+    (escaped quotes inside do not end it), the critic's with accept, the selector's with its
+    tool; the rest decide whole."""
 
     def enc(text: str) -> list[int]:
         return [ord(c) for c in text]
@@ -166,6 +167,10 @@ def test_decision_tokens_end_where_the_reply_has_decided() -> None:
     assert decided("critic", critique) == '{"score": 0.2, "accept": false'
     plan = '{"look_for": "red cube", "frame_budget": 8}'
     assert decided("planner", plan) == plan
+    # the selector decides its tool; the query (what it learns to search for) is not pushed
+    assert decided("selector", '{"tool": "search", "query": "red cube"}') == '{"tool": "search"'
+    assert decided("selector", '{"tool": "inspect"}') == '{"tool": "inspect"'
+    assert decided("selector", '{"query": "red"}') == '{"query": "red"}'  # no tool: whole
     unclosed = '{"answer": "2:11.5-2:26.2]}'
     assert decided("reasoner", unclosed) == unclosed
 
