@@ -216,6 +216,15 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
     ),
     # the same on the selector's decision tokens only (its tool, not its search query): at
     # lr 5e-3 the row above drifted its queries to phrases that paid in the training worlds
+    "selector only, grpo centred, tool cost to go 0.2, decision tokens": (
+        ["selector"],
+        "grpo",
+        {
+            "normalise_std": False,
+            "reward_weights": {"tool_cost_to_go": 0.2},
+            "loss_tokens": "decision",
+        },
+    ),
     "selector only, grpo centred, tool cost to go 0.2, lr 5e-3, decision tokens": (
         ["selector"],
         "grpo",
