@@ -270,6 +270,13 @@ class TrainSettings(BaseModel):
         "selector's tool; the confidence, cited times and search query that follow are then "
         "not pushed by the episode's outcome)",
     )
+    lora_targets: Literal["text", "text+vision"] = Field(
+        "text",
+        description="what a new adapter adapts: text (the language model's projections; the "
+        "vision tower stays the base model's) or text+vision (also the vision tower's and its "
+        "merger's: training can change what a role sees in a frame; such adapters run alone "
+        "in a batch, and vLLM serves them with its tower LoRA on)",
+    )
     resample: int = Field(
         0,
         ge=0,

@@ -16,18 +16,28 @@ from typing import Any
 from vidra.errors import BackendUnavailable, ConfigError, NotFound
 
 __all__ = [
+    "LORA_TARGETS",
     "LoraSpec",
     "adapter_file_version",
     "adapter_version",
     "attach_adapter",
     "load_adapter",
     "save_adapter",
+    "touches_vision",
 ]
 
 log = logging.getLogger(__name__)
 
 # the language model's projections only; the vision tower stays shared and frozen
 TEXT_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+# the vision tower's projections (Qwen2.5-VL: each block's attention and MLP) and the merger
+# that maps patches into the language model: what a role sees, not only what it makes of it
+VISION_TARGETS = (
+    r".*visual\.blocks\.\d+\.(attn\.qkv|attn\.proj|mlp\.gate_proj|mlp\.up_proj|mlp\.down_proj)"
+    r"|.*visual\.merger\.mlp\.(0|2)"  # the merger's two linears (1 is its GELU)
+)
+# `train.lora_targets`: which modules a new adapter adapts
+LORA_TARGETS = {"text": TEXT_TARGETS, "text+vision": f"{TEXT_TARGETS}|{VISION_TARGETS}"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,18 @@ class LoraSpec:
             modules_to_save=save or None,
             bias="none",
         )
+
+
+def touches_vision(config: Any) -> bool:
+    """Whether an adapter (its peft config, or a saved ``adapter_config.json`` as a dict)
+    adapts the vision tower: its rows cannot share a batch with other adapters' (the tower
+    runs over all frames' patches at once), and vLLM serves it only with tower LoRA on."""
+    targets = config.get("target_modules") if isinstance(config, dict) else getattr(
+        config, "target_modules", None
+    )  # fmt: skip
+    if isinstance(targets, str):
+        return "visual" in targets
+    return any("visual" in str(t) for t in targets or ())
 
 
 def attach_adapter(model: Any, name: str, spec: LoraSpec | None = None) -> Any:

@@ -18,7 +18,13 @@ from typing import Any, Literal
 import numpy as np
 
 from vidra.errors import ConfigError, InvalidInput, NotFound
-from vidra.models.adapters import LoraSpec, adapter_version, attach_adapter, load_adapter
+from vidra.models.adapters import (
+    LoraSpec,
+    adapter_version,
+    attach_adapter,
+    load_adapter,
+    touches_vision,
+)
 from vidra.models.protocol import ChatRequest, Completion, SamplingParams, chat_input
 
 __all__ = ["HFChatModel"]
@@ -235,13 +241,15 @@ class HFChatModel:
 
     def _mixes_adapters(self) -> bool:
         """Whether one ``generate`` call may run rows under different adapters (peft's
-        mixed-batch LoRA inference: not while training, and not with whole modules trained
-        alongside (``train_norm``: peft cannot mix those))."""
+        mixed-batch LoRA inference: not while training, not with whole modules trained
+        alongside (``train_norm``: peft cannot mix those), and not with an adapter on the
+        vision tower, which runs over every row's frame patches at once, not row by row)."""
         configs: dict[str, Any] = getattr(self.model, "peft_config", None) or {}
         return (
             bool(configs)
             and not self.model.training
             and not any(getattr(c, "modules_to_save", None) for c in configs.values())
+            and not any(touches_vision(c) for c in configs.values())
         )
 
     def _adapters(self, adapters: Sequence[str | None]) -> tuple[Any, dict[str, Any]]:

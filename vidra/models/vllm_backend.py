@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vidra.errors import BackendUnavailable, NotFound
+from vidra.errors import BackendUnavailable, ConfigError, NotFound
+from vidra.models.adapters import touches_vision
 from vidra.models.protocol import ChatRequest, Completion, chat_input
 
 __all__ = ["VLLMChatModel"]
@@ -45,7 +46,7 @@ class VLLMChatModel:
         self.processor = AutoProcessor.from_pretrained(
             self.source, trust_remote_code=trust_remote_code
         )
-        self.llm = LLM(
+        engine: dict[str, Any] = dict(
             model=self.source,
             enable_lora=True,
             max_lora_rank=max_lora_rank,
@@ -57,6 +58,22 @@ class VLLMChatModel:
             max_model_len=max_model_len,
             logprobs_mode="processed_logprobs",
         )
+        # an adapter on the vision tower needs vLLM's tower LoRA, asked for only when one is
+        # given: it costs memory, and older vLLM versions do not have it
+        self.tower_lora = any(_touches_vision(p) for p in (adapters or {}).values())
+        if self.tower_lora:
+            engine["enable_tower_connector_lora"] = True
+        try:
+            self.llm = LLM(**engine)
+        except TypeError as exc:
+            if not self.tower_lora or "enable_tower_connector_lora" not in str(exc):
+                raise
+            raise BackendUnavailable(
+                "vllm",
+                "gpu",
+                f"an adapter adapts the vision tower, and this vLLM has no tower LoRA: {exc}",
+                "upgrade vLLM, or serve these adapters with the hf backend",
+            ) from exc
         self._adapters: dict[str, tuple[int, str]] = {}
         for role, path in (adapters or {}).items():
             self.load_adapter(role, path)
@@ -69,6 +86,11 @@ class VLLMChatModel:
         p = Path(path)
         if not (p / "adapter_config.json").is_file():
             raise NotFound(f"no LoRA adapter at {p}; check the path")
+        if _touches_vision(p) and not self.tower_lora:
+            raise ConfigError(
+                f"the adapter at {p} adapts the vision tower and this engine was started "
+                "without vLLM's tower LoRA; start the backend with it among its adapters"
+            )
         self._adapters[role] = (len(self._adapters) + 1, str(p))
         return f"{role}@{p.name}"
 
@@ -193,3 +215,11 @@ def _structured(prefixes: Sequence[str]) -> dict[str, Any]:
 
         return {"guided_decoding": GuidedDecodingParams(regex=regex)}
     return {"structured_outputs": StructuredOutputsParams(regex=regex)}
+
+
+def _touches_vision(path: str | Path) -> bool:
+    """Whether the adapter saved at ``path`` adapts the vision tower."""
+    import json
+
+    config = Path(path) / "adapter_config.json"
+    return config.is_file() and touches_vision(json.loads(config.read_text()))

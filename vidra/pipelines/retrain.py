@@ -310,6 +310,7 @@ def _config(settings: Settings, algo: str, config: TrainConfig | None) -> TrainC
         epochs=t.epochs,
         seed=t.seed,
         loss_tokens=t.loss_tokens,
+        lora_targets=t.lora_targets,
         checkpoint_every=t.checkpoint_every,
         frame_size=settings.agents.frame_size,
         temperature=settings.agents.rollout_temperature,
@@ -344,7 +345,7 @@ def _params(
             "base_model": base, "seed": cfg.seed, "num_workers": workers,
             "G": ds.filters.get("min_rollouts", ""), "training_run": c.run.id,
             "normalise_std": c.settings.train.normalise_std, "loss_tokens": cfg.loss_tokens,
-            "resample": c.settings.train.resample,
+            "resample": c.settings.train.resample, "lora_targets": cfg.lora_targets,
         }
     )  # fmt: skip
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vidra.errors import ConfigError, TrainingDiverged
-from vidra.models.adapters import LoraSpec, save_adapter
+from vidra.models.adapters import LORA_TARGETS, LoraSpec, save_adapter
 from vidra.models.protocol import ChatRequest, SamplingParams
 from vidra.rl.datasets import Sample, decision_tokens
 from vidra.rl.losses import dpo_loss, grpo_loss, sft_loss
@@ -73,6 +73,11 @@ class TrainConfig:
     )
     lora_rank: int = field(default=8, metadata={"help": "rank of a new adapter"})
     train_norm: bool = field(default=True, metadata={"help": "also train the final norm"})
+    lora_targets: str = field(
+        default="text",
+        metadata={"help": "what a new adapter adapts: text (the language model's projections) "
+                  "| text+vision (also the vision tower's and its merger's)"},
+    )  # fmt: skip
     frame_size: int = field(default=160, metadata={"help": "frame size used at sampling time"})
     checkpoint_every: int = field(default=10, metadata={"help": "optimizer steps per checkpoint"})
     seed: int = field(default=0, metadata={"help": "seeds shuffling and initialisation"})
@@ -87,6 +92,9 @@ class TrainConfig:
             raise ConfigError(f"algorithm {self.algorithm!r}: use grpo, dpo or sft")
         if self.loss_tokens not in ("all", "decision"):
             raise ConfigError(f"loss_tokens {self.loss_tokens!r}: use all or decision")
+        if self.lora_targets not in LORA_TARGETS:
+            kinds = " or ".join(LORA_TARGETS)
+            raise ConfigError(f"lora_targets {self.lora_targets!r}: use {kinds}")
         if self.lr <= 0 or self.batch_size <= 0 or self.grad_accum <= 0 or self.epochs <= 0:
             raise ConfigError("lr, batch_size, grad_accum and epochs must be positive")
 
@@ -153,7 +161,9 @@ def _batch_losses(
 def _trainable(hf: TrainableModel, role: str, cfg: TrainConfig) -> list[Any]:
     """The role's adapter parameters (the adapter is created when missing)."""
     if role not in hf.adapters:
-        hf.add_adapter(role, LoraSpec(rank=cfg.lora_rank, train_norm=cfg.train_norm))
+        spec = LoraSpec(rank=cfg.lora_rank, train_norm=cfg.train_norm,
+                        target_modules=LORA_TARGETS[cfg.lora_targets])  # fmt: skip
+        hf.add_adapter(role, spec)
     hf.model.set_adapter(role)
     params = [p for n, p in hf.model.named_parameters() if p.requires_grad and f".{role}" in n]
     if not params:

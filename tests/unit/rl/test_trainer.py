@@ -4,13 +4,15 @@ training at the last good checkpoint, and a run resumes from its checkpoint."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
 from vidra.api import Client
-from vidra.models.adapters import LoraSpec
+from vidra.errors import ConfigError
+from vidra.models.adapters import LoraSpec, save_adapter, touches_vision
 from vidra.models.hf import HFChatModel
 from vidra.models.protocol import SamplingParams
 from vidra.rl.datasets import RewardSpec, build_grpo, build_sft, decision_tokens
@@ -331,3 +333,33 @@ def test_cold_start_sft_trains_the_vision_tower_only_at_its_own_rate(
     else:
         assert 0.0 < moved(tower) < moved(lm)
     assert not any(p.requires_grad for p in hf.model.parameters())
+
+
+def test_a_vision_tower_adapter_trains_the_tower_and_runs_alone_in_a_batch(
+    recorded: Client, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """``lora_targets="text+vision"`` adapts the vision tower and its merger, and training
+    moves them (what the role sees in a frame changes); the default adapter has no tower
+    weights. A tower adapter's rows are not mixed with other adapters' in one batch (the
+    tower runs over every row's patches at once), and its saved config says what it adapts."""
+    ds = build_grpo(recorded.store, RewardSpec({"accuracy": 1.0, "judge": 1.0}),
+                    roles=["reasoner"])  # fmt: skip
+    assert ds.samples, ds.empty_reason
+    hf = HFChatModel(tiny_model_path)
+    hf.add_adapter("planner", LoraSpec())  # the language model only, no whole modules
+    assert hf._mixes_adapters()
+    assert not [n for n, _ in hf.model.named_parameters() if ".planner" in n and "visual" in n]
+    cfg = TrainConfig(algorithm="grpo", lr=1e-2, batch_size=4, max_steps=2, train_norm=False,
+                      lora_targets="text+vision")  # fmt: skip
+    train_role(hf, "reasoner", ds.samples, _frames_of(recorded), cfg, checkpoint_dir=tmp_path / "c")
+    tower = {n: p for n, p in hf.model.named_parameters() if ".reasoner" in n and "visual" in n}
+    assert any("merger" in n for n in tower) and any("blocks.0.attn.qkv" in n for n in tower)
+    moved = [n for n, p in tower.items() if "lora_B" in n and float(p.detach().abs().sum()) > 0]
+    assert moved, "the tower's LoRA B matrices start at zero and must have moved"
+    assert not hf._mixes_adapters()
+    saved = save_adapter(hf.model, "reasoner", tmp_path / "reasoner")
+    assert touches_vision(json.loads((saved / "adapter_config.json").read_text()))
+    plain = save_adapter(hf.model, "planner", tmp_path / "planner")
+    assert not touches_vision(json.loads((plain / "adapter_config.json").read_text()))
+    with pytest.raises(ConfigError, match="lora_targets 'vision'"):
+        TrainConfig(lora_targets="vision").validate()
