@@ -90,9 +90,10 @@ mlflow_healthy() {
   "$PY" -c "import urllib.request as u, sys; u.urlopen(sys.argv[1] + '/health', timeout=3)" "$1"
 }
 
-ray_has_worker_node() {
-  env RAY_AUTH_MODE=disabled "$VENV/bin/ray" status --address="$1" 2>/dev/null |
-    grep -q "worker_node"
+ray_has_worker_node() { # the whole status first (a pipe into grep -q can SIGPIPE it)
+  local status
+  status=$(env RAY_AUTH_MODE=disabled "$VENV/bin/ray" status --address="$1" 2>/dev/null) || return 1
+  grep -q "worker_node" <<<"$status"
 }
 
 ray_job_agent_ready() { # ray_job_agent_ready GCS PORT: the head's dashboard agent (HTTP on

@@ -6,14 +6,22 @@
 # Prints one line per package ("present", "installed", or "MISSING" with the command that
 # fixes it). Installs with apt-get as root, or through passwordless sudo; elsewhere it only
 # names the package. Exit status: 0 when everything needed is there, 1 otherwise.
+# SYSTEM_DEPS_INSTALL=0 only says what is there (installs nothing); LDCONFIG names the
+# ldconfig whose cache is read (default /sbin/ldconfig).
 set -euo pipefail
 mode=${1:-run}
+install=${SYSTEM_DEPS_INSTALL:-1}
+ldconfig=${LDCONFIG:-/sbin/ldconfig}
 
 have_ffmpeg_libs() {
-  # torchcodec dlopens libavutil/libavcodec/libavformat/libswscale of FFmpeg 4..9
-  local lib
+  # torchcodec dlopens libavutil/libavcodec/libavformat/libswscale of FFmpeg 4..9. The cache
+  # is read whole first: under pipefail, `ldconfig -p | grep -q` fails whenever grep exits at
+  # its match before ldconfig has written the rest (SIGPIPE), which said MISSING right after
+  # apt-get had installed FFmpeg on a fresh machine
+  local lib cache
+  cache=$("$ldconfig" -p 2>/dev/null) || return 1
   for lib in libavutil libavcodec libavformat libswscale; do
-    if ! /sbin/ldconfig -p 2>/dev/null | grep -q "${lib}\.so\."; then
+    if ! grep -q "${lib}\.so\." <<<"$cache"; then
       return 1
     fi
   done
@@ -49,7 +57,7 @@ need() {  # need <debian package> <check function> <why>
   local pkg=$1 check=$2 why=$3
   if "$check"; then
     echo "system package $pkg: present"
-  elif apt_install "$pkg" && "$check"; then
+  elif [ "$install" != 0 ] && apt_install "$pkg" && "$check"; then
     echo "system package $pkg: installed ($why)"
   else
     echo "system package $pkg: MISSING ($why); install it: sudo apt-get install -y $pkg" >&2
