@@ -71,6 +71,34 @@ def test_vllm_serves_two_adapters(tiny_model_path: Path, adapters: dict[str, Pat
     assert np.allclose(scored, outs[2].logprobs, atol=5e-2)
 
 
+def test_vllm_serves_an_adapter_on_the_vision_tower(tiny_model_path: Path, tmp_path: Path) -> None:
+    """An adapter trained with ``lora_targets=text+vision`` is served with vLLM's tower LoRA
+    and says what the hf backend says with it (or, where this vLLM has no tower LoRA, the
+    backend refuses it in one line)."""
+    pytest.importorskip("vllm")
+    from vidra.errors import BackendUnavailable
+    from vidra.models.adapters import LORA_TARGETS
+    from vidra.models.vllm_backend import VLLMChatModel
+
+    m = HFChatModel(tiny_model_path)
+    m.add_adapter("reasoner", LoraSpec(rank=8, target_modules=LORA_TARGETS["text+vision"]))
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for name, p in m.model.named_parameters():
+            if "lora_B" in name and "visual" in name:
+                p.normal_(0, 0.5)
+    path = save_adapter(m.model, "reasoner", tmp_path / "reasoner")
+    try:
+        v = VLLMChatModel(tiny_model_path, adapters={"reasoner": str(path)}, max_lora_rank=8,
+                          gpu_memory_utilization=0.3, max_model_len=4096)  # fmt: skip
+    except BackendUnavailable as exc:
+        assert "tower" in str(exc) and "\n" not in str(exc)
+        pytest.skip(f"this vLLM has no tower LoRA: {exc}")
+    out = v.generate([_req("reasoner")])[0]
+    ref = HFChatModel(tiny_model_path, device="cuda", adapters={"reasoner": path})
+    assert out.token_ids[:4] == ref.generate([_req("reasoner")])[0].token_ids[:4]
+
+
 def test_vllm_prefixes_constrain_the_reply(tiny_model_path: Path) -> None:
     """Guided decoding: every sampled reply of the untrained model begins with a prefix."""
     pytest.importorskip("vllm")
