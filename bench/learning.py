@@ -264,11 +264,14 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     s = _settings(args.home / "ablation", args.ablation_gate_questions, epochs=args.epochs)
     s.train.promote = "never"
     s.agents.selector_choice_temperature = args.selector_choice_temperature
+    s.agents.find_tool = args.find_tool
     want = {"questions": args.train_questions, "rollouts": args.collection_rollouts, "seed": 41}
     # online._pick's rule, recorded: a collection made before 1c7018d had unbalanced kinds
     made = {**want, "pick": "3 per kind per world"}
     if args.selector_choice_temperature != 1.0:  # (older collections sampled at 1)
         made["selector_choice_temperature"] = args.selector_choice_temperature
+    if args.find_tool:  # (older collections had no find)
+        made["find_tool"] = True
     marker = args.home / "ablation" / "collection.json"  # written once each part is whole
     t, reused = time.perf_counter(), marker.is_file()
     if reused:
@@ -465,6 +468,9 @@ def main() -> int:
     ap.add_argument("--selector-choice-temperature", type=float, default=1.0, metavar="T",
                     help="the ablation's collection samples the selector's choice among tool "
                     "calls at T (> 1: tries rarely chosen calls; answers stay greedy)")  # fmt: skip
+    ap.add_argument("--find-tool", action="store_true",
+                    help="every row, the SFT row included, offers the selector find (a search "
+                    "and an inspect in one call: agents.find_tool)")  # fmt: skip
     ap.add_argument("--collection-rollouts", type=int, default=4, metavar="G",
                     help="the ablation's collection answers each question G times (1: "
                     "greedy, the upstream roles as the benchmark runs them; resampled rows "
@@ -501,6 +507,7 @@ def main() -> int:
 
     bench = Bench(args.home / "videos", args.short_worlds, args.long_worlds)
     main_s = _settings(args.home / "main", args.gate_questions, args.promote_ties, args.epochs)
+    main_s.agents.find_tool = args.find_tool
     reports: dict[str, Any] = {"SFT": bench.run(main_s, {})}
     log(f"SFT: {reports['SFT']['accuracy']:.3f} on {reports['SFT']['answered']} questions")
     cycles: list[dict[str, Any]] = []
@@ -554,6 +561,7 @@ def main() -> int:
                            "ablation_collection_G": args.collection_rollouts,
                            "ablation_selector_choice_temperature":
                                args.selector_choice_temperature,
+                           "find_tool": args.find_tool,
                            "epochs": args.epochs, "train_seeds": args.train_seeds,
                            "gate_questions": args.gate_questions,
                            "gate": {"promote_ties": main_s.train.promote_ties,

@@ -142,6 +142,11 @@ class AgentSettings(BaseModel):
         "on the question's phrases, picked by the model's likelihood (hf; vllm: guided "
         "decoding); free: generated as is",
     )
+    find_tool: bool = Field(
+        False,
+        description="search strategy: offer the selector find, a search and then an inspect "
+        "of what it found in one tool call (prompt search/v3+find); off: search/v3's tools",
+    )
     rollout_temperature: float = Field(1.0, gt=0, description="sampling temperature when G > 1")
     selector_choice_temperature: float = Field(
         1.0,

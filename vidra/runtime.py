@@ -240,6 +240,7 @@ class Runtime:
             index=self.index if strategy in INDEXED else None,
             max_tool_calls=a.max_tool_calls,
             tool_calls=a.tool_mode == "calls",
+            find_tool=a.find_tool,
             search_k=self.settings.index.search_k,
             worker=self.worker,
         )

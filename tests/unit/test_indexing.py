@@ -19,8 +19,9 @@ from vidra.agents.findings import SEARCH_K, find_moments, render_findings
 from vidra.agents.parsing import parse_time
 from vidra.api import Client
 from vidra.config import Settings
+from vidra.models.protocol import ChatRequest
 from vidra.models.scripted import ScriptedChatModel
-from vidra.pipelines.oracle import ground_caption, oracle
+from vidra.pipelines.oracle import ground_caption, oracle, text_of
 from vidra.runtime import Runtime
 from vidra.storage import TrajectoryStore
 from vidra.video.synthetic import WorldSpec, make_world, render_world
@@ -193,6 +194,23 @@ def test_search_selector_answers_a_needle_question_with_few_frames(
     for line, s in zip(captions, shown, strict=True):
         assert parse_time(line.split(" ", 1)[0]) == pytest.approx(s, abs=0.05)
     assert any(q.answer in line for line in captions)
+    # with agents.find_tool the selector is offered find: one call searches the needle and
+    # inspects what it found (the index built above is reused)
+    settings.agents.find_tool = True
+    base = oracle([q], 0.0, 0, 16, world)
+
+    def finder(req: ChatRequest) -> str:
+        if "[search/v3+find]" in text_of(req)[0]:
+            return f'{{"tool": "find", "query": "{q.answer}"}}'
+        return base(req)
+
+    with Client(settings, model=ScriptedChatModel(finder)) as client:
+        ans = client.submit(video, q.text, q.options, q.answer).result(timeout=300)
+        t = client.episode(ans.episode_id)
+    assert ans.text == q.answer
+    assert [s.parsed["tool"] for s in t.steps if s.role == "selector"] == ["find"]  # type: ignore[index]
+    shown = [i / 4 for _, i in next(s for s in t.steps if s.role == "reasoner").frames]
+    assert any(a <= s <= b for s in shown)
 
 
 def test_cli_index_then_search_prints_what_the_selector_reads(tmp_path: Path) -> None:

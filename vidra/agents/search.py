@@ -10,6 +10,9 @@ Each turn the selector (the model, as role ``selector``) names one tool as JSON:
                                                                   then second, ...), go to the
                                                                   reasoner
     {"tool": "inspect", "times": ["2:11.5"]}                   -> those frames instead
+    {"tool": "find", "query": "red triangle"}                  -> a search, then a bare inspect,
+                                                                  in one call (offered with
+                                                                  ``agents.find_tool``)
 
 Every turn is a model step recorded like any other (prompt layout, frame refs, token ids,
 logprobs), so GRPO trains the policy. Index entries are referred to by id (`Clip.id`); the
@@ -49,6 +52,7 @@ from vidra.video.storyboard import format_timestamp
 
 __all__ = [
     "SEARCH",
+    "SEARCH_FIND",
     "Clip",
     "ToolCall",
     "ToolRequest",
@@ -64,26 +68,32 @@ __all__ = [
 
 # The question comes last, right before the reply: a query or a time is copied from it, and
 # a small model copies what is near (as it reads frames placed right before the reply).
-SEARCH = Prompt(
-    "search/v3",
-    (
-        "You are the frame selector. You can search an index of the video's moments.\n"
-        "Video: {duration:.0f} s.\n{feedback}Results so far:\n{history}\n"
-        "Next, reply with one JSON tool call: "
-        '{{"tool": "search", "query": "<words>"}} or {{"tool": "zoom", "start": s, "end": s}} '
-        'or {{"tool": "inspect"}} (the moments the question names, else those found) or '
-        '{{"tool": "inspect", "times": [t_s]}} '
-        "(at most {n} times).\nLook for: {look_for}\n{options}Question: {question}\n"
+_SEARCH_TEXT = (
+    "You are the frame selector. You can search an index of the video's moments.\n"
+    "Video: {duration:.0f} s.\n{feedback}Results so far:\n{history}\n"
+    "Next, reply with one JSON tool call: "
+    '{{"tool": "search", "query": "<words>"}} or <find>{{"tool": "zoom", "start": s, "end": s}} '
+    'or {{"tool": "inspect"}} (the moments the question names, else those found) or '
+    '{{"tool": "inspect", "times": [t_s]}} '
+    "(at most {n} times).\nLook for: {look_for}\n{options}Question: {question}\n"
+)
+SEARCH = Prompt("search/v3", _SEARCH_TEXT.replace("<find>", ""))
+# with ``agents.find_tool``: one call that searches and inspects what it found
+SEARCH_FIND = Prompt(
+    "search/v3+find",
+    _SEARCH_TEXT.replace(
+        "<find>", '{{"tool": "find", "query": "<words>"}} (search, then inspect what it found) or '
     ),
 )
 
 
 class ToolCall(BaseModel):
-    """One tool call of the selector (``inspect`` with no times: the moments found)."""
+    """One tool call of the selector (``inspect`` with no times: the moments found; ``find``:
+    a search, then a bare inspect, in one call)."""
 
     model_config = ConfigDict(frozen=True)
 
-    tool: Literal["search", "zoom", "inspect"]
+    tool: Literal["search", "find", "zoom", "inspect"]
     query: str = ""
     start: float = 0.0
     end: float = 0.0
@@ -94,8 +104,8 @@ def parse_tool(text: str, duration: float) -> ToolCall:
     """The tool call in a reply; ``ValueError`` saying what a valid call looks like."""
     data = extract_json(text) or {}
     tool = str(data.get("tool", data.get("action", ""))).strip().lower()
-    if tool == "search" and str(data.get("query", "")).strip():
-        return ToolCall(tool="search", query=str(data["query"]).strip()[:200])
+    if tool in ("search", "find") and str(data.get("query", "")).strip():
+        return ToolCall(tool=tool, query=str(data["query"]).strip()[:200])
     if tool == "zoom":
         a, b = parse_time(data.get("start")), parse_time(data.get("end"))
         if a is not None and b is not None and min(a, b) < duration:
@@ -127,6 +137,7 @@ class ToolRequest:
     queries: Sequence[str] = ()
     k: int = SEARCH_K  # clips one search considers at most
     constrain: bool = True  # the model's reply is one of `tool_calls` (picked by likelihood)
+    find: bool = False  # the ``find`` tool is offered (`SEARCH_FIND`)
 
 
 @dataclass
@@ -180,15 +191,17 @@ def tool_calls(req: ToolRequest) -> list[str]:
     reply (as the reasoner's answer is one of the options): the bare inspect; a search of
     the options that name things and of each phrase of the question, the planned look-for
     and the critic's feedback (words and two-word phrases, without function words or
-    numbers); and the openings of a zoom and of an inspect with times, which the model
-    completes. A model that cannot write JSON, or copies a word wrongly, still makes a call
-    about the question (at most 64 replies: a backend's limit)."""
+    numbers); with ``find`` offered, a find of each of those phrases after its search; and
+    the openings of a zoom and of an inspect with times, which the model completes. A model
+    that cannot write JSON, or copies a word wrongly, still makes a call about the question
+    (at most 64 replies: a backend's limit)."""
     phrases: list[str] = list(first_queries(req))
     for text in (req.question, req.look_for, req.feedback):
         w = [x if x not in _FUNCTION and not x.isdigit() else "" for x in words(text)]
         phrases += [x for x in w if x]
         phrases += [f"{a} {b}" for a, b in pairwise(w) if a and b]
-    searches = [json.dumps({"tool": "search", "query": p}) for p in dict.fromkeys(phrases)]
+    tools = ("search", "find") if req.find else ("search",)
+    searches = [json.dumps({"tool": t, "query": p}) for p in dict.fromkeys(phrases) for t in tools]
     fixed = [json.dumps({"tool": "inspect"}), *_OPENINGS]
     return fixed + searches[: 64 - len(fixed)]
 
@@ -227,6 +240,11 @@ def run_tools(
         result.fallback = result.fallback or fell
         if call.tool == "inspect":
             result.times = list(call.times[: req.n]) or look(req, found)
+            _surfaced(steps, [(t, t) for t in result.times[: req.n]])
+            return result
+        if call.tool == "find":  # a search, then what a bare inspect looks at, in one call
+            found = _search(req, index, call.query, history, result) + found
+            result.times = look(req, found)
             _surfaced(steps, [(t, t) for t in result.times[: req.n]])
             return result
         if call.tool == "search":
@@ -282,7 +300,7 @@ def _ask(
             parts += [TextPart(f"t={t:.1f}s "), ImagePart(frame, float(t))]
             refs.append((req.video_id, max(0, int(t * req.fps + 1e-6))))
     feedback = f"Critic feedback: {req.feedback}\n" if req.feedback else ""
-    text = SEARCH.render(
+    text = (SEARCH_FIND if req.find else SEARCH).render(
         duration=req.duration, question=req.question, options=_options_block(req.options),
         look_for=req.look_for or req.question, feedback=feedback,
         history="\n".join(history[-4:]) or "nothing yet", n=req.n,

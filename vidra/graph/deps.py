@@ -43,6 +43,7 @@ class Deps:
         index: the video index (``search``/``retrieve`` strategies), or None.
         max_tool_calls: the selector's tool calls per selection round.
         tool_calls: the selector's replies are constrained to well-formed tool calls.
+        find_tool: the selector is offered ``find`` (a search and an inspect in one call).
         search_k: clips one search of the index considers at most.
         subtitles: subtitle lines for a prompt (near the given times, else matching the
             question's words), from the composition root's cached loader.
@@ -66,6 +67,7 @@ class Deps:
     index: VideoIndex | None = None
     max_tool_calls: int = 4
     tool_calls: bool = True
+    find_tool: bool = False
     search_k: int = 2000
     subtitles: SubtitleFn = lambda path, times, question: ""
     worker: str | None = None

@@ -101,6 +101,7 @@ def select_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
         index=deps.index,
         max_tool_calls=deps.max_tool_calls,
         tool_calls=deps.tool_calls,
+        find_tool=deps.find_tool,
         search_k=deps.search_k,
     )
     result = select_frames(deps.strategy, req)

@@ -36,7 +36,10 @@ __all__ = [
 ]
 
 QUADRANT_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right")
-_ROLE_TAG = re.compile(r"\[(planner|selector|search|reasoner|critic|reflect|captioner)/v\d+\]")
+# a prompt's version tag ([search/v3], [search/v3+find]) says which role asks
+_ROLE_TAG = re.compile(
+    r"\[(planner|selector|search|reasoner|critic|reflect|captioner)/v\d+(?:\+\w+)?\]"
+)
 
 
 def ground_caption(world: World, t: float) -> str:

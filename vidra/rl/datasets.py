@@ -260,7 +260,7 @@ def decision(step: StepRecord) -> str:
 DECISION_END = {
     "reasoner": re.compile(r'^\s*\{\s*"answer"\s*:\s*"(?:[^"\\]|\\.)*"'),
     "critic": re.compile(r'"accept"\s*:\s*(?:true|false)'),
-    "selector": re.compile(r'^\s*\{\s*"tool"\s*:\s*"(?:search|zoom|inspect)"'),
+    "selector": re.compile(r'^\s*\{\s*"tool"\s*:\s*"(?:search|find|zoom|inspect)"'),
 }
 
 

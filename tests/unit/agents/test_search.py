@@ -17,13 +17,14 @@ from vidra.agents.findings import (
     render_findings,
 )
 from vidra.agents.search import (
+    ToolCall,
     ToolRequest,
     parse_tool,
     retrieve_plan,
     run_tools,
     tool_calls,
 )
-from vidra.models.protocol import SamplingParams
+from vidra.models.protocol import ChatRequest, SamplingParams, TextPart
 from vidra.models.scripted import ScriptedChatModel
 from vidra.phrases import alternatives, contains, match_rank
 
@@ -179,3 +180,40 @@ def test_the_selector_requests_carry_the_calls_unless_free() -> None:
     req.constrain = False
     run_tools(req, Index(_clips()), model, SamplingParams())
     assert model.calls[1].sampling.prefixes == []
+
+
+def _prompt(req: ChatRequest) -> str:
+    return "".join(p.text for m in req.messages if not isinstance(m.content, str)
+                   for p in m.content if isinstance(p, TextPart))  # fmt: skip
+
+
+def test_find_searches_and_inspects_what_it_found_in_one_call() -> None:
+    """``find`` is a search and then a bare inspect in one tool call: the same moments as the
+    two calls, one step. It is offered (prompt and constrained replies) only when asked."""
+    assert parse_tool('{"tool": "find", "query": "blue circle"}', 60.0) == ToolCall(
+        tool="find", query="blue circle"
+    )
+    with pytest.raises(ValueError, match="tool call"):
+        parse_tool('{"tool": "find"}', 60.0)  # nothing to search
+    req = ToolRequest("v", 1800.0, 4.0, "Where is the blue circle?", None, "", "", n=4,
+                      max_calls=3, find=True)  # fmt: skip
+    model = ScriptedChatModel(lambda r: '{"tool": "find", "query": "blue circle"}')
+    found = run_tools(req, Index(_clips()), model, SamplingParams())
+    replies = iter(['{"tool": "search", "query": "blue circle"}', '{"tool": "inspect"}'])
+    two = run_tools(req, Index(_clips()), ScriptedChatModel(lambda r: next(replies)),
+                    SamplingParams())  # fmt: skip
+    assert found.times == two.times == [1501.0] and found.searches == two.searches
+    assert [s["parsed"]["tool"] for s in found.steps] == ["find"] and not found.fallback
+    assert found.steps[0]["parsed"]["surfaced"] == [[1501.0, 1501.0]]  # what it inspected
+    prompt, calls = _prompt(model.calls[0]), model.calls[0].sampling.prefixes
+    assert prompt.startswith("[search/v3+find]") and '{"tool": "find", "query": ' in prompt
+    # each phrase's find right after its search, so a cut at 64 keeps both for the first
+    i = calls.index('{"tool": "search", "query": "blue circle"}')
+    assert calls[i + 1] == '{"tool": "find", "query": "blue circle"}'
+    assert len(calls) == 3 + 2 * len([c for c in calls if '"search"' in c])
+    # not asked for: neither in the prompt nor among the replies; the prompt is search/v3's
+    req.find = False
+    run_tools(req, Index(_clips()), model, SamplingParams())
+    prompt, calls = _prompt(model.calls[1]), model.calls[1].sampling.prefixes
+    assert prompt.startswith("[search/v3]") and '"find"' not in prompt
+    assert not [c for c in calls if '"find"' in c] and calls == tool_calls(req)

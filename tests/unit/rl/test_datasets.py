@@ -170,6 +170,7 @@ def test_decision_tokens_end_where_the_reply_has_decided() -> None:
     # the selector decides its tool; the query (what it learns to search for) is not pushed
     assert decided("selector", '{"tool": "search", "query": "red cube"}') == '{"tool": "search"'
     assert decided("selector", '{"tool": "inspect"}') == '{"tool": "inspect"'
+    assert decided("selector", '{"tool": "find", "query": "red"}') == '{"tool": "find"'
     assert decided("selector", '{"query": "red"}') == '{"query": "red"}'  # no tool: whole
     unclosed = '{"answer": "2:11.5-2:26.2]}'
     assert decided("reasoner", unclosed) == unclosed
