@@ -144,8 +144,10 @@ class AgentSettings(BaseModel):
     )
     find_tool: bool = Field(
         False,
-        description="search strategy: offer the selector find, a search and then an inspect "
-        "of what it found in one tool call (prompt search/v3+find); off: search/v3's tools",
+        description="search strategy: the selector's constrained replies also hold find, a "
+        "search and then an inspect of what it found in one tool call; the prompt does not "
+        "name it (naming it changes vidra-tiny's other choices), so a model picks it only "
+        "once it has learned to (tool_mode=calls)",
     )
     rollout_temperature: float = Field(1.0, gt=0, description="sampling temperature when G > 1")
     selector_choice_temperature: float = Field(

@@ -21,7 +21,7 @@ from vidra.api import Client
 from vidra.config import Settings
 from vidra.models.protocol import ChatRequest
 from vidra.models.scripted import ScriptedChatModel
-from vidra.pipelines.oracle import ground_caption, oracle, text_of
+from vidra.pipelines.oracle import ground_caption, oracle
 from vidra.runtime import Runtime
 from vidra.storage import TrajectoryStore
 from vidra.video.synthetic import WorldSpec, make_world, render_world
@@ -194,13 +194,13 @@ def test_search_selector_answers_a_needle_question_with_few_frames(
     for line, s in zip(captions, shown, strict=True):
         assert parse_time(line.split(" ", 1)[0]) == pytest.approx(s, abs=0.05)
     assert any(q.answer in line for line in captions)
-    # with agents.find_tool the selector is offered find: one call searches the needle and
-    # inspects what it found (the index built above is reused)
+    # with agents.find_tool the selector's replies hold find: one call searches the needle
+    # and inspects what it found (the index built above is reused)
     settings.agents.find_tool = True
     base = oracle([q], 0.0, 0, 16, world)
 
     def finder(req: ChatRequest) -> str:
-        if "[search/v3+find]" in text_of(req)[0]:
+        if any('"find"' in p for p in req.sampling.prefixes):
             return f'{{"tool": "find", "query": "{q.answer}"}}'
         return base(req)
 

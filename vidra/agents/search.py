@@ -11,7 +11,8 @@ Each turn the selector (the model, as role ``selector``) names one tool as JSON:
                                                                   reasoner
     {"tool": "inspect", "times": ["2:11.5"]}                   -> those frames instead
     {"tool": "find", "query": "red triangle"}                  -> a search, then a bare inspect,
-                                                                  in one call (offered with
+                                                                  in one call (a constrained
+                                                                  reply with
                                                                   ``agents.find_tool``)
 
 Every turn is a model step recorded like any other (prompt layout, frame refs, token ids,
@@ -52,7 +53,6 @@ from vidra.video.storyboard import format_timestamp
 
 __all__ = [
     "SEARCH",
-    "SEARCH_FIND",
     "Clip",
     "ToolCall",
     "ToolRequest",
@@ -68,21 +68,18 @@ __all__ = [
 
 # The question comes last, right before the reply: a query or a time is copied from it, and
 # a small model copies what is near (as it reads frames placed right before the reply).
-_SEARCH_TEXT = (
-    "You are the frame selector. You can search an index of the video's moments.\n"
-    "Video: {duration:.0f} s.\n{feedback}Results so far:\n{history}\n"
-    "Next, reply with one JSON tool call: "
-    '{{"tool": "search", "query": "<words>"}} or <find>{{"tool": "zoom", "start": s, "end": s}} '
-    'or {{"tool": "inspect"}} (the moments the question names, else those found) or '
-    '{{"tool": "inspect", "times": [t_s]}} '
-    "(at most {n} times).\nLook for: {look_for}\n{options}Question: {question}\n"
-)
-SEARCH = Prompt("search/v3", _SEARCH_TEXT.replace("<find>", ""))
-# with ``agents.find_tool``: one call that searches and inspects what it found
-SEARCH_FIND = Prompt(
-    "search/v3+find",
-    _SEARCH_TEXT.replace(
-        "<find>", '{{"tool": "find", "query": "<words>"}} (search, then inspect what it found) or '
+# ``find`` is not named here: a prompt that names it changes which of the other calls
+# vidra-tiny picks (it inspects at once far more often), so it is offered as a reply only
+SEARCH = Prompt(
+    "search/v3",
+    (
+        "You are the frame selector. You can search an index of the video's moments.\n"
+        "Video: {duration:.0f} s.\n{feedback}Results so far:\n{history}\n"
+        "Next, reply with one JSON tool call: "
+        '{{"tool": "search", "query": "<words>"}} or {{"tool": "zoom", "start": s, "end": s}} '
+        'or {{"tool": "inspect"}} (the moments the question names, else those found) or '
+        '{{"tool": "inspect", "times": [t_s]}} '
+        "(at most {n} times).\nLook for: {look_for}\n{options}Question: {question}\n"
     ),
 )
 
@@ -137,7 +134,7 @@ class ToolRequest:
     queries: Sequence[str] = ()
     k: int = SEARCH_K  # clips one search considers at most
     constrain: bool = True  # the model's reply is one of `tool_calls` (picked by likelihood)
-    find: bool = False  # the ``find`` tool is offered (`SEARCH_FIND`)
+    find: bool = False  # ``find`` is among `tool_calls` (a constrained reply)
 
 
 @dataclass
@@ -300,7 +297,7 @@ def _ask(
             parts += [TextPart(f"t={t:.1f}s "), ImagePart(frame, float(t))]
             refs.append((req.video_id, max(0, int(t * req.fps + 1e-6))))
     feedback = f"Critic feedback: {req.feedback}\n" if req.feedback else ""
-    text = (SEARCH_FIND if req.find else SEARCH).render(
+    text = SEARCH.render(
         duration=req.duration, question=req.question, options=_options_block(req.options),
         look_for=req.look_for or req.question, feedback=feedback,
         history="\n".join(history[-4:]) or "nothing yet", n=req.n,

@@ -36,10 +36,7 @@ __all__ = [
 ]
 
 QUADRANT_ORDER = ("top-left", "top-right", "bottom-left", "bottom-right")
-# a prompt's version tag ([search/v3], [search/v3+find]) says which role asks
-_ROLE_TAG = re.compile(
-    r"\[(planner|selector|search|reasoner|critic|reflect|captioner)/v\d+(?:\+\w+)?\]"
-)
+_ROLE_TAG = re.compile(r"\[(planner|selector|search|reasoner|critic|reflect|captioner)/v\d+\]")
 
 
 def ground_caption(world: World, t: float) -> str:
