@@ -265,6 +265,7 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
     s.train.promote = "never"
     s.agents.selector_choice_temperature = args.selector_choice_temperature
     s.agents.find_tool = args.find_tool
+    s.agents.selector_explore_tools = args.selector_explore_tools
     want = {"questions": args.train_questions, "rollouts": args.collection_rollouts, "seed": 41}
     # online._pick's rule, recorded: a collection made before 1c7018d had unbalanced kinds
     made = {**want, "pick": "3 per kind per world"}
@@ -272,6 +273,8 @@ def _ablation(args: Any, bench: Bench, log: Any) -> dict[str, Any]:
         made["selector_choice_temperature"] = args.selector_choice_temperature
     if args.find_tool:  # (older collections had no find)
         made["find_tool"] = True
+    if args.selector_explore_tools:
+        made["selector_explore_tools"] = args.selector_explore_tools
     marker = args.home / "ablation" / "collection.json"  # written once each part is whole
     t, reused = time.perf_counter(), marker.is_file()
     if reused:
@@ -468,6 +471,9 @@ def main() -> int:
     ap.add_argument("--selector-choice-temperature", type=float, default=1.0, metavar="T",
                     help="the ablation's collection samples the selector's choice among tool "
                     "calls at T (> 1: tries rarely chosen calls; answers stay greedy)")  # fmt: skip
+    ap.add_argument("--selector-explore-tools", type=float, default=0.0, metavar="P",
+                    help="the ablation's collection: with probability P a selector turn "
+                    "chooses among one kind of tool call, drawn uniformly")  # fmt: skip
     ap.add_argument("--find-tool", action="store_true",
                     help="every row, the SFT row included, offers the selector find (a search "
                     "and an inspect in one call: agents.find_tool)")  # fmt: skip
@@ -562,6 +568,7 @@ def main() -> int:
                            "ablation_selector_choice_temperature":
                                args.selector_choice_temperature,
                            "find_tool": args.find_tool,
+                           "ablation_selector_explore_tools": args.selector_explore_tools,
                            "epochs": args.epochs, "train_seeds": args.train_seeds,
                            "gate_questions": args.gate_questions,
                            "gate": {"promote_ties": main_s.train.promote_ties,

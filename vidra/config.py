@@ -149,6 +149,15 @@ class AgentSettings(BaseModel):
         "name it (naming it changes vidra-tiny's other choices), so a model picks it only "
         "once it has learned to (tool_mode=calls)",
     )
+    selector_explore_tools: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="when G > 1 (rollouts for training): with this probability a search "
+        "selector turn chooses among one kind of tool call only (search, find, the bare "
+        "inspect, a zoom, an inspect with times), the kind drawn uniformly: a call the model "
+        "thinks unlikely (find, before training) gets tried; answers (G = 1) are unaffected",
+    )
     rollout_temperature: float = Field(1.0, gt=0, description="sampling temperature when G > 1")
     selector_choice_temperature: float = Field(
         1.0,

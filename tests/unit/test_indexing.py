@@ -17,6 +17,7 @@ from tests.unit.video.httpd import RangeServer
 from vidra import jobs
 from vidra.agents.findings import SEARCH_K, find_moments, render_findings
 from vidra.agents.parsing import parse_time
+from vidra.agents.search import call_kind
 from vidra.api import Client
 from vidra.config import Settings
 from vidra.models.protocol import ChatRequest
@@ -204,13 +205,25 @@ def test_search_selector_answers_a_needle_question_with_few_frames(
             return f'{{"tool": "find", "query": "{q.answer}"}}'
         return base(req)
 
-    with Client(settings, model=ScriptedChatModel(finder)) as client:
+    model = ScriptedChatModel(finder)
+    with Client(settings, model=model) as client:
         ans = client.submit(video, q.text, q.options, q.answer).result(timeout=300)
         t = client.episode(ans.episode_id)
-    assert ans.text == q.answer
-    assert [s.parsed["tool"] for s in t.steps if s.role == "selector"] == ["find"]  # type: ignore[index]
-    shown = [i / 4 for _, i in next(s for s in t.steps if s.role == "reasoner").frames]
-    assert any(a <= s <= b for s in shown)
+        assert ans.text == q.answer
+        assert [s.parsed["tool"] for s in t.steps if s.role == "selector"] == ["find"]  # type: ignore[index]
+        shown = [i / 4 for _, i in next(s for s in t.steps if s.role == "reasoner").frames]
+        assert any(a <= s <= b for s in shown)
+        # agents.selector_explore_tools reaches sampled rollouts' selector turns only: at 1
+        # each turn chooses among one kind of call
+        client.settings.agents.selector_explore_tools = 1.0
+        asked = [r for r in model.calls if any('"tool"' in p for p in r.sampling.prefixes)]
+        assert asked and all(len({call_kind(p) for p in r.sampling.prefixes}) > 1
+                             for r in asked)  # fmt: skip
+        model.calls.clear()
+        client.submit(video, q.text, q.options, q.answer, rollouts=2).result(timeout=300)
+        asked = [r for r in model.calls if any('"tool"' in p for p in r.sampling.prefixes)]
+        assert asked and all(len({call_kind(p) for p in r.sampling.prefixes}) == 1
+                             for r in asked)  # fmt: skip
 
 
 def test_cli_index_then_search_prints_what_the_selector_reads(tmp_path: Path) -> None:

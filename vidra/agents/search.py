@@ -26,6 +26,7 @@ arrives as a `VideoIndex`; what a search found is read as `vidra.agents.findings
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -58,6 +59,8 @@ __all__ = [
     "ToolRequest",
     "ToolResult",
     "VideoIndex",
+    "call_kind",
+    "explored",
     "first_queries",
     "look",
     "parse_tool",
@@ -135,6 +138,7 @@ class ToolRequest:
     k: int = SEARCH_K  # clips one search considers at most
     constrain: bool = True  # the model's reply is one of `tool_calls` (picked by likelihood)
     find: bool = False  # ``find`` is among `tool_calls` (a constrained reply)
+    explore: float = 0.0  # sampled turns: how often the choice is among one kind of call
 
 
 @dataclass
@@ -201,6 +205,27 @@ def tool_calls(req: ToolRequest) -> list[str]:
     searches = [json.dumps({"tool": t, "query": p}) for p in dict.fromkeys(phrases) for t in tools]
     fixed = [json.dumps({"tool": "inspect"}), *_OPENINGS]
     return fixed + searches[: 64 - len(fixed)]
+
+
+def call_kind(reply: str) -> str:
+    """A constrained reply's kind: what it says before its query (a search, a find) or the
+    whole reply (the bare inspect, the openings of a zoom and of an inspect with times)."""
+    return reply.split('"query"', 1)[0]
+
+
+def explored(req: ToolRequest, calls: list[str], seed: int | None, turn: int) -> list[str]:
+    """The replies a sampled turn chooses among: with probability ``req.explore`` only those
+    of one kind (`call_kind`), drawn uniformly, so that a call the model finds unlikely is
+    tried; all of them otherwise, and always when greedy (no seed). Drawn from the rollout's
+    seed and the turn: the same rollout explores alike when it resumes."""
+    if req.explore <= 0 or seed is None:
+        return calls
+    rng = random.Random(f"{seed}:{turn}:{req.feedback}")
+    if rng.random() >= req.explore:
+        return calls
+    kinds = list(dict.fromkeys(call_kind(c) for c in calls))
+    kind = rng.choice(kinds)
+    return [c for c in calls if call_kind(c) == kind]
 
 
 def _options_block(options: Sequence[str] | None) -> str:
@@ -304,7 +329,8 @@ def _ask(
     )  # fmt: skip
     parts.append(TextPart(text))
     if req.constrain and sampling is not None:
-        sampling = sampling.model_copy(update={"prefixes": tool_calls(req)})
+        calls = explored(req, tool_calls(req), sampling.seed, len(history))
+        sampling = sampling.model_copy(update={"prefixes": calls})
     r = call_agent(
         model,
         "selector",

@@ -53,6 +53,7 @@ class SelectRequest:
     search_k: int = SEARCH_K  # clips one search considers at most
     tool_calls: bool = True  # search: replies constrained to well-formed tool calls
     find_tool: bool = False  # search: ``find`` (a search and an inspect in one call) offered
+    explore_tools: float = 0.0  # search, rollouts: a turn's choice among one kind of call
 
 
 @dataclass
@@ -174,7 +175,7 @@ def _tools(req: SelectRequest, learned: bool) -> SelectResult:
     treq = ToolRequest(
         facts.video_id, facts.duration, facts.fps, req.question, req.options,
         req.plan.look_for, req.feedback, req.n, req.max_tool_calls, req.plan.queries,
-        req.search_k, req.tool_calls, req.find_tool,
+        req.search_k, req.tool_calls, req.find_tool, req.explore_tools,
     )  # fmt: skip
 
     def thumbnails(t0: float, t1: float, n: int) -> tuple[Any, list[float]]:

@@ -19,6 +19,8 @@ from vidra.agents.findings import (
 from vidra.agents.search import (
     ToolCall,
     ToolRequest,
+    call_kind,
+    explored,
     parse_tool,
     retrieve_plan,
     run_tools,
@@ -218,3 +220,25 @@ def test_find_searches_and_inspects_what_it_found_in_one_call() -> None:
     assert _prompt(model.calls[1]) == prompt
     calls = model.calls[1].sampling.prefixes
     assert not [c for c in calls if '"find"' in c] and calls == tool_calls(req)
+
+
+def test_exploring_turns_choose_among_one_kind_of_call() -> None:
+    """``explore``: a sampled turn's replies are, that often, those of one kind drawn
+    uniformly (so find, which vidra-tiny thinks 48 nats less likely than the search it picks,
+    gets tried); all of them otherwise, and always when greedy."""
+    req = ToolRequest("v", 240.0, 4.0, "When does the red star appear?", None, "", "", n=4,
+                      max_calls=2, find=True, explore=0.5)  # fmt: skip
+    calls = tool_calls(req)
+    kinds = {call_kind(c) for c in calls}
+    assert kinds == {'{"tool": "inspect"}', '{"tool": "zoom", "start": ',
+                     '{"tool": "inspect", "times": [', '{"tool": "search", ',
+                     '{"tool": "find", '}  # fmt: skip
+    picks = [explored(req, calls, seed, 0) for seed in range(400)]
+    narrowed = [p for p in picks if p != calls]
+    assert all(len({call_kind(c) for c in p}) == 1 for p in narrowed)
+    assert 0.4 < len(narrowed) / len(picks) < 0.6  # half the turns, each kind about as often
+    assert {call_kind(p[0]) for p in narrowed} == kinds
+    assert explored(req, calls, 7, 0) == explored(req, calls, 7, 0)  # a resumed rollout
+    assert explored(req, calls, None, 0) == calls  # greedy
+    req.explore = 0.0
+    assert all(explored(req, calls, seed, 0) == calls for seed in range(50))
