@@ -6,10 +6,13 @@ adapter. The constrained selector picks among its candidate replies by these tot
 when greedy, a softmax of them at temperature 1), so a margin of m nats means the inspect is
 sampled about e^-m times as often as the search: a cost on tool calls cannot teach a path that
 is never tried. Held-out: the SFT row's benchmark episodes (``DIR/main``); training: the
-ablation collection (``DIR/ablation``), both from `bench/learning.py`.
+ablation collection (``DIR/ablation``), both from `bench/learning.py`. ``--against find``: the
+margin of the search over ``{"tool": "find", "query": <the same query>}`` instead, the one call
+that searches and inspects what it found (``agents.find_tool``).
 
 Usage: ``python bench/selector_margin.py --home DIR
---adapter DIR/ablation/adapters/RUN/0-grpo/selector [--prompts 120] [--out FILE]``
+--adapter DIR/ablation/adapters/RUN/0-grpo/selector [--against inspect|find] [--prompts 120]
+[--out FILE]``
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ def main() -> int:
     ap.add_argument("--home", type=Path, required=True, help="bench/learning.py's work dir")
     ap.add_argument("--adapter", type=Path, required=True, help="a trained selector adapter")
     ap.add_argument("--prompts", type=int, default=120, help="first calls per set")
+    ap.add_argument(
+        "--against",
+        choices=("inspect", "find"),
+        default="inspect",
+        help="the cheaper reply: the bare inspect, or a find of the same query",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
     if not (args.adapter / "adapter_config.json").is_file():
@@ -86,7 +95,8 @@ def main() -> int:
     report: dict[str, Any] = header("selector_margin", vidra=vidra.__version__,
                                     torch=torch.__version__,
                                     transformers=transformers.__version__)  # fmt: skip
-    report.update({"home": str(args.home), "adapter": str(args.adapter), "sets": {}})
+    report.update({"home": str(args.home), "adapter": str(args.adapter),
+                   "against": args.against, "sets": {}})  # fmt: skip
     for name, part, held_out in (("held-out", "main", True), ("training", "ablation", False)):
         s = _settings(args.home / part, 40)
         with TrajectoryStore(settings=s) as store:
@@ -102,7 +112,9 @@ def main() -> int:
                 with torch.no_grad():
                     for (st, search), fr in zip(chunk, frames, strict=True):
                         req = replay_request(st.messages, fr, adapter, sampling)
-                        pair = [encode(search), encode(INSPECT)]
+                        cheaper = INSPECT if args.against == "inspect" else \
+                            search.replace('"tool": "search"', '"tool": "find"', 1)  # fmt: skip
+                        pair = [encode(search), encode(cheaper)]
                         a, b = model.batch_token_logprobs([req, req], pair)
                         got.append(float(a.sum() - b.sum()))
         sft, trained = margins[None], margins["selector"]
@@ -114,8 +126,8 @@ def main() -> int:
             "median_margin_trained": round(statistics.median(trained), 2),
             "mean_shift": round(statistics.mean(b - a for a, b in zip(sft, trained, strict=True)),
                                 3),
-            "inspect_preferred_sft": sum(x < 0 for x in sft),
-            "inspect_preferred_trained": sum(x < 0 for x in trained),
+            f"{args.against}_preferred_sft": sum(x < 0 for x in sft),
+            f"{args.against}_preferred_trained": sum(x < 0 for x in trained),
             "margin_below_2_sft": sum(x < 2 for x in sft),
         }  # fmt: skip
     report["seconds"] = round(time.perf_counter() - t0)
