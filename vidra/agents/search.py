@@ -260,18 +260,14 @@ def run_tools(
         call, steps, fell = _ask(req, model, sampling, history, window, thumbnails)
         result.steps += steps
         result.fallback = result.fallback or fell
-        if call.tool == "inspect":
+        if call.tool in ("search", "find"):
+            new = _search(req, index, call.query, history, result)
+            found = new + found  # the latest search's findings first
+        if call.tool in ("inspect", "find"):  # find: that search, then a bare inspect
             result.times = list(call.times[: req.n]) or look(req, found)
             _surfaced(steps, [(t, t) for t in result.times[: req.n]])
             return result
-        if call.tool == "find":  # a search, then what a bare inspect looks at, in one call
-            found = _search(req, index, call.query, history, result) + found
-            result.times = look(req, found)
-            _surfaced(steps, [(t, t) for t in result.times[: req.n]])
-            return result
         if call.tool == "search":
-            new = _search(req, index, call.query, history, result)
-            found = new + found  # the latest search's findings first
             _surfaced(steps, [(m.t0, m.t1) for f in new for m in f.moments][:16])
         else:
             window = (call.start, call.end)
