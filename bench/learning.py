@@ -243,6 +243,27 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
             "loss_tokens": "decision",
         },
     ),
+    # rejection-sampling SFT of the selector on each question's best rollouts, a tool call
+    # costing a fifth of a right answer (temporal IoU left out, so only right answers reach
+    # 0.5): each question's cheapest right path, find included where it was sampled; the
+    # GRPO rows above moved the tool name too little to choose find, or moved it to the bare
+    # inspect everywhere
+    "selector only, sft best of group, tool cost 0.2": (
+        ["selector"],
+        "sft",
+        {
+            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
+            "sft_best_of_group": True,
+            "sft_min_reward": 0.5,
+        },
+    ),
+    # the same with every right rollout kept (no preference for the cheaper path): what the
+    # choice of the best adds
+    "selector only, sft, tool cost 0.2": (
+        ["selector"],
+        "sft",
+        {"reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0}, "sft_min_reward": 0.5},
+    ),
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
 

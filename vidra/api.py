@@ -196,7 +196,7 @@ class Client:
         roles: Sequence[str] | None = None,
         since_run: str | None = "last",
         num_workers: int | None = None,
-        min_reward: float = 1.0,
+        min_reward: float | None = None,
         on_step: Callable[[dict[str, Any]], None] | None = None,
     ) -> Any:
         """Run a retraining cycle on this client's store; returns a `RetrainResult`.
@@ -207,7 +207,7 @@ class Client:
             since_run: learn from episodes after the last successful training run
                 (``"last"``), from everything (``"all"`` or None), or after a run id.
             num_workers: Ray Train workers (default: settings).
-            min_reward: SFT's rejection-sampling threshold.
+            min_reward: SFT's rejection-sampling threshold (default: ``train.sft_min_reward``).
             on_step: called with each training step's progress (role, step, loss, ...).
 
         New jobs of a new `Client` pick up the roles' champion adapters when promoted.

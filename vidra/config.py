@@ -309,6 +309,16 @@ class TrainSettings(BaseModel):
         '{"tool_cost": 0.05} to make every tool call cost, or {"tool_cost_to_go": 0.05} to '
         "charge each call for the calls from it on; 0 leaves a component out",
     )
+    sft_min_reward: float = Field(
+        1.0,
+        description="SFT: keep episodes whose weighted reward reaches this (rejection sampling)",
+    )
+    sft_best_of_group: bool = Field(
+        False,
+        description="SFT: of a question's rollouts keep only those with the group's highest "
+        "reward (ties all kept; best-of-n): with a tool cost weighed in (reward_weights), each "
+        "question's cheapest right path",
+    )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(
         0.02,

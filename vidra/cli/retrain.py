@@ -32,8 +32,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--min-reward",
         type=float,
-        default=1.0,
-        help="SFT: keep episodes whose weighted reward reaches this (rejection sampling)",
+        help="SFT: keep episodes whose weighted reward reaches this (rejection sampling; "
+        "default: VIDRA_TRAIN__SFT_MIN_REWARD, 1.0)",
     )
     p.add_argument(
         "--online",

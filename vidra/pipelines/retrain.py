@@ -154,6 +154,7 @@ def _dataset(
     min_reward: float,
     allowed: dict[str, set[str]] | None = None,
     normalise_std: bool = True,
+    best_of_group: bool = False,
 ) -> Dataset:
     if algo == "grpo":
         return build_grpo(store, spec, roles, since_run=since_run, allowed_versions=allowed,
@@ -161,7 +162,8 @@ def _dataset(
     if algo == "dpo":
         return build_dpo(store, spec, roles, since_run=since_run)
     if algo == "sft":
-        return build_sft(store, spec, roles, since_run=since_run, threshold=min_reward)
+        return build_sft(store, spec, roles, since_run=since_run, threshold=min_reward,
+                         best_of_group=best_of_group)  # fmt: skip
     raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo, sft or sft+grpo")
 
 
@@ -346,6 +348,9 @@ def _params(
             "G": ds.filters.get("min_rollouts", ""), "training_run": c.run.id,
             "normalise_std": c.settings.train.normalise_std, "loss_tokens": cfg.loss_tokens,
             "resample": c.settings.train.resample, "lora_targets": cfg.lora_targets,
+            **({"sft_min_reward": stages[0][0].filters["threshold"],
+                "sft_best_of_group": stages[0][0].filters["best_of_group"]}
+               if stages[0][0].algorithm == "sft" else {}),
         }
     )  # fmt: skip
 
@@ -520,7 +525,7 @@ def retrain(
     config: TrainConfig | None = None,
     spec: RewardSpec | None = None,
     num_workers: int | None = None,
-    min_reward: float = 1.0,
+    min_reward: float | None = None,
     hook: Hook | None = None,
     max_staleness: int | None = None,
     on_step: StepCallback | None = None,
@@ -530,6 +535,7 @@ def retrain(
     Args:
         since_run: ``"last"`` (after the last successful run), ``"all"``/None, or a run id.
         hook: test-only fault-injection point (see `Hook`).
+        min_reward: SFT's rejection-sampling threshold (None: ``train.sft_min_reward``).
         max_staleness: GRPO learns only from steps sampled at most this many champion
             versions behind (None: any).
         on_step: called with each training step's progress line (role, step, metrics).
@@ -548,10 +554,11 @@ def retrain(
             allowed = allowed_versions(store, settings.resolved_tracking_uri(), targets,
                                        max_staleness)  # fmt: skip
         algos = ["sft", "grpo"] if algo == "sft+grpo" else [algo]
-        std = settings.train.normalise_std
+        tr = settings.train
+        floor = tr.sft_min_reward if min_reward is None else min_reward
         built = [
-            _dataset(store, a, targets, since, spec, min_reward, allowed if a == "grpo" else None,
-                     std)
+            _dataset(store, a, targets, since, spec, floor, allowed if a == "grpo" else None,
+                     tr.normalise_std, tr.sft_best_of_group)
             for a in algos
         ]  # fmt: skip
         if settings.train.resample and algos[-1] == "grpo":

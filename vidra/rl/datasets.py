@@ -394,15 +394,28 @@ def build_sft(
     since: datetime | None = None,
     since_run: str | None = None,
     threshold: float = 1.0,
+    best_of_group: bool = False,
 ) -> Dataset:
-    """SFT samples: every step of ``roles`` in episodes whose reward reaches ``threshold``."""
+    """SFT samples: every step of ``roles`` in episodes whose reward reaches ``threshold``.
+
+    ``best_of_group``: of the rollouts of one question (an episode's group), only those with
+    the group's highest reward (ties all kept): with a tool cost weighed in, a question's
+    cheapest right path (best-of-n rejection sampling, as ReST and RFT)."""
     spec = spec or RewardSpec()
-    ds = Dataset("sft", spec, filters=_filters(roles, since, since_run, threshold=threshold))
-    ds.counts = {"episodes": 0}
+    ds = Dataset("sft", spec, filters=_filters(roles, since, since_run, threshold=threshold,
+                                               best_of_group=best_of_group))  # fmt: skip
+    ds.counts = {"episodes": 0, "below_best": 0} if best_of_group else {"episodes": 0}
+    kept: list[tuple[Trajectory, float]] = []
+    best: dict[str, float] = {}
     for t in store.iter_trajectories(since=since, since_run=since_run, evaluations=False):
         ds.counts["episodes"] += 1
         r = spec.total(t)
-        if r < threshold:
+        if r >= threshold:
+            kept.append((t, r))
+            best[t.episode.group_id] = max(best.get(t.episode.group_id, r), r)
+    for t, r in kept:
+        if best_of_group and r < best[t.episode.group_id] - 1e-9:
+            ds.counts["below_best"] += 1
             continue
         ds.episode_ids.append(t.episode.id)
         ds.samples += [

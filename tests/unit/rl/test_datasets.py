@@ -72,6 +72,33 @@ def test_dpo_pairs_and_sft(store: TrajectoryStore) -> None:
     assert len(sft.episode_ids) == 1 and {s.role for s in sft.samples} == {"critic"}
 
 
+def test_sft_best_of_group_keeps_each_question_s_cheapest_right_rollouts(
+    store: TrajectoryStore,
+) -> None:
+    """Rejection sampling keeps every right rollout; best of group only those with their
+    question's highest reward: with a tool cost, the right path with the fewest calls (both
+    when two tie), and a question's only right rollout however many calls it made."""
+    spec = RewardSpec({"accuracy": 1.0, "tool_cost": 0.2})
+    costs = {"Q1?": [(1.0, 1), (1.0, 2), (1.0, 1), (0.0, 1)], "Q2?": [(1.0, 3), (0.0, 1)]}
+    want = set()
+    for question, rollouts in costs.items():
+        j = make_job(store, question[:2], question=question)
+        eps = [make_episode(j, k, accuracy=acc) for k, (acc, _) in enumerate(rollouts)]
+        dumped = [e.model_dump() for e in eps]
+        for d, (acc, calls) in zip(dumped, rollouts, strict=True):
+            d["rewards"].append({"name": "tool_cost", "value": -float(calls)})
+        ids = store.record_episodes(dumped)
+        cheapest = min(c for a, c in rollouts if a == 1.0)
+        want |= {i for i, (a, c) in zip(ids, rollouts, strict=True) if a == 1.0 and c == cheapest}
+    every = build_sft(store, spec, threshold=0.3)
+    assert len(every.episode_ids) == 4  # the right ones
+    best = build_sft(store, spec, threshold=0.3, best_of_group=True)
+    assert set(best.episode_ids) == want and len(want) == 3
+    assert best.counts == {"episodes": 6, "below_best": 1}
+    assert best.manifest()["filters"]["best_of_group"] == "True"
+    assert {round(s.reward, 3) for s in best.samples} == {0.8, 0.4}
+
+
 def test_dpo_pairs_replies_that_decide_differently(store: TrajectoryStore) -> None:
     """Two reasoner replies to one prompt that give the same answer (only the confidence and
     cited times differ) make no pair: the better episode did not win by that reply. Before,
