@@ -257,6 +257,27 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
             "sft_min_reward": 0.5,
         },
     ),
+    # the same, trained harder: at lr 1e-3 for one pass no find was chosen on the benchmark
+    "selector only, sft best of group, tool cost 0.2, lr 5e-3": (
+        ["selector"],
+        "sft",
+        {
+            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
+            "sft_best_of_group": True,
+            "sft_min_reward": 0.5,
+            "lr": 5e-3,
+        },
+    ),
+    "selector only, sft best of group, tool cost 0.2, 3 epochs": (
+        ["selector"],
+        "sft",
+        {
+            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
+            "sft_best_of_group": True,
+            "sft_min_reward": 0.5,
+            "epochs": 3,
+        },
+    ),
     # the same with every right rollout kept (no preference for the cheaper path): what the
     # choice of the best adds
     "selector only, sft, tool cost 0.2": (

@@ -143,8 +143,9 @@ def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
     read the same episodes, and the champions stay where they were."""
     from vidra.models import resolve_model_path
     from vidra.pipelines.online import collect
-    from vidra.pipelines.retrain import retrain
+    from vidra.pipelines.retrain import retrain, reward_spec
     from vidra.pipelines.train_tiny import tiny_agent_settings
+    from vidra.rl.datasets import build_sft
 
     settings = tiny_agent_settings(Settings(data_dir=tmp_path))
     settings.model.path = resolve_model_path("vidra-tiny")
@@ -165,10 +166,17 @@ def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
     second = retrain(settings, "sft", ["critic"], since_run="all")
     assert (first.roles, second.roles) == (["reasoner"], ["critic"])
     assert first.episodes == second.episodes > 0
+    # the settings' rejection sampling: any reward, only each question's best rollouts
+    best = settings.model_copy(deep=True)
+    best.train.sft_min_reward, best.train.sft_best_of_group = -10.0, True
+    with TrajectoryStore(settings=settings) as store:
+        want = build_sft(store, reward_spec(best), ["critic"], threshold=-10.0, best_of_group=True)
+    third = retrain(best, "sft", ["critic"], since_run="all")
+    assert third.episodes == len(want.episode_ids) and 6 <= third.episodes < 12
     assert not first.promoted and not second.promoted
     with TrajectoryStore(settings=settings) as store:
         runs = store.training_runs("done")
-        assert [r.n_episodes for r in runs] == [first.episodes] * 2
+        assert [r.n_episodes for r in runs] == [first.episodes] * 2 + [third.episodes]
         assert store.champions(settings.resolved_tracking_uri()) == {}
     # a second iteration's collection adds fresh worlds beside the first's, which stay intact
     first_videos = {p: p.read_bytes() for p in (tmp_path / "online" / "it0").glob("*.mp4")}

@@ -85,7 +85,7 @@ def test_sft_best_of_group_keeps_each_question_s_cheapest_right_rollouts(
         j = make_job(store, question[:2], question=question)
         eps = [make_episode(j, k, accuracy=acc) for k, (acc, _) in enumerate(rollouts)]
         dumped = [e.model_dump() for e in eps]
-        for d, (acc, calls) in zip(dumped, rollouts, strict=True):
+        for d, (_, calls) in zip(dumped, rollouts, strict=True):
             d["rewards"].append({"name": "tool_cost", "value": -float(calls)})
         ids = store.record_episodes(dumped)
         cheapest = min(c for a, c in rollouts if a == 1.0)
