@@ -278,6 +278,19 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
             "epochs": 3,
         },
     ),
+    # the same with each recorded search that a bare inspect followed at once learned as one
+    # find of that query (`train.sft_fuse_find`: the same outcome, one call fewer, so it is
+    # the question's best): the interface taught from the record, not found by sampling
+    "selector only, sft best of group, tool cost 0.2, find fused": (
+        ["selector"],
+        "sft",
+        {
+            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
+            "sft_best_of_group": True,
+            "sft_min_reward": 0.5,
+            "sft_fuse_find": True,
+        },
+    ),
     # the same with every right rollout kept (no preference for the cheaper path): what the
     # choice of the best adds
     "selector only, sft, tool cost 0.2": (

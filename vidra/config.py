@@ -319,6 +319,13 @@ class TrainSettings(BaseModel):
         "reward (ties all kept; best-of-n): with a tool cost weighed in (reward_weights), each "
         "question's cheapest right path",
     )
+    sft_fuse_find: bool = Field(
+        False,
+        description="SFT: learn each episode whose selector searched and then inspected at once "
+        "as it would have gone with one find of that query (same outcome, one call fewer); needs "
+        "agents.find_tool. This teaches the call from what the record shows it does, not from "
+        "outcomes the model sampled",
+    )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(
         0.02,

@@ -155,6 +155,7 @@ def _dataset(
     allowed: dict[str, set[str]] | None = None,
     normalise_std: bool = True,
     best_of_group: bool = False,
+    fuse: Callable[[str], list[int]] | None = None,
 ) -> Dataset:
     if algo == "grpo":
         return build_grpo(store, spec, roles, since_run=since_run, allowed_versions=allowed,
@@ -163,8 +164,23 @@ def _dataset(
         return build_dpo(store, spec, roles, since_run=since_run)
     if algo == "sft":
         return build_sft(store, spec, roles, since_run=since_run, threshold=min_reward,
-                         best_of_group=best_of_group)  # fmt: skip
+                         best_of_group=best_of_group, fuse_find=fuse)  # fmt: skip
     raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo, sft or sft+grpo")
+
+
+def _find_encoder(settings: Settings) -> Callable[[str], list[int]]:
+    """``train.sft_fuse_find``'s reply encoding: the base model's tokenizer, no special tokens."""
+    from transformers import AutoTokenizer
+
+    from vidra.models import resolve_model_path
+
+    if not settings.agents.find_tool:
+        raise InvalidInput("train.sft_fuse_find teaches the selector find, which it is offered "
+                           "only with agents.find_tool: set VIDRA_AGENTS__FIND_TOOL=true or "
+                           "VIDRA_TRAIN__SFT_FUSE_FIND=false")  # fmt: skip
+    path = resolve_model_path(settings.model.path)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=settings.model.trust_remote_code)
+    return lambda text: list(tok.encode(text, add_special_tokens=False))
 
 
 def _resampled(
@@ -349,7 +365,8 @@ def _params(
             "normalise_std": c.settings.train.normalise_std, "loss_tokens": cfg.loss_tokens,
             "resample": c.settings.train.resample, "lora_targets": cfg.lora_targets,
             **({"sft_min_reward": stages[0][0].filters["threshold"],
-                "sft_best_of_group": stages[0][0].filters["best_of_group"]}
+                "sft_best_of_group": stages[0][0].filters["best_of_group"],
+                "sft_fuse_find": stages[0][0].filters["fuse_find"]}
                if stages[0][0].algorithm == "sft" else {}),
         }
     )  # fmt: skip
@@ -556,9 +573,10 @@ def retrain(
         algos = ["sft", "grpo"] if algo == "sft+grpo" else [algo]
         tr = settings.train
         floor = tr.sft_min_reward if min_reward is None else min_reward
+        fuse = _find_encoder(settings) if tr.sft_fuse_find and "sft" in algos else None
         built = [
             _dataset(store, a, targets, since, spec, floor, allowed if a == "grpo" else None,
-                     tr.normalise_std, tr.sft_best_of_group)
+                     tr.normalise_std, tr.sft_best_of_group, fuse)
             for a in algos
         ]  # fmt: skip
         if settings.train.resample and algos[-1] == "grpo":

@@ -11,15 +11,17 @@ reaches a threshold (rejection sampling). The reward spec is recorded with each 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from vidra.errors import InvalidInput
 from vidra.rl.losses import grpo_advantages
-from vidra.rl.rewards import DEFAULT_STEP_WEIGHTS, DEFAULT_WEIGHTS
+from vidra.rl.rewards import DEFAULT_STEP_WEIGHTS, DEFAULT_WEIGHTS, is_tool_call
 from vidra.storage import StepRecord, Trajectory, TrajectoryStore
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "build_sft",
     "decision",
     "decision_tokens",
+    "fused_find",
 ]
 
 
@@ -387,6 +390,34 @@ def critic_pairs(group: Sequence[Trajectory]) -> list[Sample]:
     return out
 
 
+def fused_find(
+    t: Trajectory, encode: Callable[[str], list[int]]
+) -> tuple[list[StepRecord], dict[int, list[int]]] | None:
+    """The episode as it would have gone with each search that a bare inspect follows at once
+    made as one ``find`` of that query (a search, then a bare inspect: `vidra.agents.search`),
+    so with the same frames shown, answer and outcome and one tool call fewer a pair: its
+    steps without those inspects, and each fused search step's id -> the find's reply tokens
+    (``encode``: a reply text's token ids, no special tokens; the recorded reply's end, such
+    as an end-of-turn token, is kept). None when it has no such pair."""
+    steps, drop, ids = list(t.steps), set[int](), dict[int, list[int]]()
+    for a, b in pairwise(steps):
+        pa, pb = a.parsed, b.parsed
+        if a.role != "selector" or b.role != "selector":
+            continue
+        if not (isinstance(pa, dict) and isinstance(pb, dict) and is_tool_call(pa)
+                and is_tool_call(pb)):  # fmt: skip
+            continue
+        if pa.get("tool") != "search" or pb.get("tool") != "inspect" or pb.get("times"):
+            continue
+        query = str(pa.get("query", ""))
+        head = encode(json.dumps({"tool": "search", "query": query}))
+        if not query or a.token_ids[: len(head)] != head:
+            continue  # a reply worded otherwise than the constrained one: left as it was
+        ids[a.id] = encode(json.dumps({"tool": "find", "query": query})) + a.token_ids[len(head) :]
+        drop.add(b.id)
+    return ([s for s in steps if s.id not in drop], ids) if ids else None
+
+
 def build_sft(
     store: TrajectoryStore,
     spec: RewardSpec | None = None,
@@ -395,30 +426,50 @@ def build_sft(
     since_run: str | None = None,
     threshold: float = 1.0,
     best_of_group: bool = False,
+    fuse_find: Callable[[str], list[int]] | None = None,
 ) -> Dataset:
     """SFT samples: every step of ``roles`` in episodes whose reward reaches ``threshold``.
 
     ``best_of_group``: of the rollouts of one question (an episode's group), only those with
     the group's highest reward (ties all kept): with a tool cost weighed in, a question's
-    cheapest right path (best-of-n rejection sampling, as ReST and RFT)."""
+    cheapest right path (best-of-n rejection sampling, as ReST and RFT).
+
+    ``fuse_find`` (a tokenizer's encoding of a reply text): an episode with a search that a
+    bare inspect follows at once is learned as it would have gone with one find instead
+    (`fused_find`): the same outcome, and ``tool_cost``'s weight more reward a pair fused.
+    The find is not the model's sampled reply (its logprobs are NaN): this teaches the call
+    from what the record shows it does, not from its own outcomes."""
     spec = spec or RewardSpec()
     ds = Dataset("sft", spec, filters=_filters(roles, since, since_run, threshold=threshold,
-                                               best_of_group=best_of_group))  # fmt: skip
+                                               best_of_group=best_of_group,
+                                               fuse_find=fuse_find is not None))  # fmt: skip
     ds.counts = {"episodes": 0, "below_best": 0} if best_of_group else {"episodes": 0}
-    kept: list[tuple[Trajectory, float]] = []
+    if fuse_find is not None:
+        ds.counts["fused"] = 0
+    kept: list[tuple[Trajectory, float, dict[int, list[int]]]] = []
     best: dict[str, float] = {}
     for t in store.iter_trajectories(since=since, since_run=since_run, evaluations=False):
         ds.counts["episodes"] += 1
-        r = spec.total(t)
+        r, finds = spec.total(t), dict[int, list[int]]()
+        fused = fused_find(t, fuse_find) if fuse_find is not None else None
+        if fused is not None:
+            steps, finds = fused
+            t = Trajectory(t.episode, steps, t.rewards)
+            r += spec.weights.get("tool_cost", 0.0) * len(finds)  # tool_cost: -1 a call
+            ds.counts["fused"] += 1
         if r >= threshold:
-            kept.append((t, r))
+            kept.append((t, r, finds))
             best[t.episode.group_id] = max(best.get(t.episode.group_id, r), r)
-    for t, r in kept:
+    for t, r, finds in kept:
         if best_of_group and r < best[t.episode.group_id] - 1e-9:
             ds.counts["below_best"] += 1
             continue
         ds.episode_ids.append(t.episode.id)
-        ds.samples += [
-            _sample(s, t, r) for s in t.steps if (not roles or s.role in roles) and s.token_ids
-        ]
+        for s in t.steps:
+            if (not roles or s.role in roles) and s.token_ids:
+                sample = _sample(s, t, r)
+                if s.id in finds:
+                    ids = finds[s.id]
+                    sample = replace(sample, token_ids=ids, old_logprobs=[math.nan] * len(ids))
+                ds.samples.append(sample)
     return ds

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 
 from vidra.errors import InvalidInput
@@ -97,6 +100,55 @@ def test_sft_best_of_group_keeps_each_question_s_cheapest_right_rollouts(
     assert best.counts == {"episodes": 6, "below_best": 1}
     assert best.manifest()["filters"]["best_of_group"] == "True"
     assert {round(s.reward, 3) for s in best.samples} == {0.8, 0.4}
+
+
+def test_fused_find_learns_a_search_then_inspect_as_one_find(store: TrajectoryStore) -> None:
+    """``fuse_find``: a selector that searched and then inspected at once is learned as one
+    find of that query with the recorded reply's end token, the inspect's step dropped and a
+    call's cost added back; a search followed by an inspect of chosen times is left as it was
+    (a find inspects what it found). The
+    encoder is vidra-tiny's tokenizer (`_find_encoder`), which needs find offered."""
+    from vidra.config import Settings
+    from vidra.models import resolve_model_path
+    from vidra.pipelines.retrain import _find_encoder
+
+    settings = Settings()
+    settings.model.path = resolve_model_path("vidra-tiny")
+    with pytest.raises(InvalidInput, match="VIDRA_AGENTS__FIND_TOOL=true"):
+        _find_encoder(settings)
+    settings.agents.find_tool = True
+    encode = _find_encoder(settings)
+
+    def call(tool: str, **more: object) -> tuple[dict[str, object], list[int]]:
+        reply = {"tool": tool, **more}
+        return {**reply, "surfaced": [[1.0, 2.0]]}, [*encode(json.dumps(reply)), 2]
+
+    calls = {
+        "fused": [call("search", query="red cup"), call("inspect")],
+        "kept": [call("search", query="red"), call("inspect", times=[3.0])],
+    }
+    j = make_job(store)
+    dumped = []
+    for k, steps in enumerate(calls.values()):
+        d = make_episode(j, k, n_steps=len(steps) + 1, accuracy=1.0).model_dump()
+        for step, (parsed, ids) in zip(d["steps"], steps, strict=False):
+            step.update(role="selector", parsed=parsed, token_ids=ids, logprobs=[-0.1] * len(ids))
+        d["steps"][-1]["role"] = "reasoner"
+        d["rewards"].append({"name": "tool_cost", "value": -float(len(steps))})
+        dumped.append(d)
+    fused_id, kept_id = store.record_episodes(dumped)
+    spec = RewardSpec({"accuracy": 1.0, "tool_cost": 0.2})
+    ds = build_sft(store, spec, ["selector"], threshold=0.0, fuse_find=encode)
+    assert ds.counts == {"episodes": 2, "fused": 1} and ds.filters["fuse_find"] is True
+    by = {e: [x for x in ds.samples if x.episode_id == e] for e in (fused_id, kept_id)}
+    find = encode('{"tool": "find", "query": "red cup"}')
+    assert [x.token_ids for x in by[fused_id]] == [[*find, 2]]
+    assert all(math.isnan(v) for v in by[fused_id][0].old_logprobs)
+    assert [x.token_ids for x in by[kept_id]] == [ids for _, ids in calls["kept"]]
+    assert [x.reward for x in by[fused_id]] == [pytest.approx(1.0 - 0.2)]  # one call, not two
+    # best of group: the fused episode (one call) is the question's best, the other is not
+    best = build_sft(store, spec, ["selector"], threshold=0.0, best_of_group=True, fuse_find=encode)
+    assert best.episode_ids == [fused_id]
 
 
 def test_dpo_pairs_replies_that_decide_differently(store: TrajectoryStore) -> None:
