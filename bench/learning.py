@@ -291,6 +291,31 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
             "sft_fuse_find": True,
         },
     ),
+    # the same for three passes, and with the likelihood on the tool name alone (loss_tokens
+    # decision): one pass left find 9.4 nats behind the search of the same query
+    "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs": (
+        ["selector"],
+        "sft",
+        {
+            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
+            "sft_best_of_group": True,
+            "sft_min_reward": 0.5,
+            "sft_fuse_find": True,
+            "epochs": 3,
+        },
+    ),
+    "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs, decision tokens": (
+        ["selector"],
+        "sft",
+        {
+            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
+            "sft_best_of_group": True,
+            "sft_min_reward": 0.5,
+            "sft_fuse_find": True,
+            "epochs": 3,
+            "loss_tokens": "decision",
+        },
+    ),
     # the same with every right rollout kept (no preference for the cheaper path): what the
     # choice of the best adds
     "selector only, sft, tool cost 0.2": (

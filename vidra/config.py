@@ -281,10 +281,10 @@ class TrainSettings(BaseModel):
     )
     loss_tokens: Literal["all", "decision"] = Field(
         "all",
-        description="GRPO: the reply tokens an advantage is applied to: all, or decision (the "
-        "tokens up to a reply's decision: the reasoner's answer, the critic's accept, the "
-        "selector's tool; the confidence, cited times and search query that follow are then "
-        "not pushed by the episode's outcome)",
+        description="GRPO, SFT: the reply tokens an advantage (SFT: the likelihood) is applied "
+        "to: all, or decision (the tokens up to a reply's decision: the reasoner's answer, the "
+        "critic's accept, the selector's tool; the confidence, cited times and search query "
+        "that follow are then not pushed by the episode's outcome)",
     )
     lora_targets: Literal["text", "text+vision"] = Field(
         "text",

@@ -83,7 +83,7 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seeds shuffling and initialisation"})
     loss_tokens: str = field(
         default="all",
-        metadata={"help": "GRPO: the tokens the loss averages over: all | decision (the "
+        metadata={"help": "GRPO, SFT: the tokens the loss averages over: all | decision (the "
                   "reply's tokens up to its decision, e.g. the reasoner's answer)"},
     )  # fmt: skip
 
@@ -136,15 +136,21 @@ def _batch_losses(
             out.append((loss, {"margin": float(margin[0])}))
         return out
     lps = hf.batch_token_logprobs(reqs, chosen, grad=True)
+
+    def tokens(s: Sample, lp: Any) -> Any:  # the reply tokens the loss applies to
+        mask = torch.ones_like(lp)
+        if cfg.loss_tokens == "decision":
+            mask[decision_tokens(role, s.token_ids, hf.tokenizer.decode) :] = 0.0
+        return mask
+
     if cfg.algorithm == "sft":
-        return [(sft_loss(lp[None], torch.ones_like(lp)[None]), {}) for lp in lps]
+        pairs_lp = zip(batch, lps, strict=True)
+        return [(sft_loss(lp[None], tokens(s, lp)[None]), {}) for s, lp in pairs_lp]
     ref_lps = hf.batch_token_logprobs(refs, chosen) if cfg.beta else [None] * len(batch)
     out = []
     for s, lp, ref in zip(batch, lps, ref_lps, strict=True):
         old = torch.tensor(s.old_logprobs, dtype=lp.dtype)
-        mask = torch.ones_like(lp)
-        if cfg.loss_tokens == "decision":
-            mask[decision_tokens(role, s.token_ids, hf.tokenizer.decode) :] = 0.0
+        mask = tokens(s, lp)
         loss, st = grpo_loss(
             lp[None],
             old[None],

@@ -83,8 +83,9 @@ def test_grpo_moves_only_the_trained_adapter(
 def test_decision_tokens_loss_is_the_loss_of_the_decision_alone(
     recorded: Client, tiny_model_path: Path
 ) -> None:
-    """``loss_tokens="decision"`` on a whole reasoner reply gives the loss of the reply cut
-    after its answer (logprobs are causal), and differs from the loss over all its tokens."""
+    """``loss_tokens="decision"`` on a whole reasoner reply gives the loss (GRPO and SFT) of
+    the reply cut after its answer (logprobs are causal), and differs from the loss over all
+    its tokens."""
     ds = build_grpo(recorded.store, RewardSpec({"accuracy": 1.0, "judge": 1.0}),
                     roles=["reasoner"])  # fmt: skip
     assert ds.samples, ds.empty_reason
@@ -101,12 +102,14 @@ def test_decision_tokens_loss_is_the_loss_of_the_decision_alone(
     whole = dataclasses.replace(ds.samples[0], token_ids=ids, old_logprobs=old, advantage=0.7)
     cut = dataclasses.replace(whole, token_ids=ids[:k], old_logprobs=old[:k])
 
-    def loss(sample: object, tokens: str) -> float:
-        cfg = TrainConfig(loss_tokens=tokens)
+    def loss(sample: object, tokens: str, algorithm: str = "grpo") -> float:
+        cfg = TrainConfig(algorithm=algorithm, loss_tokens=tokens)
         return float(_batch_losses(hf, "reasoner", [sample], frames, cfg)[0][0])  # type: ignore[list-item]
 
-    assert loss(whole, "decision") == pytest.approx(loss(cut, "all"), abs=1e-5)
-    assert abs(loss(whole, "all") - loss(whole, "decision")) > 1e-3
+    for algorithm in ("grpo", "sft"):  # SFT: the likelihood of the decision alone
+        decided = loss(whole, "decision", algorithm)
+        assert decided == pytest.approx(loss(cut, "all", algorithm), abs=1e-5), algorithm
+        assert abs(loss(whole, "all", algorithm) - decided) > 1e-3, algorithm
 
 
 def _trainer_state(ckpt: Path) -> dict:  # type: ignore[type-arg]
