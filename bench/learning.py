@@ -126,6 +126,14 @@ def _champions(settings: Any) -> dict[str, str]:
         return champion_adapters(settings, store, list(ROLES))
 
 
+# the selector's rejection-sampling SFT rows: a tool call costs a fifth of a right answer and
+# temporal IoU is left out, so only right answers reach 0.5; of each question's rollouts the
+# best (the cheapest right path)
+_BEST: dict[str, Any] = {
+    "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
+    "sft_best_of_group": True,
+    "sft_min_reward": 0.5,
+}
 # the ablation's rows: roles trained, recipe (None: --algo) and train settings changed, all
 # from one collection
 ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
@@ -248,35 +256,17 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
     # 0.5): each question's cheapest right path, find included where it was sampled; the
     # GRPO rows above moved the tool name too little to choose find, or moved it to the bare
     # inspect everywhere
-    "selector only, sft best of group, tool cost 0.2": (
-        ["selector"],
-        "sft",
-        {
-            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
-            "sft_best_of_group": True,
-            "sft_min_reward": 0.5,
-        },
-    ),
+    "selector only, sft best of group, tool cost 0.2": (["selector"], "sft", _BEST),
     # the same, trained harder: at lr 1e-3 for one pass no find was chosen on the benchmark
     "selector only, sft best of group, tool cost 0.2, lr 5e-3": (
         ["selector"],
         "sft",
-        {
-            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
-            "sft_best_of_group": True,
-            "sft_min_reward": 0.5,
-            "lr": 5e-3,
-        },
+        {**_BEST, "lr": 5e-3},
     ),
     "selector only, sft best of group, tool cost 0.2, 3 epochs": (
         ["selector"],
         "sft",
-        {
-            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
-            "sft_best_of_group": True,
-            "sft_min_reward": 0.5,
-            "epochs": 3,
-        },
+        {**_BEST, "epochs": 3},
     ),
     # the same with each recorded search that a bare inspect followed at once learned as one
     # find of that query (`train.sft_fuse_find`: the same outcome, one call fewer, so it is
@@ -284,44 +274,26 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
     "selector only, sft best of group, tool cost 0.2, find fused": (
         ["selector"],
         "sft",
-        {
-            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
-            "sft_best_of_group": True,
-            "sft_min_reward": 0.5,
-            "sft_fuse_find": True,
-        },
+        {**_BEST, "sft_fuse_find": True},
     ),
     # the same for three passes, and with the likelihood on the tool name alone (loss_tokens
     # decision): one pass left find 9.4 nats behind the search of the same query
     "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs": (
         ["selector"],
         "sft",
-        {
-            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
-            "sft_best_of_group": True,
-            "sft_min_reward": 0.5,
-            "sft_fuse_find": True,
-            "epochs": 3,
-        },
+        {**_BEST, "sft_fuse_find": True, "epochs": 3},
     ),
     "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs, decision tokens": (
         ["selector"],
         "sft",
-        {
-            "reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0},
-            "sft_best_of_group": True,
-            "sft_min_reward": 0.5,
-            "sft_fuse_find": True,
-            "epochs": 3,
-            "loss_tokens": "decision",
-        },
+        {**_BEST, "sft_fuse_find": True, "epochs": 3, "loss_tokens": "decision"},
     ),
     # the same with every right rollout kept (no preference for the cheaper path): what the
     # choice of the best adds
     "selector only, sft, tool cost 0.2": (
         ["selector"],
         "sft",
-        {"reward_weights": {"tool_cost": 0.2, "temporal_iou": 0.0}, "sft_min_reward": 0.5},
+        {k: v for k, v in _BEST.items() if k != "sft_best_of_group"},
     ),
 }
 DEFAULT_ROWS = ("selector only", "reasoner only", "critic only", "all roles")
