@@ -276,24 +276,12 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "sft",
         {**_BEST, "sft_fuse_find": True},
     ),
-    # the same for three passes, and with the likelihood on the tool name alone (loss_tokens
+    # the same for three passes with the likelihood on the tool name alone (loss_tokens
     # decision): one pass left find 9.4 nats behind the search of the same query
-    "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs": (
-        ["selector"],
-        "sft",
-        {**_BEST, "sft_fuse_find": True, "epochs": 3},
-    ),
     "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs, decision tokens": (
         ["selector"],
         "sft",
         {**_BEST, "sft_fuse_find": True, "epochs": 3, "loss_tokens": "decision"},
-    ),
-    # that row left the tool name 4.7 nats short of find (median, held out): five times the step
-    "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs, decision tokens, "
-    "lr 5e-3": (
-        ["selector"],
-        "sft",
-        {**_BEST, "sft_fuse_find": True, "epochs": 3, "loss_tokens": "decision", "lr": 5e-3},
     ),
     # the same with every right rollout kept (no preference for the cheaper path): what the
     # choice of the best adds
