@@ -276,8 +276,13 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "sft",
         {**_BEST, "sft_fuse_find": True},
     ),
-    # the same for three passes with the likelihood on the tool name alone (loss_tokens
+    # the same for three passes, on every token and on the tool name alone (loss_tokens
     # decision): one pass left find 9.4 nats behind the search of the same query
+    "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs": (
+        ["selector"],
+        "sft",
+        {**_BEST, "sft_fuse_find": True, "epochs": 3},
+    ),
     "selector only, sft best of group, tool cost 0.2, find fused, 3 epochs, decision tokens": (
         ["selector"],
         "sft",
