@@ -288,6 +288,13 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "sft",
         {**_BEST, "sft_fuse_find": True, "epochs": 3, "loss_tokens": "decision"},
     ),
+    # the same learning the selector's finds alone (`train.sft_tools`): in three passes the
+    # bare inspects, most of the data, rose past the search before the find did
+    "selector only, sft best of group, tool cost 0.2, find fused, finds only, 3 epochs": (
+        ["selector"],
+        "sft",
+        {**_BEST, "sft_fuse_find": True, "sft_tools": ["find"], "epochs": 3},
+    ),
     # the same with every right rollout kept (no preference for the cheaper path): what the
     # choice of the best adds
     "selector only, sft, tool cost 0.2": (

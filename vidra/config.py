@@ -16,6 +16,9 @@ from pydantic_settings.exceptions import SettingsError
 
 from vidra.errors import ConfigError
 
+# the selector's tool calls (`vidra.agents.search`)
+Tool = Literal["search", "find", "zoom", "inspect"]
+
 __all__ = [
     "AgentSettings",
     "IndexSettings",
@@ -325,6 +328,12 @@ class TrainSettings(BaseModel):
         "as it would have gone with one find of that query (same outcome, one call fewer); needs "
         "agents.find_tool. This teaches the call from what the record shows it does, not from "
         "outcomes the model sampled",
+    )
+    sft_tools: list[Tool] = Field(
+        default_factory=list,
+        description="SFT: learn only the selector's calls of these tools (a fused find is a "
+        'find), e.g. ["find"] to teach a tool its rollouts seldom chose without the calls they '
+        "mostly made outweighing it; the selector's other replies are left out; empty: all",
     )
     checkpoint_every: int = Field(10, gt=0)
     gate_tolerance: float = Field(

@@ -30,7 +30,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,6 +48,7 @@ from vidra.agents.findings import (
 )
 from vidra.agents.parsing import extract_json, named_times, parse_time, parse_times
 from vidra.agents.prompts import Prompt
+from vidra.config import Tool
 from vidra.models.protocol import ImagePart, Message, TextPart
 from vidra.phrases import words
 from vidra.video.storyboard import format_timestamp
@@ -93,7 +94,7 @@ class ToolCall(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    tool: Literal["search", "find", "zoom", "inspect"]
+    tool: Tool
     query: str = ""
     start: float = 0.0
     end: float = 0.0

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vidra.agents.roles import EPISODE_ROLES, check_roles
-from vidra.config import Settings
+from vidra.config import Settings, TrainSettings
 from vidra.errors import InvalidInput, TrackingUnavailable
 from vidra.models.protocol import SamplingParams
 from vidra.rl.datasets import Dataset, RewardSpec, build_dpo, build_grpo, build_sft
@@ -152,19 +152,19 @@ def _dataset(
     since_run: str | None,
     spec: RewardSpec,
     min_reward: float,
+    tr: TrainSettings,
     allowed: dict[str, set[str]] | None = None,
-    normalise_std: bool = True,
-    best_of_group: bool = False,
     fuse: Callable[[str], list[int]] | None = None,
 ) -> Dataset:
     if algo == "grpo":
         return build_grpo(store, spec, roles, since_run=since_run, allowed_versions=allowed,
-                          normalise_std=normalise_std)  # fmt: skip
+                          normalise_std=tr.normalise_std)  # fmt: skip
     if algo == "dpo":
         return build_dpo(store, spec, roles, since_run=since_run)
     if algo == "sft":
         return build_sft(store, spec, roles, since_run=since_run, threshold=min_reward,
-                         best_of_group=best_of_group, fuse_find=fuse)  # fmt: skip
+                         best_of_group=tr.sft_best_of_group, fuse_find=fuse,
+                         tools=tr.sft_tools or None)  # fmt: skip
     raise InvalidInput(f"unknown algorithm {algo!r}; use grpo, dpo, sft or sft+grpo")
 
 
@@ -366,7 +366,8 @@ def _params(
             "resample": c.settings.train.resample, "lora_targets": cfg.lora_targets,
             **({"sft_min_reward": stages[0][0].filters["threshold"],
                 "sft_best_of_group": stages[0][0].filters["best_of_group"],
-                "sft_fuse_find": stages[0][0].filters["fuse_find"]}
+                "sft_fuse_find": stages[0][0].filters["fuse_find"],
+                "sft_tools": ",".join(stages[0][0].filters["tools"] or [])}
                if stages[0][0].algorithm == "sft" else {}),
         }
     )  # fmt: skip
@@ -575,8 +576,8 @@ def retrain(
         floor = tr.sft_min_reward if min_reward is None else min_reward
         fuse = _find_encoder(settings) if tr.sft_fuse_find and "sft" in algos else None
         built = [
-            _dataset(store, a, targets, since, spec, floor, allowed if a == "grpo" else None,
-                     tr.normalise_std, tr.sft_best_of_group, fuse)
+            _dataset(store, a, targets, since, spec, floor, tr, allowed if a == "grpo" else None,
+                     fuse)
             for a in algos
         ]  # fmt: skip
         if settings.train.resample and algos[-1] == "grpo":

@@ -418,6 +418,14 @@ def fused_find(
     return ([s for s in steps if s.id not in drop], ids) if ids else None
 
 
+def _tool(s: StepRecord, finds: Mapping[int, list[int]]) -> str | None:
+    """The tool a selector step called (``find`` where `fused_find` made it one), else None."""
+    if s.id in finds:
+        return "find"
+    p = s.parsed
+    return str(p.get("tool")) if isinstance(p, dict) and is_tool_call(p) else None
+
+
 def build_sft(
     store: TrajectoryStore,
     spec: RewardSpec | None = None,
@@ -427,6 +435,7 @@ def build_sft(
     threshold: float = 1.0,
     best_of_group: bool = False,
     fuse_find: Callable[[str], list[int]] | None = None,
+    tools: Sequence[str] | None = None,
 ) -> Dataset:
     """SFT samples: every step of ``roles`` in episodes whose reward reaches ``threshold``.
 
@@ -438,12 +447,20 @@ def build_sft(
     bare inspect follows at once is learned as it would have gone with one find instead
     (`fused_find`): the same outcome, and ``tool_cost``'s weight more reward a pair fused.
     The find is not the model's sampled reply (its logprobs are NaN): this teaches the call
-    from what the record shows it does, not from its own outcomes."""
+    from what the record shows it does, not from its own outcomes.
+
+    ``tools``: of the selector's replies only its calls of these tools are learned (a fused
+    find is a find), its other replies in the kept episodes left out (counted as
+    ``other_calls``): a tool its rollouts seldom chose taught without the calls they mostly
+    made outweighing it. None: every reply."""
     spec = spec or RewardSpec()
     ds = Dataset("sft", spec, filters=_filters(roles, since, since_run, threshold=threshold,
                                                best_of_group=best_of_group,
-                                               fuse_find=fuse_find is not None))  # fmt: skip
+                                               fuse_find=fuse_find is not None,
+                                               tools=list(tools) if tools else None))  # fmt: skip
     ds.counts = {"episodes": 0, "below_best": 0} if best_of_group else {"episodes": 0}
+    if tools:
+        ds.counts["other_calls"] = 0
     if fuse_find is not None:
         ds.counts["fused"] = 0
     kept: list[tuple[Trajectory, float, dict[int, list[int]]]] = []
@@ -467,6 +484,9 @@ def build_sft(
         ds.episode_ids.append(t.episode.id)
         for s in t.steps:
             if (not roles or s.role in roles) and s.token_ids:
+                if tools and s.role == "selector" and _tool(s, finds) not in tools:
+                    ds.counts["other_calls"] += 1
+                    continue
                 sample = _sample(s, t, r)
                 if s.id in finds:
                     ids = finds[s.id]

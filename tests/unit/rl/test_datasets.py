@@ -106,8 +106,9 @@ def test_fused_find_learns_a_search_then_inspect_as_one_find(store: TrajectorySt
     """``fuse_find``: a selector that searched and then inspected at once is learned as one
     find of that query with the recorded reply's end token, the inspect's step dropped and a
     call's cost added back; a search followed by an inspect of chosen times is left as it was
-    (a find inspects what it found). The
-    encoder is vidra-tiny's tokenizer (`_find_encoder`), which needs find offered."""
+    (a find inspects what it found). ``tools``: only the selector's finds are learned, the
+    other roles' steps kept. The encoder is vidra-tiny's tokenizer (`_find_encoder`), which
+    needs find offered."""
     from vidra.config import Settings
     from vidra.models import resolve_model_path
     from vidra.pipelines.retrain import _find_encoder
@@ -149,6 +150,12 @@ def test_fused_find_learns_a_search_then_inspect_as_one_find(store: TrajectorySt
     # best of group: the fused episode (one call) is the question's best, the other is not
     best = build_sft(store, spec, ["selector"], threshold=0.0, best_of_group=True, fuse_find=encode)
     assert best.episode_ids == [fused_id]
+    only = build_sft(store, spec, threshold=0.0, fuse_find=encode, tools=["find"])
+    assert only.counts["other_calls"] == 2 and only.filters["tools"] == ["find"]
+    assert [(x.role, x.token_ids) for x in only.samples if x.role == "selector"] == [
+        ("selector", [*find, 2])
+    ]
+    assert sum(x.role == "reasoner" for x in only.samples) == 2
 
 
 def test_dpo_pairs_replies_that_decide_differently(store: TrajectoryStore) -> None:
