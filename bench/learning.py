@@ -295,6 +295,11 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "sft",
         {**_BEST, "sft_fuse_find": True, "sft_tools": ["find"], "epochs": 3},
     ),
+    "selector only, sft best of group, tool cost 0.2, find fused, finds only, 5 epochs": (
+        ["selector"],
+        "sft",
+        {**_BEST, "sft_fuse_find": True, "sft_tools": ["find"], "epochs": 5},
+    ),
     # the same with every right rollout kept (no preference for the cheaper path): what the
     # choice of the best adds
     "selector only, sft, tool cost 0.2": (
