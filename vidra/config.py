@@ -152,6 +152,12 @@ class AgentSettings(BaseModel):
         "name it (naming it changes vidra-tiny's other choices), so a model picks it only "
         "once it has learned to (tool_mode=calls)",
     )
+    repeat_searches: bool = Field(
+        False,
+        description="search strategy: the selector's constrained replies also hold a search "
+        "of a query already searched in the round (the index gives the same moments again, "
+        "so it only spends a call); false: only queries not yet searched are offered",
+    )
     selector_explore_tools: float = Field(
         0.0,
         ge=0,

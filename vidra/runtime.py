@@ -241,6 +241,7 @@ class Runtime:
             max_tool_calls=a.max_tool_calls,
             tool_calls=a.tool_mode == "calls",
             find_tool=a.find_tool,
+            repeat_searches=a.repeat_searches,
             explore_tools=a.selector_explore_tools if job.rollouts > 1 else 0.0,
             search_k=self.settings.index.search_k,
             worker=self.worker,

@@ -4,6 +4,7 @@ role, resumable after a kill, a usable partial index when decoding fails part-wa
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -182,6 +183,10 @@ def test_search_selector_answers_a_needle_question_with_few_frames(
     # the first round starts from a search for the options; the model inspects its results
     assert selector[0].parsed["tool"] == "inspect"  # type: ignore[index]
     assert f"search {', '.join(q.options)!r}:" in selector[0].prompt
+    # so that search is not offered again (the index would give the same moments)
+    again = json.dumps({"tool": "search", "query": ", ".join(q.options)})
+    asked = [r for r in model.calls if any('"tool"' in p for p in r.sampling.prefixes)]
+    assert asked and all(again not in r.sampling.prefixes for r in asked)
     assert t.episode.frames_used <= 8
     reasoner = next(s for s in t.steps if s.role == "reasoner")
     found = reasoner.prompt.split("Found in the index:\n", 1)[1].split("Question:")[0]
@@ -224,6 +229,12 @@ def test_search_selector_answers_a_needle_question_with_few_frames(
         asked = [r for r in model.calls if any('"tool"' in p for p in r.sampling.prefixes)]
         assert asked and all(len({call_kind(p) for p in r.sampling.prefixes}) == 1
                              for r in asked)  # fmt: skip
+        # agents.repeat_searches: a query already searched is offered again
+        client.settings.agents.repeat_searches = True
+        model.calls.clear()
+        client.submit(video, q.text, q.options, q.answer).result(timeout=300)
+        asked = [r for r in model.calls if any('"tool"' in p for p in r.sampling.prefixes)]
+        assert asked and again in asked[0].sampling.prefixes
 
 
 def test_cli_index_then_search_prints_what_the_selector_reads(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -140,6 +140,7 @@ class ToolRequest:
     constrain: bool = True  # the model's reply is one of `tool_calls` (picked by likelihood)
     find: bool = False  # ``find`` is among `tool_calls` (a constrained reply)
     explore: float = 0.0  # sampled turns: how often the choice is among one kind of call
+    repeat: bool = False  # a search of a query already searched is among `tool_calls`
 
 
 @dataclass
@@ -188,7 +189,7 @@ _FUNCTION = frozenset(
 _OPENINGS = ('{"tool": "zoom", "start": ', '{"tool": "inspect", "times": [')
 
 
-def tool_calls(req: ToolRequest) -> list[str]:
+def tool_calls(req: ToolRequest, searched: Collection[str] = ()) -> list[str]:
     """The replies a constrained selector chooses among, by its likelihood of each whole
     reply (as the reasoner's answer is one of the options): the bare inspect; a search of
     the options that name things and of each phrase of the question, the planned look-for
@@ -196,14 +197,18 @@ def tool_calls(req: ToolRequest) -> list[str]:
     numbers); with ``find`` offered, a find of each of those phrases after its search; and
     the openings of a zoom and of an inspect with times, which the model completes. A model
     that cannot write JSON, or copies a word wrongly, still makes a call about the question
-    (at most 64 replies: a backend's limit)."""
+    (at most 64 replies: a backend's limit). A search of a query in ``searched`` (already
+    searched this round: the index would give the same moments again) is left out unless
+    ``req.repeat``; its find stays (it inspects what was found)."""
     phrases: list[str] = list(first_queries(req))
     for text in (req.question, req.look_for, req.feedback):
         w = [x if x not in _FUNCTION and not x.isdigit() else "" for x in words(text)]
         phrases += [x for x in w if x]
         phrases += [f"{a} {b}" for a, b in pairwise(w) if a and b]
     tools = ("search", "find") if req.find else ("search",)
-    searches = [json.dumps({"tool": t, "query": p}) for p in dict.fromkeys(phrases) for t in tools]
+    done = set() if req.repeat else set(searched)
+    searches = [json.dumps({"tool": t, "query": p}) for p in dict.fromkeys(phrases) for t in tools
+                if t != "search" or p not in done]  # fmt: skip
     fixed = [json.dumps({"tool": "inspect"}), *_OPENINGS]
     return fixed + searches[: 64 - len(fixed)]
 
@@ -258,7 +263,8 @@ def run_tools(
         return result
     window: tuple[float, float] | None = None
     for _ in range(req.max_calls):
-        call, steps, fell = _ask(req, model, sampling, history, window, thumbnails)
+        call, steps, fell = _ask(req, model, sampling, history, window, thumbnails,
+                                 result.searches)  # fmt: skip
         result.steps += steps
         result.fallback = result.fallback or fell
         if call.tool in ("search", "find"):
@@ -309,7 +315,7 @@ def _search(
 
 def _ask(
     req: ToolRequest, model: Any, sampling: Any, history: list[str],
-    window: tuple[float, float] | None, thumbnails: Any,
+    window: tuple[float, float] | None, thumbnails: Any, searched: Sequence[str],
 ) -> tuple[ToolCall, list[dict[str, Any]], bool]:  # fmt: skip
     parts: list[Any] = []
     refs: list[tuple[str, int]] = []
@@ -326,7 +332,7 @@ def _ask(
     )  # fmt: skip
     parts.append(TextPart(text))
     if req.constrain and sampling is not None:
-        calls = explored(req, tool_calls(req), sampling.seed, len(history))
+        calls = explored(req, tool_calls(req, searched), sampling.seed, len(history))
         sampling = sampling.model_copy(update={"prefixes": calls})
     r = call_agent(
         model,

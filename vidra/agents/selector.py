@@ -53,6 +53,7 @@ class SelectRequest:
     search_k: int = SEARCH_K  # clips one search considers at most
     tool_calls: bool = True  # search: replies constrained to well-formed tool calls
     find_tool: bool = False  # search: ``find`` (a search and an inspect in one call) offered
+    repeat_searches: bool = False  # search: a query already searched offered again
     explore_tools: float = 0.0  # search, rollouts: a turn's choice among one kind of call
 
 
@@ -175,7 +176,7 @@ def _tools(req: SelectRequest, learned: bool) -> SelectResult:
     treq = ToolRequest(
         facts.video_id, facts.duration, facts.fps, req.question, req.options,
         req.plan.look_for, req.feedback, req.n, req.max_tool_calls, req.plan.queries,
-        req.search_k, req.tool_calls, req.find_tool, req.explore_tools,
+        req.search_k, req.tool_calls, req.find_tool, req.explore_tools, req.repeat_searches,
     )  # fmt: skip
 
     def thumbnails(t0: float, t1: float, n: int) -> tuple[Any, list[float]]:

@@ -44,6 +44,7 @@ class Deps:
         max_tool_calls: the selector's tool calls per selection round.
         tool_calls: the selector's replies are constrained to well-formed tool calls.
         find_tool: the selector is offered ``find`` (a search and an inspect in one call).
+        repeat_searches: the selector is offered a search of a query it already searched.
         explore_tools: rollouts: how often a selector turn chooses among one kind of call.
         search_k: clips one search of the index considers at most.
         subtitles: subtitle lines for a prompt (near the given times, else matching the
@@ -69,6 +70,7 @@ class Deps:
     max_tool_calls: int = 4
     tool_calls: bool = True
     find_tool: bool = False
+    repeat_searches: bool = False
     explore_tools: float = 0.0
     search_k: int = 2000
     subtitles: SubtitleFn = lambda path, times, question: ""

@@ -102,6 +102,7 @@ def select_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
         max_tool_calls=deps.max_tool_calls,
         tool_calls=deps.tool_calls,
         find_tool=deps.find_tool,
+        repeat_searches=deps.repeat_searches,
         explore_tools=deps.explore_tools,
         search_k=deps.search_k,
     )

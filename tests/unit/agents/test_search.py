@@ -4,6 +4,7 @@ is told; a captioner's false hits for one option cannot crowd out another's only
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -220,6 +221,31 @@ def test_find_searches_and_inspects_what_it_found_in_one_call() -> None:
     assert _prompt(model.calls[1]) == prompt
     calls = model.calls[1].sampling.prefixes
     assert not [c for c in calls if '"find"' in c] and calls == tool_calls(req)
+
+
+def test_a_query_already_searched_is_not_offered_again() -> None:
+    """The index gives a query the same moments each time, so the constrained replies leave
+    out a search of a query already searched in the round (the options' search made before
+    the first call included); its find stays. A trained selector searched one query four
+    times on six long questions of the learning benchmark. ``repeat`` offers it again."""
+    replies = iter(['{"tool": "search", "query": "blue circle"}', '{"tool": "inspect"}'])
+    model = ScriptedChatModel(lambda r: next(replies))
+    req = ToolRequest("v", 1800.0, 4.0, "When is the blue circle near the red star?",
+                      ["red star", "blue circle"], "", "", n=4, max_calls=3, find=True)  # fmt: skip
+    out = run_tools(req, Index(_clips()), model, SamplingParams())
+    assert out.searches == ["red star, blue circle", "blue circle"]
+    first, second = (c.sampling.prefixes for c in model.calls)
+
+    def search(q: str) -> str:
+        return json.dumps({"tool": "search", "query": q})
+
+    assert search("red star, blue circle") not in first and search("blue circle") in first
+    assert search("blue circle") not in second and search("red star") in second
+    assert json.dumps({"tool": "find", "query": "blue circle"}) in second
+    assert set(first) - set(second) == {search("blue circle")}
+    req.repeat = True
+    assert tool_calls(req, out.searches) == tool_calls(req)
+    assert search("blue circle") in tool_calls(req)
 
 
 def test_exploring_turns_choose_among_one_kind_of_call() -> None:
