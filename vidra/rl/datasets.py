@@ -481,7 +481,7 @@ def build_sft(
         if best_of_group and r < best[t.episode.group_id] - 1e-9:
             ds.counts["below_best"] += 1
             continue
-        ds.episode_ids.append(t.episode.id)
+        before = len(ds.samples)
         for s in t.steps:
             if (not roles or s.role in roles) and s.token_ids:
                 if tools and s.role == "selector" and _tool(s, finds) not in tools:
@@ -492,4 +492,6 @@ def build_sft(
                     ids = finds[s.id]
                     sample = replace(sample, token_ids=ids, old_logprobs=[math.nan] * len(ids))
                 ds.samples.append(sample)
+        if len(ds.samples) > before:  # the lineage: episodes a sample was drawn from
+            ds.episode_ids.append(t.episode.id)
     return ds

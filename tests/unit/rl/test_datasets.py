@@ -156,6 +156,9 @@ def test_fused_find_learns_a_search_then_inspect_as_one_find(store: TrajectorySt
         ("selector", [*find, 2])
     ]
     assert sum(x.role == "reasoner" for x in only.samples) == 2
+    # the selector alone: the episode whose calls were all left out is not in the lineage
+    finds = build_sft(store, spec, ["selector"], threshold=0.0, fuse_find=encode, tools=["find"])
+    assert finds.episode_ids == [fused_id] and len(finds.samples) == 1
 
 
 def test_dpo_pairs_replies_that_decide_differently(store: TrajectoryStore) -> None:
