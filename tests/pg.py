@@ -5,7 +5,6 @@ throwaway cluster started here with infra/scripts/pg_test_server.sh; one fresh d
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -13,14 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from infra.scripts.free_ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "infra" / "scripts" / "pg_test_server.sh"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -33,7 +28,7 @@ def postgres_server() -> Iterator[str]:
     base = Path(tempfile.mkdtemp(prefix="vidra-pg-"))
     base.chmod(0o755)
     out = subprocess.run(
-        ["bash", str(SCRIPT), "start", str(base / "pg"), str(_free_port())],
+        ["bash", str(SCRIPT), "start", str(base / "pg"), str(free_port())],
         capture_output=True,
         text=True,
         timeout=300,

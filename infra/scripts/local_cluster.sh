@@ -31,14 +31,13 @@ exec 3>&1 1>&2 # stdout is for the export lines only (fd 3); everything else to 
 log() { echo "local_cluster: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-free_ports() { # N distinct free TCP ports on 127.0.0.1
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
+free_ports() { # N distinct TCP ports, free now and outside the kernel's ephemeral range
+  # (VIDRA_CLUSTER_FREE_PORTS: another program that prints them; the tests inject a taken port)
+  if [ -n "${VIDRA_CLUSTER_FREE_PORTS:-}" ]; then
+    "$VIDRA_CLUSTER_FREE_PORTS" "$1"
+  else
+    "$PY" "$ROOT/infra/scripts/free_ports.py" "$1"
+  fi
 }
 
 pg_bindir() {
@@ -61,15 +60,18 @@ start_session() { # start_session NAME LOG CMD...: run CMD in a new session, rec
   shift 2
   setsid "$@" </dev/null >>"$logfile" 2>&1 3>&- & # fd 3 (our stdout) must not stay open
   echo "$!" >"$DIR/$name.pid"
+  disown "$!" # no "Killed" notice from this shell when a start-up failure is stopped
   log "$name started (pid $!), log $logfile"
 }
 
-try_until() { # try_until WHAT PIDFILE CMD...: retry CMD until it succeeds (status 0), the
-  # process in PIDFILE exits (1) or WAIT_S passes (2)
-  local what=$1 pidfile=$2 deadline=$((SECONDS + WAIT_S))
+try_until() { # try_until WHAT PIDFILES CMD...: retry CMD until it succeeds (status 0), a
+  # process in PIDFILES (space-separated, may be empty) exits (1) or WAIT_S passes (2)
+  local what=$1 pidfiles=$2 deadline=$((SECONDS + WAIT_S)) pidfile
   shift 2
   until "$@" >/dev/null 2>&1; do
-    if [ -n "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 1; fi
+    for pidfile in $pidfiles; do
+      if ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then return 1; fi
+    done
     [ "$SECONDS" -lt "$deadline" ] || return 2
     sleep 1
   done
@@ -90,10 +92,26 @@ mlflow_healthy() {
   "$PY" -c "import urllib.request as u, sys; u.urlopen(sys.argv[1] + '/health', timeout=3)" "$1"
 }
 
-ray_has_worker_node() { # the whole status first (a pipe into grep -q can SIGPIPE it)
+ray_has() { # ray_has ADDRESS REGEX: `ray status` answers and a line matches REGEX (the
+  # whole status first: a pipe into grep -q can SIGPIPE it)
   local status
   status=$(env RAY_AUTH_MODE=disabled "$VENV/bin/ray" status --address="$1" 2>/dev/null) || return 1
-  grep -q "worker_node" <<<"$status"
+  grep -qE -- "$2" <<<"$status"
+}
+
+ray_fatal_lines() { # Ray's fatal log lines ("[date time C pid tid] ...") in this session
+  grep -hsE '^\[[^]]* [CF] ' "$raytmp"/session_latest/logs/*.err || true
+}
+
+ray_joined() { # ray_joined ADDRESS REGEX: `ray status` shows what REGEX matches. A Ray process
+  # that died (a fatal line in its log) stops both nodes at once: its `ray start` would wait
+  # a minute or more before exiting, and would not hurry for SIGTERM
+  if [ -n "$(ray_fatal_lines)" ]; then
+    stop_session ray-worker 2
+    stop_session ray-head 2
+    return 1
+  fi
+  ray_has "$@"
 }
 
 ray_job_agent_ready() { # ray_job_agent_ready GCS PORT: the head's dashboard agent (HTTP on
@@ -113,15 +131,15 @@ sys.exit(0 if any(a[1] == port for a in agents) else 1)
 EOF
 }
 
-stop_session() { # stop_session NAME: SIGTERM its session, wait, SIGKILL what is left
-  local name=$1 pid pids deadline
+stop_session() { # stop_session NAME [GRACE_S]: SIGTERM its session, wait (30 s), SIGKILL the rest
+  local name=$1 grace=${2:-30} pid pids deadline
   [ -f "$DIR/$name.pid" ] || return 0
   pid=$(cat "$DIR/$name.pid")
   pids=$(session_pids "$pid")
   if [ -n "$pids" ]; then
     log "stopping $name (session $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + 30))
+    deadline=$((SECONDS + grace))
     while [ -n "$(session_pids "$pid")" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.5; done
     pids=$(session_pids "$pid")
     if [ -n "$pids" ]; then
@@ -182,6 +200,66 @@ cmd_down() {
   log "down: $DIR removed"
 }
 
+ray_up() { # start the Ray head, then the worker node, on new ports (sets cmd_up's ray_port,
+  # agent_port, dash_port); 0 once both have joined, 1 if either exits first, 2 after WAIT_S
+  local agent_grpc metrics env_port nm_port om_port client_port
+  local w_agent w_grpc w_metrics w_env w_nm w_om
+  read -r ray_port agent_port agent_grpc metrics env_port nm_port om_port client_port dash_port \
+    w_agent w_grpc w_metrics w_env w_nm w_om <<<"$(free_ports 15)"
+  log "Ray head on $RAY_IP:$ray_port (temp dir $raytmp)"
+  local client_args=() dash_args=(--include-dashboard=false)
+  if [ "$with_client" = 1 ]; then
+    client_args=(--ray-client-server-port="$client_port")
+    record RAY_CLIENT_PORT "$client_port"
+  fi
+  # VIDRA_CLUSTER_DASHBOARD=1: the head also runs Ray's dashboard (`ray job submit` needs it)
+  if [ "${VIDRA_CLUSTER_DASHBOARD:-0}" = 1 ]; then
+    dash_args=(--include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$dash_port")
+    record RAY_DASHBOARD_PORT "$dash_port"
+  fi
+  start_session ray-head "$DIR/ray-head.log" "${ray_env[@]}" "$VENV/bin/ray" start --head \
+    --block --node-ip-address="$RAY_IP" --port="$ray_port" "${dash_args[@]}" \
+    --temp-dir="$raytmp" --disable-usage-stats --num-cpus="$HEAD_CPUS" \
+    --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$nm_port" \
+    --object-manager-port="$om_port" --dashboard-agent-listen-port="$agent_port" \
+    --dashboard-agent-grpc-port="$agent_grpc" --metrics-export-port="$metrics" \
+    --runtime-env-agent-port="$env_port" "${client_args[@]}"
+  record RAY_HEAD_PID "$(cat "$DIR/ray-head.pid")"
+  record RAY_PORT "$ray_port"
+  # joined, not only answering: `ray status` answers once the GCS does, while the head's
+  # raylet can still die (it did, in CI, on a port taken meanwhile)
+  try_until "Ray head" "$DIR/ray-head.pid" ray_joined "$RAY_IP:$ray_port" "^ [0-9]+ node_" ||
+    return
+  log "Ray worker node (worker_node: 1, 1 CPU)"
+  start_session ray-worker "$DIR/ray-worker.log" "${ray_env[@]}" "$VENV/bin/ray" start \
+    --block --address="$RAY_IP:$ray_port" --node-ip-address="$RAY_IP" \
+    --resources='{"worker_node": 1}' --num-cpus=1 --temp-dir="$raytmp" \
+    --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$w_nm" \
+    --object-manager-port="$w_om" --dashboard-agent-listen-port="$w_agent" \
+    --dashboard-agent-grpc-port="$w_grpc" --metrics-export-port="$w_metrics" \
+    --runtime-env-agent-port="$w_env" --disable-usage-stats
+  record RAY_WORKER_PID "$(cat "$DIR/ray-worker.pid")"
+  try_until "Ray worker node" "$DIR/ray-head.pid $DIR/ray-worker.pid" \
+    ray_joined "$RAY_IP:$ray_port" "worker_node"
+}
+
+ray_first_try_failed() { # say why, keep the logs (*.first.log, ray-logs.first), stop both nodes
+  local name
+  log "a Ray node exited during start-up; starting Ray once more, on new ports. Its errors:"
+  ray_fatal_lines | cut -c1-500 | head -n 3 >&2
+  for name in ray-head ray-worker; do
+    if [ -f "$DIR/$name.log" ]; then
+      tail -n 5 "$DIR/$name.log" >&2 || true
+      mv "$DIR/$name.log" "$DIR/$name.first.log"
+    fi
+  done
+  stop_session ray-worker
+  stop_session ray-head
+  stop_ray_leftovers
+  cp -r "$raytmp/session_latest/logs" "$DIR/ray-logs.first" 2>/dev/null || true
+  rm -f "$raytmp/session_latest" # until the next head links its own: no old fatal lines
+}
+
 cmd_up() {
   [ -x "$VENV/bin/ray" ] && [ -x "$VENV/bin/mlflow" ] ||
     die "no ray/mlflow in $VENV/bin; run 'make setup' or set VENV to a virtualenv with vidra[ray,train]"
@@ -194,10 +272,8 @@ cmd_up() {
   fi
   touch "$DIR/$MARK"
   trap 'if [ $? != 0 ]; then log "up failed; stopping it"; KEEP_LOGS=1 cmd_down || true; fi' EXIT
-  local pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port
-  local w_agent w_grpc w_metrics w_env w_nm w_om client_port dash_port raytmp
-  read -r pg_port ml_port ray_port agent_port agent_grpc metrics env_port nm_port om_port \
-    w_agent w_grpc w_metrics w_env w_nm w_om client_port dash_port <<<"$(free_ports 17)"
+  local pg_port ml_port ray_port agent_port dash_port raytmp with_client=0
+  read -r pg_port ml_port <<<"$(free_ports 2)"
   # Ray's unix sockets live under its temp dir, and a socket path has at most 107 bytes.
   raytmp="$DIR/ray"
   if [ "${#DIR}" -gt 40 ]; then raytmp=$(mktemp -d /tmp/vidra-cluster-ray-XXXXXX); fi
@@ -221,62 +297,23 @@ cmd_up() {
   record MLFLOW_PID "$(cat "$DIR/mlflow.pid")"
   record MLFLOW_PORT "$ml_port"
 
-  log "Ray head on $RAY_IP:$ray_port (temp dir $raytmp)"
   local ray_env=(env -u RAY_ADDRESS RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
     RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0)
   # With ray[client] installed the head also serves ray://; never on the fixed default 10001.
-  local client_args=()
-  if "$PY" -c "import grpc" 2>/dev/null; then
-    client_args=(--ray-client-server-port="$client_port")
-    record RAY_CLIENT_PORT "$client_port"
-  fi
-  # VIDRA_CLUSTER_DASHBOARD=1: the head also runs Ray's dashboard (`ray job submit` needs it)
-  local dash_args=(--include-dashboard=false)
-  if [ "${VIDRA_CLUSTER_DASHBOARD:-0}" = 1 ]; then
-    dash_args=(--include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port="$dash_port")
-    record RAY_DASHBOARD_PORT "$dash_port"
-  fi
-  start_session ray-head "$DIR/ray-head.log" "${ray_env[@]}" "$VENV/bin/ray" start --head \
-    --block --node-ip-address="$RAY_IP" --port="$ray_port" "${dash_args[@]}" \
-    --temp-dir="$raytmp" --disable-usage-stats --num-cpus="$HEAD_CPUS" \
-    --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$nm_port" \
-    --object-manager-port="$om_port" --dashboard-agent-listen-port="$agent_port" \
-    --dashboard-agent-grpc-port="$agent_grpc" --metrics-export-port="$metrics" \
-    --runtime-env-agent-port="$env_port" "${client_args[@]}"
-  record RAY_HEAD_PID "$(cat "$DIR/ray-head.pid")"
-  record RAY_PORT "$ray_port"
-  wait_until "Ray head" "$DIR/ray-head.pid" \
-    "${ray_env[@]}" "$VENV/bin/ray" status --address="$RAY_IP:$ray_port"
-
-  start_worker() {
-    log "Ray worker node (worker_node: 1, 1 CPU)"
-    start_session ray-worker "$DIR/ray-worker.log" "${ray_env[@]}" "$VENV/bin/ray" start \
-      --block --address="$RAY_IP:$ray_port" --node-ip-address="$RAY_IP" \
-      --resources='{"worker_node": 1}' --num-cpus=1 --temp-dir="$raytmp" \
-      --object-store-memory="$OBJECT_STORE_BYTES" --node-manager-port="$w_nm" \
-      --object-manager-port="$w_om" --dashboard-agent-listen-port="$w_agent" \
-      --dashboard-agent-grpc-port="$w_grpc" --metrics-export-port="$w_metrics" \
-      --runtime-env-agent-port="$w_env" --disable-usage-stats
-    record RAY_WORKER_PID "$(cat "$DIR/ray-worker.pid")"
-  }
-  start_worker
-  wait_until "MLflow" "$DIR/mlflow.pid" mlflow_healthy "http://127.0.0.1:$ml_port"
+  if "$PY" -c "import grpc" 2>/dev/null; then with_client=1; fi
   local rc=0
-  try_until "Ray worker node" "$DIR/ray-worker.pid" ray_has_worker_node "$RAY_IP:$ray_port" ||
-    rc=$?
+  ray_up || rc=$?
+  if [ "$rc" = 1 ]; then # a node died starting (a port taken meanwhile, on a busy machine)
+    ray_first_try_failed
+    rc=0
+    ray_up || rc=$?
+  fi
   case $rc in
     0) ;;
-    1) # seen once on a busy 2-core machine: start it once more, on new ports
-      log "Ray worker node exited during start-up; the end of its log:"
-      tail -n 20 "$DIR/ray-worker.log" >&2 || true
-      mv "$DIR/ray-worker.log" "$DIR/ray-worker.first.log"
-      stop_session ray-worker
-      read -r w_agent w_grpc w_metrics w_env w_nm w_om <<<"$(free_ports 6)"
-      start_worker
-      wait_until "Ray worker node" "$DIR/ray-worker.pid" ray_has_worker_node "$RAY_IP:$ray_port"
-      ;;
-    *) die "Ray worker node not ready after ${WAIT_S}s; see $DIR" ;;
+    1) die "a Ray node exited during start-up, twice; see its logs in $DIR" ;;
+    *) die "Ray's nodes not ready after ${WAIT_S}s; see $DIR" ;;
   esac
+  wait_until "MLflow" "$DIR/mlflow.pid" mlflow_healthy "http://127.0.0.1:$ml_port"
   if [ "${VIDRA_CLUSTER_DASHBOARD:-0}" = 1 ]; then
     wait_until "Ray job server's agent" "$DIR/ray-head.pid" \
       ray_job_agent_ready "$RAY_IP:$ray_port" "$agent_port"

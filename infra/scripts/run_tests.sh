@@ -13,7 +13,7 @@ chmod 755 "$work"
 cleanup() { bash infra/scripts/pg_test_server.sh stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-port=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$("$BIN/python" infra/scripts/free_ports.py 1)
 VIDRA_TEST_POSTGRES_URL=$(bash infra/scripts/pg_test_server.sh start "$work/pg" "$port" | tail -n 1)
 export VIDRA_TEST_POSTGRES_URL
 echo "PostgreSQL for integration tests: $VIDRA_TEST_POSTGRES_URL"

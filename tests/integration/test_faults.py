@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.scripts.free_ports import free_port
 from tests.unit.graph.scripts import Team
 from vidra.api import Client
 from vidra.config import Settings
@@ -35,17 +35,11 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return render_world(world, tmp_path_factory.mktemp("faults") / "w.mp4", gop_s=4)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class OwnPostgres:
     """A PostgreSQL cluster of this test alone, so it can be stopped and restarted."""
 
     def __init__(self, base: Path) -> None:
-        self.dir, self.port = base / "pg", _port()
+        self.dir, self.port = base / "pg", free_port()
 
     def _run(self, *args: str) -> str:
         out = subprocess.run(
@@ -131,7 +125,7 @@ def test_postgres_stopped_mid_run_then_restarted_under_a_live_client(
 
 
 def test_postgres_down_at_start_is_one_line(tmp_path: Path) -> None:
-    url = f"postgresql+psycopg://vidra@127.0.0.1:{_port()}/vidra"  # nothing listens there
+    url = f"postgresql+psycopg://vidra@127.0.0.1:{free_port()}/vidra"  # nothing listens there
     env = {**os.environ, "VIDRA_DATABASE_URL": url, "VIDRA_STORAGE__RECONNECT_S": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "vidra", "jobs"], capture_output=True, text=True, env=env,

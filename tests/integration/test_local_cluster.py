@@ -1,7 +1,9 @@
 """`infra/scripts/local_cluster.sh up|down` for real: PostgreSQL, an MLflow server backed by
 it, a Ray head and a `worker_node` Ray node on loopback; `down` leaves no port or process.
 
-One cluster for the module (20-30 s to start on 2 cores); the last test takes it down.
+One cluster for the module (about 30 s to start on 2 cores); the last test takes it down. Its
+first Ray head is given a node-manager port another process holds, as an outgoing connection
+did in CI, so `up` has to see that head die and start Ray again on new ports.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "infra" / "scripts" / "local_cluster.sh"
 EXPORT = re.compile(r"^export ([A-Z_]+)=(\S+)$")
+RAY_FATAL = re.compile(r"^\[\S+ \S+ [CF] ")
 RAY_PROBE = """
 import json, os, ray
 ray.init(address=os.environ["RAY_ADDRESS"], include_dashboard=False, log_to_driver=False)
@@ -39,12 +42,33 @@ print(json.dumps({"nodes": [[n["NodeID"], n["NodeManagerAddress"], n["Resources"
 """
 
 
+# Stands in for infra/scripts/free_ports.py (VIDRA_CLUSTER_FREE_PORTS): the first call for
+# Ray's 15 ports puts TAKEN_PORT in the node manager's place (the 6th, in local_cluster.sh's
+# order), once.
+TAKING_PICKER = """#!{python}
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {scripts!r})
+from free_ports import free_ports
+n = int(sys.argv[1])
+ports = free_ports(n)
+flag = Path(os.environ["TAKEN_FLAG"])
+if n == 15 and not flag.exists():
+    flag.write_text("given")
+    ports[5] = int(os.environ["TAKEN_PORT"])
+print(" ".join(map(str, ports)))
+"""
+
+
 class Cluster:
     """What `up` printed, and where the script keeps its state."""
 
-    def __init__(self, exports: dict[str, str], stdout: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, exports: dict[str, str], stdout: str, stderr: str, env: dict[str, str]
+    ) -> None:
         self.exports = exports
         self.stdout = stdout
+        self.stderr = stderr
         self.env = env  # the environment `up` ran in (its TMPDIR holds the default-dir record)
         self.dir = Path(exports["VIDRA_CLUSTER_DIR"])
         self.state = dict(
@@ -64,12 +88,14 @@ def _kept_logs(tmp: Path, lines: int = 15) -> str:
     if not record.exists():
         return ""
     state = Path(record.read_text().strip())
-    logs = [*sorted(state.glob("*.log")), *sorted(state.glob("ray-logs/*.err")),
-            *sorted(state.glob("ray-logs/raylet*.out"))]  # fmt: skip
+    logs = [*sorted(state.glob("*.log")), *sorted(state.glob("ray-logs*/*.err")),
+            *sorted(state.glob("ray-logs*/raylet*.out"))]  # fmt: skip
     parts = []
     for log in logs:
-        tail = log.read_text(errors="replace").splitlines()[-lines:]
-        parts.append(f"\n--- {log.relative_to(state)} ---\n" + "\n".join(tail))
+        text = log.read_text(errors="replace").splitlines()
+        # Ray's fatal lines ("[date time C pid tid] ...") sit above a stack trace the tail shows
+        fatal = [line[:600] for line in text if RAY_FATAL.match(line)][:3]
+        parts.append(f"\n--- {log.relative_to(state)} ---\n" + "\n".join(fatal + text[-lines:]))
     return "".join(parts)
 
 
@@ -79,13 +105,21 @@ def cluster() -> Iterator[Cluster]:
     # so a plain `down` finds it. A short private TMPDIR: Ray's unix socket paths are bounded.
     tmp = Path(tempfile.mkdtemp(prefix="vc-"))
     tmp.chmod(0o755)  # PostgreSQL runs as the 'postgres' user when the tests run as root
+    picker = tmp / "taking_picker.py"
+    picker.write_text(TAKING_PICKER.format(python=sys.executable, scripts=str(SCRIPT.parent)))
+    picker.chmod(0o755)
+    taken = socket.socket()  # a port in use, as an outgoing connection's local port would be
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
     env = {k: v for k, v in os.environ.items() if k not in {"VIDRA_CLUSTER_DIR", "RAY_ADDRESS"}}
-    env |= {"VENV": sys.prefix, "TMPDIR": str(tmp)}
+    env |= {"VENV": sys.prefix, "TMPDIR": str(tmp), "VIDRA_CLUSTER_FREE_PORTS": str(picker)}
+    env |= {"TAKEN_PORT": str(taken.getsockname()[1]), "TAKEN_FLAG": str(tmp / "taken")}
     try:
-        out = _script(["up"], env)
+        with taken:
+            out = _script(["up"], env)
         assert out.returncode == 0, out.stderr[-4000:] + _kept_logs(tmp)
         exports = {m[1]: m[2] for m in map(EXPORT.match, out.stdout.splitlines()) if m}
-        yield Cluster(exports, out.stdout, env)
+        yield Cluster(exports, out.stdout, out.stderr, env)
     finally:
         record = tmp / "vidra-local-cluster.last"
         if record.exists() and Path(record.read_text().strip()).exists():
@@ -112,6 +146,20 @@ def test_up_prints_only_exports(cluster: Cluster) -> None:
     assert cluster.exports["VIDRA_RUNNER__RAY_ADDRESS"] == cluster.exports["RAY_ADDRESS"]
     recorded = Path(cluster.env["TMPDIR"]) / "vidra-local-cluster.last"
     assert recorded.read_text().strip() == str(cluster.dir)
+
+
+def test_up_starts_ray_again_when_a_node_dies_on_a_taken_port(cluster: Cluster) -> None:
+    # the first head's raylet could not bind its node-manager port and died; `ray status`
+    # answered before that (the GCS was up), so only waiting for the node to join catches it
+    assert (Path(cluster.env["TMPDIR"]) / "taken").exists()  # the taken port was handed out
+    assert "a Ray node exited during start-up; starting Ray once more" in cluster.stderr
+    assert "Failed to start the grpc server" in cluster.stderr  # its fatal line, shown
+    assert f"The specified port is {cluster.env['TAKEN_PORT']}" in cluster.stderr
+    assert (cluster.dir / "ray-head.first.log").exists()
+    assert (cluster.dir / "ray-logs.first" / "raylet.err").exists()
+    heads = re.findall(r"Ray head on \S+:(\d+)", cluster.stderr)
+    assert len(heads) == 2 and heads[0] != heads[1]  # the second on new ports
+    assert cluster.exports["RAY_ADDRESS"].endswith(f":{heads[1]}")
 
 
 def test_postgres_accepts_the_printed_url(cluster: Cluster) -> None:

@@ -6,7 +6,6 @@ the store."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from infra.scripts.free_ports import free_port
 from tests.unit.rl.helpers import record_groups, tiny_settings
 from vidra.api import Client
 from vidra.errors import TrackingUnavailable
@@ -34,9 +34,7 @@ class MlflowServer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -3,7 +3,6 @@ alias; an unreachable server fails before any training."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.scripts.free_ports import free_port
 from tests.unit.rl.helpers import record_groups, tiny_settings
 from vidra.api import Client
 from vidra.config import Settings
@@ -27,9 +27,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

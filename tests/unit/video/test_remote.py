@@ -7,13 +7,13 @@ failures must be one-line `VidraError`s that never show credentials.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from infra.scripts.free_ports import free_port
 from vidra.config import VideoSettings
 from vidra.errors import VideoNotFound, VideoUnreadable
 from vidra.video import (
@@ -185,9 +185,7 @@ def test_404_and_unreachable_are_one_line(server: RangeServer) -> None:
         probe(server.url("missing.mp4", auth=f"user:{SECRET}@", query=SIGNED))
     text = str(err.value)
     assert "\n" not in text and SECRET not in text and "missing.mp4?v=1" in text
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     with pytest.raises(VideoNotFound, match="connection refused") as err:
         probe(f"http://127.0.0.1:{port}/v.mp4")
     assert "\n" not in str(err.value) and f"127.0.0.1:{port}/v.mp4" in str(err.value)
