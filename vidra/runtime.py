@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vidra.agents.roles import ROLES
+from vidra.agents.search import ToolSettings
 from vidra.agents.selector import INDEXED
 from vidra.config import Settings
 from vidra.errors import ConfigError, VidraError
@@ -238,12 +239,14 @@ class Runtime:
             plan_budget=a.plan_budget,
             subtitles=self.subtitle_lines,
             index=self.index if strategy in INDEXED else None,
-            max_tool_calls=a.max_tool_calls,
-            tool_calls=a.tool_mode == "calls",
-            find_tool=a.find_tool,
-            repeat_searches=a.repeat_searches,
-            explore_tools=a.selector_explore_tools if job.rollouts > 1 else 0.0,
-            search_k=self.settings.index.search_k,
+            tools=ToolSettings(
+                max_calls=a.max_tool_calls,
+                k=self.settings.index.search_k,
+                constrain=a.tool_mode == "calls",
+                find=a.find_tool,
+                explore=a.selector_explore_tools if job.rollouts > 1 else 0.0,
+                repeat=a.repeat_searches,
+            ),
             worker=self.worker,
         )
 

@@ -122,6 +122,19 @@ def parse_tool(text: str, duration: float) -> ToolCall:
     )
 
 
+@dataclass(frozen=True)
+class ToolSettings:
+    """How a selection round's tool loop runs, the same for every question of a job: built
+    once by the composition root from ``agents.*`` and ``index.search_k``."""
+
+    max_calls: int = 4  # tool calls per round
+    k: int = SEARCH_K  # clips one search considers at most
+    constrain: bool = True  # the model's reply is one of `tool_calls` (picked by likelihood)
+    find: bool = False  # ``find`` is among `tool_calls` (a constrained reply)
+    explore: float = 0.0  # sampled turns: how often the choice is among one kind of call
+    repeat: bool = False  # a search of a query already searched is among `tool_calls`
+
+
 @dataclass
 class ToolRequest:
     """What a tool loop needs (a slice of the selector's request)."""
@@ -134,13 +147,8 @@ class ToolRequest:
     look_for: str
     feedback: str
     n: int
-    max_calls: int
+    tools: ToolSettings = ToolSettings()
     queries: Sequence[str] = ()
-    k: int = SEARCH_K  # clips one search considers at most
-    constrain: bool = True  # the model's reply is one of `tool_calls` (picked by likelihood)
-    find: bool = False  # ``find`` is among `tool_calls` (a constrained reply)
-    explore: float = 0.0  # sampled turns: how often the choice is among one kind of call
-    repeat: bool = False  # a search of a query already searched is among `tool_calls`
 
 
 @dataclass
@@ -199,14 +207,14 @@ def tool_calls(req: ToolRequest, searched: Collection[str] = ()) -> list[str]:
     that cannot write JSON, or copies a word wrongly, still makes a call about the question
     (at most 64 replies: a backend's limit). A search of a query in ``searched`` (already
     searched this round: the index would give the same moments again) is left out unless
-    ``req.repeat``; its find stays (it inspects what was found)."""
+    ``req.tools.repeat``; its find stays (it inspects what was found)."""
     phrases: list[str] = list(first_queries(req))
     for text in (req.question, req.look_for, req.feedback):
         w = [x if x not in _FUNCTION and not x.isdigit() else "" for x in words(text)]
         phrases += [x for x in w if x]
         phrases += [f"{a} {b}" for a, b in pairwise(w) if a and b]
-    tools = ("search", "find") if req.find else ("search",)
-    done = set() if req.repeat else set(searched)
+    tools = ("search", "find") if req.tools.find else ("search",)
+    done = set() if req.tools.repeat else set(searched)
     searches = [json.dumps({"tool": t, "query": p}) for p in dict.fromkeys(phrases) for t in tools
                 if t != "search" or p not in done]  # fmt: skip
     fixed = [json.dumps({"tool": "inspect"}), *_OPENINGS]
@@ -220,14 +228,14 @@ def call_kind(reply: str) -> str:
 
 
 def explored(req: ToolRequest, calls: list[str], seed: int | None, turn: int) -> list[str]:
-    """The replies a sampled turn chooses among: with probability ``req.explore`` only those
-    of one kind (`call_kind`), drawn uniformly, so that a call the model finds unlikely is
+    """The replies a sampled turn chooses among: with probability ``req.tools.explore`` only
+    those of one kind (`call_kind`), drawn uniformly, so that a call the model finds unlikely is
     tried; all of them otherwise, and always when greedy (no seed). Drawn from the rollout's
     seed and the turn: the same rollout explores alike when it resumes."""
-    if req.explore <= 0 or seed is None:
+    if req.tools.explore <= 0 or seed is None:
         return calls
     rng = random.Random(f"{seed}:{turn}:{req.feedback}")
-    if rng.random() >= req.explore:
+    if rng.random() >= req.tools.explore:
         return calls
     kinds = list(dict.fromkeys(call_kind(c) for c in calls))
     kind = rng.choice(kinds)
@@ -262,7 +270,7 @@ def run_tools(
         result.times = look(req, found)
         return result
     window: tuple[float, float] | None = None
-    for _ in range(req.max_calls):
+    for _ in range(req.tools.max_calls):
         call, steps, fell = _ask(req, model, sampling, history, window, thumbnails,
                                  result.searches)  # fmt: skip
         result.steps += steps
@@ -305,7 +313,7 @@ def _search(
     req: ToolRequest, index: VideoIndex, query: str, history: list[str], result: ToolResult
 ) -> list[Finding]:
     """Search ``query``; its findings (recorded in ``history`` and ``result``)."""
-    findings = find_moments(query, index.search(req.video_id, query, k=req.k))
+    findings = find_moments(query, index.search(req.video_id, query, k=req.tools.k))
     result.clips = list(dict.fromkeys([*result.clips, *(i for f in findings for m in f.moments
                                                         for i in m.ids)]))  # fmt: skip
     result.searches.append(query)
@@ -331,7 +339,7 @@ def _ask(
         history="\n".join(history[-4:]) or "nothing yet", n=req.n,
     )  # fmt: skip
     parts.append(TextPart(text))
-    if req.constrain and sampling is not None:
+    if req.tools.constrain and sampling is not None:
         calls = explored(req, tool_calls(req, searched), sampling.seed, len(history))
         sampling = sampling.model_copy(update={"prefixes": calls})
     r = call_agent(

@@ -19,11 +19,10 @@ from typing import Any
 
 from vidra.agents.base import call_agent
 from vidra.agents.context import VideoFacts
-from vidra.agents.findings import SEARCH_K
 from vidra.agents.parsing import named_times
 from vidra.agents.prompts import SELECTOR
 from vidra.agents.schemas import Plan, Selection, parse_selection
-from vidra.agents.search import ToolRequest, VideoIndex, run_tools
+from vidra.agents.search import ToolRequest, ToolSettings, VideoIndex, run_tools
 from vidra.errors import ConfigError
 from vidra.models.protocol import ChatModel, ImagePart, Message, SamplingParams, TextPart
 from vidra.video.sampling import uniform_segment_indices
@@ -49,12 +48,7 @@ class SelectRequest:
     storyboard_size: int = 16
     options: Sequence[str] | None = None
     index: VideoIndex | None = None  # the video's index (search, retrieve)
-    max_tool_calls: int = 4
-    search_k: int = SEARCH_K  # clips one search considers at most
-    tool_calls: bool = True  # search: replies constrained to well-formed tool calls
-    find_tool: bool = False  # search: ``find`` (a search and an inspect in one call) offered
-    repeat_searches: bool = False  # search: a query already searched offered again
-    explore_tools: float = 0.0  # search, rollouts: a turn's choice among one kind of call
+    tools: ToolSettings = field(default_factory=ToolSettings)  # search: its tool loop
 
 
 @dataclass
@@ -175,8 +169,7 @@ def _tools(req: SelectRequest, learned: bool) -> SelectResult:
     facts = req.facts
     treq = ToolRequest(
         facts.video_id, facts.duration, facts.fps, req.question, req.options,
-        req.plan.look_for, req.feedback, req.n, req.max_tool_calls, req.plan.queries,
-        req.search_k, req.tool_calls, req.find_tool, req.explore_tools, req.repeat_searches,
+        req.plan.look_for, req.feedback, req.n, req.tools, req.plan.queries,
     )  # fmt: skip
 
     def thumbnails(t0: float, t1: float, n: int) -> tuple[Any, list[float]]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidra.agents.search import VideoIndex
+from vidra.agents.search import ToolSettings, VideoIndex
 from vidra.errors import JobCancelled
 from vidra.models.protocol import ChatModel, SamplingParams
 from vidra.video.decoders import FrameSource
@@ -41,12 +41,9 @@ class Deps:
         plan_budget: the planner's ``frame_budget`` may lower the episode's frame budget
             (off for fixed baselines such as uniform-N).
         index: the video index (``search``/``retrieve`` strategies), or None.
-        max_tool_calls: the selector's tool calls per selection round.
-        tool_calls: the selector's replies are constrained to well-formed tool calls.
-        find_tool: the selector is offered ``find`` (a search and an inspect in one call).
-        repeat_searches: the selector is offered a search of a query it already searched.
-        explore_tools: rollouts: how often a selector turn chooses among one kind of call.
-        search_k: clips one search of the index considers at most.
+        tools: how the selector's tool loop runs (calls per round, whether replies are
+            constrained to well-formed calls, ``find`` offered, searches repeated, how often
+            a rollout's turn chooses among one kind of call, clips a search considers).
         subtitles: subtitle lines for a prompt (near the given times, else matching the
             question's words), from the composition root's cached loader.
         worker: where the episode runs (``host:pid``, or ``ray:<node>:<pid>``), recorded.
@@ -67,12 +64,7 @@ class Deps:
     storyboard_size: int = 16
     plan_budget: bool = True
     index: VideoIndex | None = None
-    max_tool_calls: int = 4
-    tool_calls: bool = True
-    find_tool: bool = False
-    repeat_searches: bool = False
-    explore_tools: float = 0.0
-    search_k: int = 2000
+    tools: ToolSettings = field(default_factory=ToolSettings)
     subtitles: SubtitleFn = lambda path, times, question: ""
     worker: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)

@@ -45,7 +45,7 @@ def _index_notes(deps: Deps, state: EpisodeState, times: list[float]) -> str:
     if deps.index is None:
         return ""
     return index_context(deps.index, state["video_id"], state.get("searches") or [], times,
-                         deps.search_k)  # fmt: skip
+                         deps.tools.k)  # fmt: skip
 
 
 def _frames(deps: Deps, state: EpisodeState, indices: list[int]) -> tuple[np.ndarray, list[float]]:
@@ -99,12 +99,7 @@ def select_node(state: EpisodeState, runtime: Runtime[Deps]) -> dict[str, Any]:
         storyboard_size=deps.storyboard_size,
         options=state["options"],
         index=deps.index,
-        max_tool_calls=deps.max_tool_calls,
-        tool_calls=deps.tool_calls,
-        find_tool=deps.find_tool,
-        repeat_searches=deps.repeat_searches,
-        explore_tools=deps.explore_tools,
-        search_k=deps.search_k,
+        tools=deps.tools,
     )
     result = select_frames(deps.strategy, req)
     clips = list(state.get("clips") or [])

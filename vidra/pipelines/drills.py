@@ -22,7 +22,7 @@ from typing import Any
 from vidra.agents.captioner import caption_request
 from vidra.agents.findings import SEARCH_K, Clip, find_moments, index_context
 from vidra.agents.reasoner import reasoner_messages
-from vidra.agents.search import ToolRequest, first_queries, look, run_tools
+from vidra.agents.search import ToolRequest, ToolSettings, first_queries, look, run_tools
 from vidra.config import IndexSettings
 from vidra.indexing import plan_clips
 from vidra.models.protocol import ChatRequest, SamplingParams
@@ -165,7 +165,7 @@ def oracle_look(q: Question, index: CaptionIndex, n: int) -> tuple[list[str], li
     options' search (when they name things), the oracle's own query, then the moments found
     (or the moment a question about one moment names)."""
     duration = index.all[-1].t1 if index.all else 0.0
-    req = ToolRequest("v", duration, 1.0, q.text, q.options, "", "", n, 4)
+    req = ToolRequest("v", duration, 1.0, q.text, q.options, "", "", n, ToolSettings(max_calls=4))
     searches = first_queries(req)
     query = search_query(q)
     if query is not None and query not in searches:
@@ -215,7 +215,7 @@ def selector_drills(
             script = oracle([q], 0.0, 0, world=world)
             model = ScriptedChatModel(script)
             req = ToolRequest("v", world.spec.duration, world.spec.fps, q.text, q.options,
-                              look_for(q), "", n_frames, max_calls)  # fmt: skip
+                              look_for(q), "", n_frames, ToolSettings(max_calls))  # fmt: skip
             run_tools(req, index, model, GREEDY)
             for k, call in enumerate(model.calls):
                 out.append(((str(video), "~select", q.id, k), "selector",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -20,6 +21,7 @@ from vidra.agents.findings import (
 from vidra.agents.search import (
     ToolCall,
     ToolRequest,
+    ToolSettings,
     call_kind,
     explored,
     parse_tool,
@@ -100,7 +102,7 @@ def test_inspect_order_gives_each_alternative_its_first_moment_in_turn() -> None
 
 def test_retrieve_inspects_every_option_despite_a_captioners_false_hits() -> None:
     req = ToolRequest("v", 1800.0, 4.0, "Which one appears?", ["red star", "blue circle"],
-                      "", "", n=2, max_calls=4)  # fmt: skip
+                      "", "", n=2, tools=ToolSettings(max_calls=4))  # fmt: skip
     out = run_tools(req, Index(_clips()))
     assert out.times[:2] == [101.0, 1501.0]  # one moment per option first
     assert out.searches == ["red star, blue circle"] and 9 in out.clips
@@ -108,7 +110,7 @@ def test_retrieve_inspects_every_option_despite_a_captioners_false_hits() -> Non
 
 def test_options_that_name_nothing_to_look_for_are_not_searched() -> None:
     req = ToolRequest("v", 60.0, 4.0, "How many red objects?", ["0", "1", "2", "3"],
-                      "red objects", "", n=4, max_calls=2)  # fmt: skip
+                      "red objects", "", n=4, tools=ToolSettings(max_calls=2))  # fmt: skip
     assert retrieve_plan(req) == ["red objects"]  # the look-for, not "0, 1, 2, 3"
     req.options = ["red circle", "nothing", "2:10.0-2:14.0"]
     assert retrieve_plan(req) == ["red circle"]
@@ -122,7 +124,7 @@ def test_a_bare_inspect_is_a_valid_call_and_inspects_what_was_found() -> None:
     replies = iter(['{"tool": "search", "query": "blue circle"}', '{"tool": "inspect"}'])
     model = ScriptedChatModel(lambda req: next(replies))
     req = ToolRequest("v", 1800.0, 4.0, "Where is the blue circle?", None, "", "", n=4,
-                      max_calls=3)  # fmt: skip
+                      tools=ToolSettings(max_calls=3))  # fmt: skip
     out = run_tools(req, Index(_clips()), model, SamplingParams())
     assert out.times == [1501.0] and out.searches == ["blue circle"] and not out.fallback
     assert [s["parsed"]["tool"] for s in out.steps] == ["search", "inspect"]
@@ -147,7 +149,8 @@ def test_a_bare_inspect_looks_at_the_moment_the_question_names() -> None:
     replies = iter(['{"tool": "inspect"}'])
     model = ScriptedChatModel(lambda req: next(replies))
     req = ToolRequest("v", 1800.0, 4.0, "At 25:01, what is in the top-left part?",
-                      ["red star", "blue circle"], "", "", n=4, max_calls=2)  # fmt: skip
+                      ["red star", "blue circle"], "", "", n=4,
+                      tools=ToolSettings(max_calls=2))  # fmt: skip
     out = run_tools(req, Index(_clips()), model, SamplingParams())
     assert out.times == [1501.0] and out.searches == ["red star, blue circle"]
     # without a model the baseline does the same; a time past the end is not a moment
@@ -159,7 +162,7 @@ def test_a_bare_inspect_looks_at_the_moment_the_question_names() -> None:
 def test_constrained_replies_are_the_well_formed_calls_on_the_question() -> None:
     question = "How many times does a blue object appear in the video?"
     req = ToolRequest("v", 240.0, 4.0, question, ["2", "1", "0", "3"], "",
-                      "look near 1:40 for blue", n=4, max_calls=2)  # fmt: skip
+                      "look near 1:40 for blue", n=4, tools=ToolSettings(max_calls=2))  # fmt: skip
     calls = tool_calls(req)
     assert calls[:3] == ['{"tool": "inspect"}', '{"tool": "zoom", "start": ',
                          '{"tool": "inspect", "times": [']  # fmt: skip
@@ -177,10 +180,10 @@ def test_constrained_replies_are_the_well_formed_calls_on_the_question() -> None
 def test_the_selector_requests_carry_the_calls_unless_free() -> None:
     model = ScriptedChatModel(lambda req: '{"tool": "inspect"}')
     req = ToolRequest("v", 1800.0, 4.0, "When is the red star visible?", None, "", "",
-                      n=4, max_calls=2)  # fmt: skip
+                      n=4, tools=ToolSettings(max_calls=2))  # fmt: skip
     run_tools(req, Index(_clips()), model, SamplingParams())
     assert model.calls[0].sampling.prefixes == tool_calls(req)
-    req.constrain = False
+    req.tools = replace(req.tools, constrain=False)
     run_tools(req, Index(_clips()), model, SamplingParams())
     assert model.calls[1].sampling.prefixes == []
 
@@ -200,7 +203,7 @@ def test_find_searches_and_inspects_what_it_found_in_one_call() -> None:
     with pytest.raises(ValueError, match="tool call"):
         parse_tool('{"tool": "find"}', 60.0)  # nothing to search
     req = ToolRequest("v", 1800.0, 4.0, "Where is the blue circle?", None, "", "", n=4,
-                      max_calls=3, find=True)  # fmt: skip
+                      tools=ToolSettings(max_calls=3, find=True))  # fmt: skip
     model = ScriptedChatModel(lambda r: '{"tool": "find", "query": "blue circle"}')
     found = run_tools(req, Index(_clips()), model, SamplingParams())
     replies = iter(['{"tool": "search", "query": "blue circle"}', '{"tool": "inspect"}'])
@@ -216,7 +219,7 @@ def test_find_searches_and_inspects_what_it_found_in_one_call() -> None:
     assert calls[i + 1] == '{"tool": "find", "query": "blue circle"}'
     assert len(calls) == 3 + 2 * len([c for c in calls if '"search"' in c])
     # not asked for: not among the replies, the same prompt
-    req.find = False
+    req.tools = replace(req.tools, find=False)
     run_tools(req, Index(_clips()), model, SamplingParams())
     assert _prompt(model.calls[1]) == prompt
     calls = model.calls[1].sampling.prefixes
@@ -231,7 +234,8 @@ def test_a_query_already_searched_is_not_offered_again() -> None:
     replies = iter(['{"tool": "search", "query": "blue circle"}', '{"tool": "inspect"}'])
     model = ScriptedChatModel(lambda r: next(replies))
     req = ToolRequest("v", 1800.0, 4.0, "When is the blue circle near the red star?",
-                      ["red star", "blue circle"], "", "", n=4, max_calls=3, find=True)  # fmt: skip
+                      ["red star", "blue circle"], "", "", n=4,
+                      tools=ToolSettings(max_calls=3, find=True))  # fmt: skip
     out = run_tools(req, Index(_clips()), model, SamplingParams())
     assert out.searches == ["red star, blue circle", "blue circle"]
     first, second = (c.sampling.prefixes for c in model.calls)
@@ -243,7 +247,7 @@ def test_a_query_already_searched_is_not_offered_again() -> None:
     assert search("blue circle") not in second and search("red star") in second
     assert json.dumps({"tool": "find", "query": "blue circle"}) in second
     assert set(first) - set(second) == {search("blue circle")}
-    req.repeat = True
+    req.tools = replace(req.tools, repeat=True)
     assert tool_calls(req, out.searches) == tool_calls(req)
     assert search("blue circle") in tool_calls(req)
 
@@ -253,7 +257,7 @@ def test_exploring_turns_choose_among_one_kind_of_call() -> None:
     uniformly (so find, which vidra-tiny thinks 48 nats less likely than the search it picks,
     gets tried); all of them otherwise, and always when greedy."""
     req = ToolRequest("v", 240.0, 4.0, "When does the red star appear?", None, "", "", n=4,
-                      max_calls=2, find=True, explore=0.5)  # fmt: skip
+                      tools=ToolSettings(max_calls=2, find=True, explore=0.5))  # fmt: skip
     calls = tool_calls(req)
     kinds = {call_kind(c) for c in calls}
     assert kinds == {'{"tool": "inspect"}', '{"tool": "zoom", "start": ',
@@ -266,5 +270,5 @@ def test_exploring_turns_choose_among_one_kind_of_call() -> None:
     assert {call_kind(p[0]) for p in narrowed} == kinds
     assert explored(req, calls, 7, 0) == explored(req, calls, 7, 0)  # a resumed rollout
     assert explored(req, calls, None, 0) == calls  # greedy
-    req.explore = 0.0
+    req.tools = replace(req.tools, explore=0.0)
     assert all(explored(req, calls, seed, 0) == calls for seed in range(50))
