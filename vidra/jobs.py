@@ -164,12 +164,14 @@ def submit(
     run: bool = True,
     subtitles: str | Path | None = None,
     evidence: Sequence[tuple[float, float]] | None = None,
+    eval_question: tuple[str, str] | None = None,
 ) -> str:
     """Queue a question about ``video`` (see `vidra.Client.submit`); returns the job id.
 
     ``subtitles`` (SRT/VTT/JSON) are shown to the agents near the frames they look at;
     ``evidence`` are ground-truth spans that show the answer (rewards only). With
-    ``run=False`` the job is only recorded (queued) for an executor to pick up."""
+    ``run=False`` the job is only recorded (queued) for an executor to pick up.
+    ``eval_question`` (evaluation run id, question id): the job is recorded linked to it."""
     request = _request(
         rt, question, options, answer, rollouts, budget, strategy, subtitles, evidence
     )
@@ -184,7 +186,8 @@ def submit(
                 "settings": rt.settings.agents.model_dump(),
                 "model": {"backend": m.backend, "path": m.path},
             }
-        )
+        ),
+        eval_question,
     )
     if run:
         rt.executor.submit(job.id)

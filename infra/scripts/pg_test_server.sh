@@ -23,7 +23,8 @@ as_owner() {
 BIN=$(bindir)
 if [ -z "$BIN" ] || [ ! -x "$BIN/initdb" ]; then
   echo "PostgreSQL not found; installing it (apt-get install -y postgresql)" >&2
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
+  apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
+  ("${apt[@]}" update -qq && "${apt[@]}" install -y -qq postgresql) >&2
   BIN=$(bindir)
 fi
 

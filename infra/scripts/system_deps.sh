@@ -27,6 +27,10 @@ have_ffmpeg_libs() {
   done
 }
 
+have_procps() { # local_cluster.sh finds its servers' processes with ps and pgrep
+  command -v ps >/dev/null 2>&1 && command -v pgrep >/dev/null 2>&1
+}
+
 have_postgres() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1
 }
@@ -43,12 +47,15 @@ apt_install() {
   command -v apt-get >/dev/null 2>&1 || return 1
   local log
   log=$(mktemp /tmp/vidra-apt-XXXXXX.log)
+  # a fresh machine's boot-time upgrades may hold dpkg's lock: wait for it rather than fail;
+  # the environment goes through `env`, which sudo would otherwise reset
+  local apt=("${runner[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600)
   if [ -z "${_APT_UPDATED:-}" ]; then
-    "${runner[@]}" apt-get update -qq >"$log" 2>&1 || { tail -n 20 "$log" >&2; return 1; }
+    "${apt[@]}" update -qq >"$log" 2>&1 || { tail -n 20 "$log" >&2; return 1; }
     _APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive "${runner[@]}" apt-get install -y -qq --no-install-recommends \
-    "$@" >"$log" 2>&1 || { tail -n 20 "$log" >&2; return 1; }
+  "${apt[@]}" install -y -qq --no-install-recommends "$@" >"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; return 1; }
   rm -f "$log"
 }
 
@@ -72,6 +79,7 @@ case "$mode" in
   test)
     need ffmpeg have_ffmpeg_libs "torchcodec loads FFmpeg's shared libraries"
     need postgresql have_postgres "integration tests start a throwaway PostgreSQL"
+    need procps have_procps "the cluster tests find their servers' processes"
     ;;
   *)
     echo "usage: $0 run|test" >&2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,15 +70,15 @@ def cluster() -> Iterator[dict[str, str]]:
     base = Path(tempfile.mkdtemp(prefix="vc-", dir="/tmp"))
     base.chmod(0o755)  # PostgreSQL runs as the 'postgres' user when the tests run as root
     env = {**os.environ, "VIDRA_CLUSTER_DASHBOARD": "1"}
-    up = subprocess.run(["bash", str(SCRIPT), "up", str(base / "c")], capture_output=True,
-                        text=True, timeout=300, env=env)  # fmt: skip
-    assert up.returncode == 0, up.stderr[-3000:]
-    exports = {m[1]: m[2] for m in map(EXPORT.match, up.stdout.splitlines()) if m}
-    try:
-        yield exports
+    try:  # `down` also after an `up` that failed or ran out of time: no server outlives this
+        up = subprocess.run(["bash", str(SCRIPT), "up", str(base / "c")], capture_output=True,
+                            text=True, timeout=300, env=env)  # fmt: skip
+        assert up.returncode == 0, up.stderr[-3000:]
+        yield {m[1]: m[2] for m in map(EXPORT.match, up.stdout.splitlines()) if m}
     finally:
         subprocess.run(["bash", str(SCRIPT), "down", str(base / "c")], capture_output=True,
                        timeout=300)  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _env(cluster: dict[str, str], home: Path, **more: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.unit.graph.scripts import Team
 from vidra.api import Client
 from vidra.config import Settings
 from vidra.errors import DatabaseUnavailable, DiskFull
+from vidra.models.protocol import ChatRequest
 from vidra.video.synthetic import WorldSpec, make_world, render_world
 
 pytestmark = pytest.mark.integration
@@ -77,6 +79,24 @@ def own_pg() -> Iterator[tuple[OwnPostgres, str]]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+class HeldTeam(Team):
+    """`Team`, whose calls after the first ``free`` wait until ``go`` is set: the fault is
+    injected while an episode is under way, however slowly a loaded machine runs the test."""
+
+    def __init__(self, log: Path, free: int) -> None:
+        super().__init__(log, latency_s=0.2)
+        self.free, self.go = free, threading.Event()
+        self._lock, self._calls = threading.Lock(), 0
+
+    def reply(self, req: ChatRequest) -> str:
+        with self._lock:
+            self._calls += 1
+            held = self._calls > self.free
+        if held:
+            self.go.wait(120)
+        return super().reply(req)
+
+
 def _wait_for_calls(log: Path, n: int, timeout: float = 60) -> None:
     until = time.monotonic() + timeout
     while time.monotonic() < until:
@@ -102,10 +122,12 @@ def test_postgres_stopped_mid_run_then_restarted_under_a_live_client(
     settings = Settings(data_dir=tmp_path / "home", database_url=url)
     settings.storage.reconnect_s = 2
     log = tmp_path / "calls.log"
-    with Client(settings, model=Team(log, latency_s=0.2)) as client:
+    model = HeldTeam(log, free=len(EXPECTED) + 2)
+    with Client(settings, model=model) as client:
         job = client.submit(video, "Which is first?", ["red", "blue"], "red", 2, BUDGET)
         _wait_for_calls(log, len(EXPECTED) + 2)  # rollout 0 recorded, rollout 1 under way
         pg.halt()
+        model.go.set()  # rollout 1 goes on, into the stopped server
         t0 = time.monotonic()
         with pytest.raises(DatabaseUnavailable) as err:
             job.result(timeout=120)
@@ -168,12 +190,14 @@ def test_disk_full_leaves_the_job_resumable_and_loses_nothing(
 ) -> None:
     settings = Settings(data_dir=small_disk / "home")
     log = tmp_path / "calls.log"
-    with Client(settings, model=Team(log, latency_s=0.2)) as client:
+    model = HeldTeam(log, free=2 * len(EXPECTED) + 2)
+    with Client(settings, model=model) as client:
         first = client.submit(video, "Which is first?", ["red", "blue"], "red", 1, BUDGET)
         first.result(timeout=120)
         job = client.submit(video, "Which is first?", ["red", "blue"], "red", 2, BUDGET)
         _wait_for_calls(log, 2 * len(EXPECTED) + 2)
         filler = _fill(small_disk, leave)
+        model.go.set()
         with pytest.raises(DiskFull) as err:
             job.result(timeout=120)  # ends: never polls forever
         assert "\n" not in str(err.value) and "full" in str(err.value)

@@ -89,7 +89,7 @@ def _killer(srv: MlflowServer, at: str, when: list[float]):  # type: ignore[no-u
 def _settings(tmp_path: Path, model: Path, srv: MlflowServer):  # type: ignore[no-untyped-def]
     settings = tiny_settings(tmp_path / "home", model)
     settings.mlflow.tracking_uri = srv.url
-    settings.mlflow.timeout_s = 3
+    settings.mlflow.timeout_s = 15  # a killed server refuses at once; a busy one may be slow
     settings.mlflow.retries = 1
     return settings
 

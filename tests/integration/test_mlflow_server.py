@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow")
     port = free_port()
+    log = root / "server.log"  # a file, not a pipe nobody reads: its request log would fill it
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -46,9 +47,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "1",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=(err := log.open("w")),
     )
+    err.close()  # the server has its own copy
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -57,9 +58,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
         except OSError as exc:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"mlflow server died: {proc.stderr.read() if proc.stderr else ''}"
-                ) from exc
+                raise RuntimeError(f"mlflow server died: {log.read_text()[-3000:]}") from exc
             time.sleep(0.5)
     else:
         proc.kill()

@@ -168,16 +168,17 @@ def _submit(r: _Run, item: EvalItem, job_id: str | None) -> str | None:
         return job_id
     budget = {"max_frames": r.spec.max_frames} if r.spec.max_frames else None
     try:
+        # recorded linked to its question (one transaction), and before it runs: no crash can
+        # leave an evaluation's job or episode that training would read
         job_id = jobs.submit(
             r.rt, item.path or "", rollouts=r.spec.rollouts, budget=budget,
-            strategy=r.spec.strategy, run=False, **_job_args(item),
+            strategy=r.spec.strategy, run=False, eval_question=(r.run_id, item.qid),
+            **_job_args(item),
         )  # fmt: skip
     except VidraError as exc:  # an undecodable video, options a job cannot take, ...
         r.failed.append({"qid": item.qid, "error": str(exc)})
         r.rt.store.put_eval_question(r.run_id, item.qid, "failed", result={"error": str(exc)})
         return None
-    # linked before it runs: no crash can leave an evaluation episode that training would read
-    r.rt.store.put_eval_question(r.run_id, item.qid, "queued", job_id=job_id)
     r.rt.executor.submit(job_id)
     return job_id
 

@@ -16,7 +16,38 @@ from vidra.storage.orm import EvalQuestionRow, EvalRunRow, utcnow
 from vidra.storage.queries import utc, utc_or_none
 from vidra.storage.records import EvalQuestionRecord, EvalRunRecord
 
-__all__ = ["EvalPart"]
+__all__ = ["EvalPart", "upsert_eval_question"]
+
+
+def _no_run(run_id: str) -> NotFound:
+    return NotFound(f"evaluation run {run_id!r} does not exist; list them with `vidra eval runs`")
+
+
+def upsert_eval_question(
+    conn: Connection,
+    run_id: str,
+    qid: str,
+    status: str,
+    job_id: str | None = None,
+    result: dict[str, Any] | None = None,
+) -> None:
+    """Record (or update) one question of a run, inside the caller's transaction.
+
+    Raises:
+        NotFound: no evaluation run ``run_id`` (the transaction is rolled back).
+    """
+    if conn.execute(select(EvalRunRow.id).where(EvalRunRow.id == run_id)).first() is None:
+        raise _no_run(run_id)
+    where = (EvalQuestionRow.eval_run_id == run_id, EvalQuestionRow.qid == qid)
+    values: dict[str, Any] = {"status": status, "result": result or {}}
+    if job_id is not None:
+        values["job_id"] = job_id
+    if conn.execute(update(EvalQuestionRow).where(*where).values(**values)).rowcount:
+        return
+    conn.execute(
+        insert(EvalQuestionRow).values(eval_run_id=run_id, qid=qid, job_id=job_id,
+                                       status=status, result=result or {})
+    )  # fmt: skip
 
 
 def _run(row: Any) -> EvalRunRecord:
@@ -55,9 +86,7 @@ class EvalPart:
         stmt = select(EvalRunRow).where(EvalRunRow.id == run_id)
         row = self.db.read(lambda conn: conn.execute(stmt).first())
         if row is None:
-            raise NotFound(
-                f"evaluation run {run_id!r} does not exist; list them with `vidra eval runs`"
-            )
+            raise _no_run(run_id)
         return _run(row)
 
     def eval_runs(self, task: str | None = None) -> list[EvalRunRecord]:
@@ -89,17 +118,4 @@ class EvalPart:
         result: dict[str, Any] | None = None,
     ) -> None:
         """Record (or update) one question of a run."""
-        where = (EvalQuestionRow.eval_run_id == run_id, EvalQuestionRow.qid == qid)
-
-        def run(conn: Connection) -> None:
-            values: dict[str, Any] = {"status": status, "result": result or {}}
-            if job_id is not None:
-                values["job_id"] = job_id
-            if conn.execute(update(EvalQuestionRow).where(*where).values(**values)).rowcount:
-                return
-            conn.execute(
-                insert(EvalQuestionRow).values(eval_run_id=run_id, qid=qid, job_id=job_id,
-                                               status=status, result=result or {})
-            )  # fmt: skip
-
-        self.db.write(run)
+        self.db.write(lambda conn: upsert_eval_question(conn, run_id, qid, status, job_id, result))

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from vidra.errors import IllegalTransition, NotFound
 from vidra.storage.db import Database
+from vidra.storage.evals import upsert_eval_question
 from vidra.storage.ids import new_id, question_key, validate
 from vidra.storage.orm import JobRow, VideoRow, utcnow
 from vidra.storage.records import JobCreate, JobRecord, JobStatus
@@ -41,8 +42,12 @@ class JobPart:
 
     db: Database
 
-    def create_job(self, job: JobCreate | dict[str, Any]) -> JobRecord:
-        """Create a queued job for a registered video."""
+    def create_job(
+        self, job: JobCreate | dict[str, Any], eval_question: tuple[str, str] | None = None
+    ) -> JobRecord:
+        """Create a queued job for a registered video; ``eval_question`` (run id, question
+        id): linked to that question of an evaluation run, queued, in the same transaction, so
+        a crash never leaves an evaluation's job unlinked (training would read its episodes)."""
         j = validate(JobCreate, job, "job")
 
         def run(conn: Connection) -> dict[str, Any]:
@@ -62,6 +67,8 @@ class JobPart:
                 "finished_at": None,
             }
             conn.execute(insert(JobRow).values(**values))
+            if eval_question is not None:
+                upsert_eval_question(conn, *eval_question, "queued", job_id=values["id"])
             return values
 
         return JobRecord.model_validate(self.db.write(run))

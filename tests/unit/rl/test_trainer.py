@@ -249,7 +249,8 @@ def test_ray_train_worker_killed_mid_run_resumes_from_last_checkpoint(
     def lines() -> list[dict]:  # type: ignore[type-arg]
         if not progress.is_file():
             return []
-        return [json.loads(x) for x in progress.read_text().splitlines() if x.strip()]
+        text = progress.read_text()  # whole lines only: the worker may be mid-append
+        return [json.loads(x) for x in text[: text.rfind("\n") + 1].splitlines() if x.strip()]
 
     def killer() -> None:
         deadline = time.monotonic() + 300

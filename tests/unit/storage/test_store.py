@@ -247,6 +247,20 @@ def test_evaluation_traffic_can_be_left_out(store: TrajectoryStore) -> None:
     assert list(store.iter_groups(min_rollouts=3, evaluations=False)) == []
 
 
+def test_an_evaluation_job_is_created_linked_or_not_at_all(store: TrajectoryStore) -> None:
+    # a crash between creating an evaluation's job and linking it to its question left a job
+    # training would read; now both are one transaction
+    video = store.register_video(video_in("a"))
+    job = JobCreate(video_id=video.id, question="What colour?", options=["red", "blue"])
+    run = store.create_eval_run("synthetic", "key", {})
+    made = store.create_job(job, eval_question=(run.id, "q1"))
+    [row] = store.eval_questions(run.id)
+    assert (row.qid, row.status, row.job_id) == ("q1", "queued", made.id)
+    with pytest.raises(NotFound, match="no-such-run"):  # the link fails, and so does the job
+        store.create_job(job, eval_question=("no-such-run", "q1"))
+    assert [j.id for j in store.jobs(limit=10)] == [made.id]
+
+
 def test_training_runs_and_model_versions(store: TrajectoryStore) -> None:
     job = make_job(store)
     ids = store.record_episodes([make_episode(job, k) for k in range(3)])
