@@ -168,6 +168,12 @@ class AgentSettings(BaseModel):
         "thinks unlikely (find, before training) gets tried; answers (G = 1) are unaffected",
     )
     rollout_temperature: float = Field(1.0, gt=0, description="sampling temperature when G > 1")
+    seed: int | None = Field(
+        None,
+        description="when G > 1: seeds the rollouts' sampling from this, the video's content, "
+        "the question and its options, so runs repeat exactly (the same question on the same "
+        "video draws alike in every job); none: from the job id, so each job samples anew",
+    )
     selector_choice_temperature: float = Field(
         1.0,
         gt=0,

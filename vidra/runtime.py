@@ -13,6 +13,7 @@ above it (no `api`, no `pipelines`).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -215,7 +216,7 @@ class Runtime:
         """The graph's runtime context for one rollout of ``job``."""
         a = self.settings.agents
         if job.rollouts > 1:
-            seed = rollout_seed(job.id, rollout) % 2**31
+            seed = rollout_seed(self.sampling_key(job), rollout) % 2**31
             sampling = SamplingParams(
                 temperature=a.rollout_temperature, max_tokens=a.max_tokens, seed=seed
             )
@@ -249,6 +250,16 @@ class Runtime:
             ),
             worker=self.worker,
         )
+
+    def sampling_key(self, job: JobRecord) -> str:
+        """What seeds ``job``'s rollouts (`rollout_seed`): its id, so each job samples anew;
+        with ``agents.seed``, that seed, the video's content hash, the question and its
+        options, so the same question samples alike in every run and every store."""
+        if self.settings.agents.seed is None:
+            return job.id
+        video = self.store.get_video(job.video_id)
+        return json.dumps([self.settings.agents.seed, video.content_hash, job.question,
+                           job.options])  # fmt: skip
 
     def subtitle_lines(self, path: str | None, times: Sequence[float], question: str) -> str:
         """Rendered subtitle lines for a prompt: near ``times`` when given, else the lines

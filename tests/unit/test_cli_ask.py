@@ -94,6 +94,7 @@ def test_ask_with_rollouts_then_retrain(video: Path, tiny_model_path: Path, tmp_
         "VIDRA_TRAIN__GATE_OPTIONS": '{"worlds": "1", "duration": "60", "per_kind": "1"}',
         "VIDRA_TRAIN__MIN_SAMPLES": "0",
         "VIDRA_TRAIN__BATCH_SIZE": "4",
+        "VIDRA_AGENTS__SEED": "0",  # the rollouts sample alike in every run
         "OMP_NUM_THREADS": "2",
     }
     # the untrained model falls back to the first option, so "one" is right every time

@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 Emit = Callable[[dict[str, Any]], None]
 
 
-def rollout_seed(job_id: str, rollout: int) -> int:
-    """The sampling seed of one rollout: stable across resumes and processes."""
-    return int(hashlib.sha1(f"{job_id}:{rollout}".encode()).hexdigest()[:8], 16)
+def rollout_seed(key: str, rollout: int) -> int:
+    """The sampling seed of one rollout of a job: stable across resumes and processes.
+    ``key`` is the job id, or with ``agents.seed`` that seed and what the job asks of which
+    video's content (`Runtime.sampling_key`)."""
+    return int(hashlib.sha1(f"{key}:{rollout}".encode()).hexdigest()[:8], 16)
 
 
 def _start_input(job: JobRecord, rollout: int, video_facts: dict[str, Any]) -> dict[str, Any]:

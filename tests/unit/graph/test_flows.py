@@ -37,6 +37,14 @@ def answer_json(letter: str, conf: float = 0.9) -> str:
     return f'Here: {{"answer": "{letter}", "confidence": {conf}, "evidence": []}}'
 
 
+def fixed_replies(letter: str, accept: bool, **more: str) -> RoleModel:
+    """A model whose every role replies alike each call: the plan, ``letter`` as the answer,
+    a critic that accepts or sends back, and ``more`` (role -> reply)."""
+    verdict = '{"score": 0.9, "accept": true}' if accept else '{"score": 0.1, "accept": false}'
+    replies = {"planner": PLAN, "reasoner": answer_json(letter), "critic": verdict, **more}
+    return role_model(lambda req: replies[req.adapter or ""])
+
+
 def test_critic_triggered_revise_round_then_accept(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
     right = "AB"[q.answer_index]
@@ -69,15 +77,8 @@ def test_critic_triggered_revise_round_then_accept(world_video, make_client) -> 
 
 def test_budget_exhaustion_finalizes(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
-
-    def script(req: ChatRequest) -> str:
-        return {
-            "planner": PLAN,
-            "reasoner": answer_json("A"),
-            "critic": '{"score": 0.1, "accept": false}',
-        }[req.adapter or ""]
-
-    with make_client(role_model(script)) as client:
+    model = fixed_replies("A", accept=False)
+    with make_client(model) as client:
         job = client.submit(
             path,
             q.text,
@@ -94,15 +95,8 @@ def test_budget_exhaustion_finalizes(world_video, make_client) -> None:  # type:
 
 def test_max_rounds_bound(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
-
-    def script(req: ChatRequest) -> str:
-        return {
-            "planner": PLAN,
-            "reasoner": answer_json("B"),
-            "critic": '{"score": 0.1, "accept": false}',
-        }[req.adapter or ""]
-
-    with make_client(role_model(script)) as client:
+    model = fixed_replies("B", accept=False)
+    with make_client(model) as client:
         job = client.submit(
             path, q.text, options=q.options, budget={"max_rounds": 3, "frames_per_round": 4}
         )
@@ -143,15 +137,8 @@ def test_garbage_at_every_step_still_completes(world_video, make_client) -> None
 
 def test_group_of_rollouts_shares_decoded_frames(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
     path, q = ordering(world_video)
-
-    def script(req: ChatRequest) -> str:
-        return {
-            "planner": PLAN,
-            "reasoner": answer_json("A"),
-            "critic": '{"score": 0.9, "accept": true}',
-        }[req.adapter or ""]
-
-    with make_client(role_model(script)) as client:
+    model = fixed_replies("A", accept=True)
+    with make_client(model) as client:
         job = client.submit(
             path, q.text, options=q.options, answer=q.answer, rollouts=4, strategy="uniform"
         )
@@ -202,16 +189,7 @@ def test_rollouts_sample_only_the_selectors_choice_flatter(world_video, make_cli
     """``agents.selector_choice_temperature`` reaches the selector's requests of sampled
     rollouts only: the other roles, and a greedy answer's selector, sample as before."""
     path, q = ordering(world_video)
-
-    def script(req: ChatRequest) -> str:
-        return {
-            "planner": PLAN,
-            "selector": '{"times": [1.0, 2.0]}',
-            "reasoner": answer_json("A"),
-            "critic": '{"score": 0.9, "accept": true}',
-        }[req.adapter or ""]
-
-    model = role_model(script)
+    model = fixed_replies("A", accept=True, selector='{"times": [1.0, 2.0]}')
     with make_client(model) as client:
         client.settings.agents.strategy = "model"
         client.settings.agents.selector_choice_temperature = 5.0
@@ -227,3 +205,32 @@ def test_rollouts_sample_only_the_selectors_choice_flatter(world_video, make_cli
     assert sampled == {("planner", t, 1.0), ("selector", t, 5.0), ("reasoner", t, 1.0),
                        ("critic", t, 1.0)}  # fmt: skip
     assert greedy == {(role, 0.0, 1.0) for role in ("planner", "selector", "reasoner", "critic")}
+
+
+def test_agents_seed_makes_sampled_rollouts_repeat_across_jobs(world_video, make_client) -> None:  # type: ignore[no-untyped-def]
+    """With ``agents.seed`` a question's rollouts draw the same seeds in every job (so runs
+    repeat); without it each job samples anew. Greedy answers carry no seed either way."""
+    path, q = ordering(world_video)
+    model = fixed_replies("A", accept=True)
+
+    def seeds(rollouts: int = 2) -> list[int | None]:
+        model.calls.clear()
+        job = client.submit(path, q.text, options=q.options, budget={"max_rounds": 1},
+                            rollouts=rollouts, strategy="uniform")  # fmt: skip
+        job.result(120)
+        return sorted({r.sampling.seed for r in model.calls if r.adapter == "reasoner"},
+                      key=str)  # fmt: skip
+
+    with make_client(model) as client:
+        client.settings.agents.seed = 7
+        first, again = seeds(), seeds()
+        client.settings.agents.seed = 8
+        other_seed = seeds()
+        client.settings.agents.seed = None
+        fresh, fresh_again = seeds(), seeds()
+        greedy = seeds(rollouts=1)
+    assert len(first) == 2 and None not in first  # one seed per rollout, distinct
+    assert first == again  # another job, the same draws
+    assert other_seed != first and len(other_seed) == 2
+    assert fresh != fresh_again and not set(fresh) & set(first)  # from the job id
+    assert greedy == [None]

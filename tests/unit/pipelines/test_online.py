@@ -51,6 +51,7 @@ def test_an_online_cycle_trains_with_the_recipe_asked(tmp_path: Path) -> None:
 
     settings = tiny_agent_settings(Settings(data_dir=tmp_path))
     settings.model.path = resolve_model_path("vidra-tiny")
+    settings.agents.seed = 0  # the rollouts sample alike in every run
     quick_gate(settings)
     with pytest.raises(InvalidInput, match="grpo or sft\\+grpo, not 'dpo'"):
         online(settings, 1, questions=4, rollouts=2, algo="dpo")
@@ -149,6 +150,7 @@ def test_variants_trained_from_one_collection_learn_from_the_same_episodes(
 
     settings = tiny_agent_settings(Settings(data_dir=tmp_path))
     settings.model.path = resolve_model_path("vidra-tiny")
+    settings.agents.seed = 0  # the rollouts sample alike in every run
     quick_gate(settings)
     settings.train.promote = "never"
     with pytest.raises(InvalidInput, match="questions >= 1, rollouts >= 1"):
