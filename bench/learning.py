@@ -300,6 +300,20 @@ ABLATION: dict[str, tuple[list[str], str | None, dict[str, Any]]] = {
         "sft",
         {**_BEST, "sft_fuse_find": True, "sft_tools": ["find"], "epochs": 5},
     ),
+    # rejection-sampling SFT of the reasoner alone on its right rollouts (ReAgent-V, VR-Thinker):
+    # 696 questions' worth, three passes; one pass of all roles on 232 questions gave +0.4
+    "reasoner only, sft, 3 epochs": (["reasoner"], "sft", {"epochs": 3}),
+    # the same with the adapter on the vision tower too: what vidra-tiny lacks is perception
+    "reasoner only, sft, vision tower, 3 epochs": (
+        ["reasoner"],
+        "sft",
+        {"epochs": 3, "lora_targets": "text+vision"},
+    ),
+    "reasoner only, sft, vision tower, 5 epochs": (
+        ["reasoner"],
+        "sft",
+        {"epochs": 5, "lora_targets": "text+vision"},
+    ),
     # the same with every right rollout kept (no preference for the cheaper path): what the
     # choice of the best adds
     "selector only, sft, tool cost 0.2": (
