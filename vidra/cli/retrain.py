@@ -38,8 +38,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--online",
         action="store_true",
-        help="online: collect fresh rollouts on synthetic questions, then train (--algo grpo "
-        "or sft+grpo)",
+        help="online: collect fresh rollouts on synthetic questions, then train (--algo grpo, "
+        "sft or sft+grpo)",
     )
     p.add_argument("--iterations", type=int, default=1, help="online iterations")
     p.add_argument("--rollouts", type=int, default=4, help="online: G rollouts per question")

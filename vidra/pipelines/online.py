@@ -25,7 +25,7 @@ from vidra.pipelines.retrain import RetrainResult, retrain
 
 __all__ = ["ONLINE_ALGOS", "OnlineReport", "collect", "online"]
 
-ONLINE_ALGOS = ("grpo", "sft+grpo")  # the recipes a cycle can train with
+ONLINE_ALGOS = ("grpo", "sft", "sft+grpo")  # the recipes a cycle can train with
 _EXTRA = 10**9  # seeds of an iteration's second and later fresh worlds start here
 # questions of each kind one fresh world gives at most: a 5-minute world holds ~47 ordering and
 # ~47 state questions but ~10 grounding, ~8 counting and one needle, so drawing many from a few
@@ -155,11 +155,13 @@ def online(
     """``iterations`` cycles of collect-then-train (``overlap``: collect the next batch
     while the current one trains; ``curriculum``: ask the pool's questions whose recorded
     pass rate is nearest one half, instead of a fresh world's; ``algo``: each cycle's recipe,
-    ``grpo`` or ``sft+grpo``, rejection-sampling SFT on the cycle's best episodes first)."""
+    ``grpo``; ``sft``, rejection-sampling SFT on the cycle's right episodes; or ``sft+grpo``,
+    that SFT and then GRPO from its adapters)."""
     if iterations <= 0 or rollouts < 2 or questions < 1:
-        raise InvalidInput("online GRPO needs iterations >= 1, questions >= 1 and rollouts >= 2")
+        raise InvalidInput("online cycles need iterations >= 1, questions >= 1 and rollouts >= 2")
     if algo not in ONLINE_ALGOS:
-        raise InvalidInput(f"online cycles train with {' or '.join(ONLINE_ALGOS)}, not {algo!r}")
+        known = f"{', '.join(ONLINE_ALGOS[:-1])} or {ONLINE_ALGOS[-1]}"
+        raise InvalidInput(f"online cycles train with {known}, not {algo!r}")
     staleness = max_staleness if max_staleness is not None else (1 if overlap else None)
     settings = settings.model_copy(deep=True)
     settings.mlflow.use_champions = True  # collect with the current champions, always

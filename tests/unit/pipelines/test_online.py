@@ -53,7 +53,7 @@ def test_an_online_cycle_trains_with_the_recipe_asked(tmp_path: Path) -> None:
     settings.model.path = resolve_model_path("vidra-tiny")
     settings.agents.seed = 0  # the rollouts sample alike in every run
     quick_gate(settings)
-    with pytest.raises(InvalidInput, match="grpo or sft\\+grpo, not 'dpo'"):
+    with pytest.raises(InvalidInput, match="grpo, sft or sft\\+grpo, not 'dpo'"):
         online(settings, 1, questions=4, rollouts=2, algo="dpo")
     assert not (tmp_path / "online").exists()
 
