@@ -252,7 +252,16 @@ class _Run:
             out[pending.popleft()] = self._convert(self.prev)
 
     def _convert(self, frame: Any) -> np.ndarray:
-        w, h = self.size
-        if (frame.width, frame.height) == (w, h):
-            return np.asarray(frame.to_ndarray(format="rgb24"))
-        return np.asarray(frame.to_ndarray(format="rgb24", width=w, height=h))
+        return to_rgb(frame, self.size)
+
+
+def to_rgb(frame: Any, size: tuple[int, int]) -> np.ndarray:
+    """A decoded frame as RGB at ``size`` (w, h), by a single-threaded scaler. PyAV's default
+    scaler runs slice threads, and a frame keeps its scaler: when such a frame is reachable
+    only from another thread's state, a process forked with a ``preexec_fn`` (as Ray starts
+    its local cluster) frees it in the child, which then waits forever for threads it does
+    not have, and the parent waits forever for the child."""
+    w, h = size
+    if (frame.width, frame.height) == (w, h):
+        return np.asarray(frame.to_ndarray(format="rgb24", threads=1))
+    return np.asarray(frame.to_ndarray(format="rgb24", width=w, height=h, threads=1))
