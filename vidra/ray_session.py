@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
-import threading
+import time
 from typing import Any
 
 from vidra.config import Settings
-from vidra.errors import ConfigError
+from vidra.errors import BackendUnavailable, ConfigError
 
 __all__ = ["check_cluster", "ensure_ray"]
 
 
 def ensure_ray(settings: Settings) -> None:
-    """Connect to ``settings.runner.ray_address``, or start a local Ray in a temp dir (no
-    dashboard, no driver log forwarding), unless Ray is already initialised in this process.
+    """Connect to ``settings.runner.ray_address``, or to a local Ray this process starts in a
+    child interpreter and a temp dir (no dashboard, no driver log forwarding), unless Ray is
+    already initialised in this process.
     Workers get this process's ``sys.path`` and ``VIDRA_DATA_DIR``."""
     import ray
 
@@ -47,55 +50,99 @@ def ensure_ray(settings: Settings) -> None:
         # data dir, this interpreter's path) is merged over it rather than refused
         os.environ.setdefault("RAY_OVERRIDE_JOB_RUNTIME_ENV", "1")
     address = settings.runner.ray_address or os.environ.get("RAY_ADDRESS")
-    if address:  # a cluster: given, or the one a Ray job runs in (RAY_ADDRESS)
-        kwargs["address"] = address
-    else:
-        kwargs["_temp_dir"] = tempfile.mkdtemp(prefix="vidra-ray-")
-        kwargs["num_cpus"] = max(2, os.cpu_count() or 2)
-        if threading.current_thread() is not threading.main_thread():
-            _init_on_keeper_thread(kwargs)
-        else:
-            ray.init(**kwargs)
-        # registered after ray.init, so it runs before Ray's own exit hook (atexit is LIFO)
-        atexit.register(_stop_local_ray, kwargs["_temp_dir"])
-        return
+    # a cluster: given, or the one a Ray job runs in (RAY_ADDRESS); else this process's own
+    kwargs["address"] = address or _local_head(kwargs["logging_level"])
     ray.init(**kwargs)
 
 
-def _stop_local_ray(temp_dir: str) -> None:
-    """At exit: stop the local Ray this process started and remove its temp dir (session
-    logs, sockets, spilled objects), which Ray itself leaves behind."""
+# The local Ray this process started: its head process and address (one per process,
+# kept across ray.shutdown() so a later ensure_ray reconnects instead of starting another).
+_LOCAL: dict[str, Any] = {}
+
+# Run by a fresh interpreter that imports only Ray: it starts the local cluster, prints its
+# address, and stops it when the process that started it closes the pipe (or dies).
+_HEAD = """
+import json, sys, ray
+ctx = ray.init(**json.loads(sys.argv[1]))
+print("vidra-ray-head", ctx.address_info["gcs_address"], flush=True)
+sys.stdin.read()
+ray.shutdown()
+"""
+_HEAD_START_S = 180.0
+
+
+def _local_head(logging_level: int) -> str:
+    """Start (once per process) a local Ray head in a child interpreter and return its GCS
+    address. Ray forks its GCS and raylet with a Python ``preexec_fn``; forked from a process
+    like ours (many threads, FFmpeg and torch state) the child must free what other threads
+    held and can hang doing so, and the parent-death signal it sets fires when the *thread*
+    that forked it exits. A child that imports only Ray avoids both; the cluster lives until
+    this process exits (``_stop_local_ray``) or dies (the pipe closes)."""
+    import selectors
+
+    head = _LOCAL.get("process")
+    if head is not None and head.poll() is None:
+        return str(_LOCAL["address"])
+    temp_dir = tempfile.mkdtemp(prefix="vidra-ray-")
+    log_path = os.path.join(temp_dir, "head.log")
+    settings = {
+        "_temp_dir": temp_dir,
+        "num_cpus": max(2, os.cpu_count() or 2),
+        "include_dashboard": False,
+        "logging_level": logging_level,
+    }
+    with open(log_path, "wb") as log:
+        head = subprocess.Popen(
+            [sys.executable, "-c", _HEAD, json.dumps(settings)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+        )
+    address = ""
+    assert head.stdout is not None
+    deadline = time.monotonic() + _HEAD_START_S
+    with selectors.DefaultSelector() as sel:
+        sel.register(head.stdout, selectors.EVENT_READ)
+        while not address and sel.select(max(0.0, deadline - time.monotonic())):
+            line = head.stdout.readline().decode(errors="replace").split()
+            if not line:
+                break  # the head exited
+            if line[0] == "vidra-ray-head":
+                address = line[1]
+    if not address:
+        head.kill()
+        head.wait()
+        with open(log_path, errors="replace") as f:
+            last = [ln.strip() for ln in f.read().splitlines() if ln.strip()][-1:] or ["no output"]
+        raise BackendUnavailable(
+            "ray",
+            "ray",
+            cause=f"the local Ray head did not start within {_HEAD_START_S:.0f} s: {last[0]}",
+            fix=f"read {log_path}, or set VIDRA_RUNNER__RAY_ADDRESS to a running cluster",
+        )
+    _LOCAL.update(process=head, address=address)
+    atexit.register(_stop_local_ray, head, temp_dir)
+    return address
+
+
+def _stop_local_ray(head: subprocess.Popen[bytes], temp_dir: str) -> None:
+    """At exit: disconnect, stop the local Ray head this process started, and remove its temp
+    dir (session logs, sockets, spilled objects), which Ray itself leaves behind."""
     import ray
 
     try:
         if ray.is_initialized():
             ray.shutdown()
+        if head.stdin is not None:
+            head.stdin.close()  # the head's cue to shut its cluster down
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait()
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _init_on_keeper_thread(kwargs: dict[str, Any]) -> None:
-    """Start a local Ray from a thread that lives as long as the process. Ray starts its
-    GCS and raylet with the parent-death signal set, which Linux sends when the *thread* that
-    forked them exits: started from a short-lived thread (a retraining cycle's), the local
-    cluster would be killed when that thread ends and the next Ray call would hang."""
-    import ray
-
-    started = threading.Event()
-    failed: list[BaseException] = []
-
-    def keep() -> None:
-        try:
-            ray.init(**kwargs)
-        except BaseException as e:  # re-raised on the caller's thread
-            failed.append(e)
-        started.set()
-        threading.Event().wait()  # never set: this thread is Ray's parent until exit
-
-    threading.Thread(target=keep, name="vidra-ray-keeper", daemon=True).start()
-    started.wait()
-    if failed:
-        raise failed[0]
 
 
 def check_cluster(settings: Settings) -> None:

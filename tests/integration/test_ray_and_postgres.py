@@ -220,6 +220,27 @@ def test_local_ray_started_on_a_thread_outlives_the_thread() -> None:
         ray.shutdown()
 
 
+def test_local_ray_processes_are_not_forked_by_this_process() -> None:
+    """Ray forks its GCS and raylet with a Python ``preexec_fn``; forked from a process like
+    a test run's or a job's (threads holding FFmpeg and torch state) the child can hang while
+    it frees what the other threads held. vidra starts the local cluster from a child
+    interpreter that imports only Ray, so none of Ray's processes is a child of this one."""
+    import psutil
+    import ray
+
+    from vidra.ray_session import ensure_ray
+
+    ensure_ray(Settings())
+    try:
+        children = [p.name() for p in psutil.Process().children()]
+        assert children and all(name.startswith("python") for name in children), children
+        everyone = [p.name() for p in psutil.Process().children(recursive=True)]
+        assert any("raylet" in name for name in everyone), everyone
+        assert ray.get(ray.remote(lambda: 7).remote(), timeout=60) == 7
+    finally:
+        ray.shutdown()
+
+
 @pytest.mark.parametrize("on_thread", [False, True])
 def test_a_local_ray_leaves_no_temp_dir_behind(on_thread: bool) -> None:
     """The local Ray vidra starts lives in a temp dir of its own (logs, sockets, spilled

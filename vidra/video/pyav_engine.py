@@ -262,6 +262,4 @@ def to_rgb(frame: Any, size: tuple[int, int]) -> np.ndarray:
     its local cluster) frees it in the child, which then waits forever for threads it does
     not have, and the parent waits forever for the child."""
     w, h = size
-    if (frame.width, frame.height) == (w, h):
-        return np.asarray(frame.to_ndarray(format="rgb24", threads=1))
     return np.asarray(frame.to_ndarray(format="rgb24", width=w, height=h, threads=1))
