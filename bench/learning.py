@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import emit, eval_row, header, paired_rows
+from report import emit, eval_row, header, paired_rows, seed_means
 
 ROLES = ("planner", "selector", "reasoner", "critic")
 
@@ -461,26 +461,6 @@ def _first_calls(settings: Any) -> dict[str, Any]:
     return {"by_first_call": out, "groups": groups, "groups_mixed": mixed}
 
 
-def _seed_means(args: Any, reports: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each ablation row trained with several seeds: every question's mean score over the
-    seeds' trainings minus SFT's, paired-bootstrapped over the questions (a recipe's effect
-    with the run-to-run noise of training averaged out)."""
-    from vidra.evals.metrics import paired_from_maps
-
-    out: dict[str, dict[str, Any]] = {}
-    if len(args.train_seeds) < 2 or "SFT" not in reports:
-        return out
-    for name in args.ablation_rows:
-        labels = [name if k == 0 else f"{name}, training seed {k}" for k in args.train_seeds]
-        got = [_scores(reports[f"{lab} (1 cycle, shared rollouts)"]) for lab in labels]
-        shared = set.intersection(*(set(g) for g in got))
-        mean = {q: sum(g[q] for g in got) / len(got) for q in shared}
-        d = paired_from_maps(mean, _scores(reports["SFT"]))
-        out[name] = {"seeds": list(args.train_seeds), "n": d.n, "diff": round(d.diff, 4),
-                     "ci95": [round(x, 4) for x in d.ci95]}  # fmt: skip
-    return out
-
-
 def _by_kind(reports: dict[str, Any], ref: str) -> dict[str, dict[str, Any]]:
     """Each row's paired accuracy difference to ``ref`` per question kind."""
     from vidra.evals.metrics import paired_from_maps
@@ -623,6 +603,9 @@ def main() -> int:
 
     rows = {name: eval_row(rep) for name, rep in reports.items()}
     paired_rows(rows, reports, "SFT")
+    scores = {name: _scores(rep) for name, rep in reports.items()}
+    for name, got in scores.items():  # what bench/seed_means.py pools across result files
+        rows[name]["correct"] = {q: round(v, 4) for q, v in sorted(got.items())}
     for name, by_kind in _by_kind(reports, "SFT").items():
         rows[name]["minus_SFT_by_kind"] = by_kind
     # gate against benchmark: a promoted version significantly worse than the one before it,
@@ -657,7 +640,7 @@ def main() -> int:
     report["gate_disagreements"] = sum(c["disagrees"] for c in cycles)
     if ablation_info:
         report["ablation"] = {**ablation_info, "gate_questions": args.ablation_gate_questions,
-                              "mean_of_seeds_minus_SFT": _seed_means(args, reports)}  # fmt: skip
+                              "mean_of_seeds_minus_SFT": seed_means(scores, "SFT")}  # fmt: skip
     if "SFT again" in rows:
         report["noise_floor"] = rows["SFT again"]["minus_SFT"]["accuracy"]  # same agents, again
     if args.cycles:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["emit", "eval_row", "header", "paired_rows"]
+__all__ = ["emit", "eval_row", "header", "paired_rows", "seed_means"]
 
 
 def header(name: str, **versions: str) -> dict[str, Any]:
@@ -80,3 +81,28 @@ def paired_rows(rows: dict[str, dict[str, Any]], reports: dict[str, Any], ref: s
             out[label] = {"n": d.n, "diff": round(d.diff, 4), "ci95": ci,
                           "p_value": round(d.p_value, 4)}  # fmt: skip
         rows[name][f"minus_{ref}"] = out
+
+
+def seed_means(scores: dict[str, dict[str, float]], ref: str) -> dict[str, dict[str, Any]]:
+    """``scores``: each row's per-question score (qid -> 0/1), rows of one recipe trained
+    with several seeds labelled ``"<recipe>[, training seed k] (1 cycle, shared rollouts)"``
+    (no suffix: seed 0). For each recipe with two or more seeds: every question's mean score
+    over the seeds' trainings minus ``ref``'s, paired-bootstrapped over the questions all of
+    them answered (the recipe's effect with the run-to-run noise of training averaged out)."""
+    from vidra.evals.metrics import paired_from_maps
+
+    recipes: dict[str, dict[int, dict[str, float]]] = {}
+    for label, got in scores.items():
+        m = re.fullmatch(r"(.+?)(?:, training seed (\d+))? \(1 cycle, shared rollouts\)", label)
+        if m:
+            recipes.setdefault(m[1], {})[int(m[2] or 0)] = got
+    out: dict[str, dict[str, Any]] = {}
+    for name, by_seed in recipes.items():
+        if len(by_seed) < 2:
+            continue
+        shared = set.intersection(*(set(g) for g in by_seed.values()))
+        mean = {q: sum(g[q] for g in by_seed.values()) / len(by_seed) for q in shared}
+        d = paired_from_maps(mean, scores[ref])
+        out[name] = {"seeds": sorted(by_seed), "n": d.n, "diff": round(d.diff, 4),
+                     "ci95": [round(x, 4) for x in d.ci95]}  # fmt: skip
+    return out
