@@ -89,6 +89,7 @@ def _local_head(logging_level: int) -> str:
         "_temp_dir": temp_dir,
         "num_cpus": max(2, os.cpu_count() or 2),
         "include_dashboard": False,
+        "log_to_driver": False,  # its stdout is a pipe read only up to the address line
         "logging_level": logging_level,
     }
     with open(log_path, "wb") as log:
